@@ -1,0 +1,177 @@
+"""Events: the facade over one message of a stream, with its metadata and acknowledgment controls."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .types import ChannelT
+
+__all__ = ["Acknowledger", "Event", "Message", "current_event"]
+
+Headers = Mapping[str, bytes | str]
+
+
+class Message:
+    """One record as a transport delivered it: where it lives, when it was written, its key and value."""
+
+    __slots__ = ("headers", "key", "offset", "partition", "raw_key", "raw_value", "timestamp", "topic", "value")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: float,
+        key: Any = None,
+        value: Any = None,
+        headers: Headers | None = None,
+        raw_key: bytes | None = None,
+        raw_value: bytes | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.headers: Headers = headers if headers is not None else {}
+        self.raw_key = raw_key
+        self.raw_value = raw_value
+
+    def __repr__(self) -> str:
+        return (
+            f"<Message {self.topic}[{self.partition}]@{self.offset} key={self.key!r} "
+            f"value={self.value!r}>"
+        )
+
+
+@runtime_checkable
+class Acknowledger(Protocol):
+    """Whoever delivered a batch of messages and wants to hear which ones are done."""
+
+    def ack(self, refs: Sequence[Any]) -> None:
+        """Mark these delivered references processed."""
+
+    def reject(self, ref: Any) -> None:
+        """Ask for this reference to be delivered again (negative acknowledgment)."""
+
+
+class Event:
+    """A value in a stream with its message metadata; ``ack``/``reject``/``forward`` act on its message."""
+
+    __slots__ = ("_acked", "_acker", "_ref", "headers", "key", "message", "timestamp", "value")
+
+    def __init__(
+        self,
+        key: Any = None,
+        value: Any = None,
+        headers: Headers | None = None,
+        message: Message | None = None,
+        timestamp: float | None = None,
+        *,
+        acker: Acknowledger | None = None,
+        ref: Any = None,
+    ) -> None:
+        self.key = key
+        self.value = value
+        self.headers: Headers = headers if headers is not None else {}
+        self.message = message
+        self.timestamp = timestamp
+        self._acker = acker
+        self._ref = ref if ref is not None else message
+        self._acked = False
+
+    @property
+    def acked(self) -> bool:
+        """Whether this event was acknowledged or rejected through this facade."""
+        return self._acked
+
+    def ack(self) -> None:
+        """Mark this event done; idempotent. Its offset becomes committable once all before it are."""
+        if self._acked:
+            return
+        self._acked = True
+        if self._acker is not None and self._ref is not None:
+            self._acker.ack((self._ref,))
+
+    def reject(self) -> None:
+        """Ask for redelivery of this event; after the channel's max_redeliveries its error policy applies."""
+        if self._acked:
+            return
+        self._acked = True
+        if self._acker is not None and self._ref is not None:
+            self._acker.reject(self._ref)
+
+    async def send(
+        self,
+        channel: ChannelT[Any, Any],
+        key: Any = ...,
+        value: Any = ...,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers | None = None,
+    ) -> Any:
+        """Send a new message to ``channel``; key and value default to this event's."""
+        return await channel.send(
+            key=self.key if key is ... else key,
+            value=self.value if value is ... else value,
+            partition=partition,
+            timestamp=timestamp,
+            headers=headers,
+        )
+
+    async def forward(
+        self,
+        channel: ChannelT[Any, Any],
+        *,
+        key: Any = ...,
+        value: Any = ...,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers | None = None,
+    ) -> Any:
+        """Send this event on to ``channel`` with its headers merged with ``headers``."""
+        merged = {**self.headers, **(headers or {})}
+        return await self.send(
+            channel,
+            key=key,
+            value=value,
+            partition=partition,
+            timestamp=self.timestamp if timestamp is None else timestamp,
+            headers=merged,
+        )
+
+    def __repr__(self) -> str:
+        where = ""
+        if self.message is not None:
+            m = self.message
+            where = f" {m.topic}[{m.partition}]@{m.offset}"
+        return f"<Event{where} key={self.key!r} value={self.value!r}>"
+
+
+class _EventSource(Protocol):
+    def current_event(self) -> Event | None: ...
+
+
+_current: contextvars.ContextVar[_EventSource | None] = contextvars.ContextVar(
+    "rxstream_current_event", default=None
+)
+
+
+def current_event() -> Event:
+    """The event the calling agent is processing now; a RuntimeError outside an agent."""
+    source = _current.get()
+    event = source.current_event() if source is not None else None
+    if event is None:
+        raise RuntimeError(
+            "current_event() was called outside an agent: it is only set while an agent iterates its stream"
+        )
+    return event
+
+
+def _set_event_source(source: _EventSource | None) -> contextvars.Token[_EventSource | None]:
+    """Make ``source`` answer current_event() in this context (the agent runner calls this)."""
+    return _current.set(source)

@@ -1,0 +1,484 @@
+"""Stream: a chain of operators over events, compiled to a reactivex pipeline when it is consumed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+
+from . import _rx
+from ._rx import Batch, Context, Cursor, Operator
+from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
+from .events import Event
+
+__all__ = ["Stream"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+K = TypeVar("K")
+
+Step = Callable[[Context], Operator]
+
+
+class _Origin:
+    """Where a chain starts: builds its source observable for one consumption; consumed at most once."""
+
+    __slots__ = ("build", "consumed_by", "context", "label", "scheduler")
+
+    def __init__(
+        self,
+        build: Callable[[Context], Observable[Batch]],
+        label: str,
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+        context: Context | None = None,
+    ) -> None:
+        self.build = build
+        self.label = label
+        self.scheduler = scheduler
+        self.context = context
+        self.consumed_by: str | None = None
+
+
+def _check_callable(fun: Any, operator: str) -> None:
+    if not callable(fun):
+        raise ConfigurationError(f"Stream.{operator}() takes a function, got {type(fun).__name__} {fun!r}")
+
+
+def _check_positive(value: Any, name: str, operator: str, *, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigurationError(f"Stream.{operator}(): {name} must be {kind}, got {value!r}")
+
+
+class Stream(Generic[T]):
+    """A lazily compiled chain of operators over a source of events; iterate it, or collect it.
+
+    >>> out = await Stream.from_iterable(range(10)).filter(lambda x: x % 2).map(lambda x: x * 10).to_list()
+    """
+
+    def __init__(
+        self,
+        origin: _Origin,
+        steps: tuple[tuple[str, Step], ...] = (),
+        *,
+        noack: bool = False,
+        grouped: bool = False,
+        starving: Callable[[], str | None] | None = None,
+    ) -> None:
+        self._origin = origin
+        self._steps = steps
+        self._noack = noack
+        self._grouped = grouped
+        self._starving = starving
+        self._cursor = Cursor()
+        self._iterator: AsyncIterator[T] | None = None
+
+    # ------------------------------------------------------------ sources
+
+    @classmethod
+    def from_iterable(cls, iterable: Iterable[T], *, scheduler: abc.SchedulerBase | None = None) -> Stream[T]:
+        """A stream of an iterable's values."""
+        if not isinstance(iterable, Iterable):
+            raise ConfigurationError(f"Stream.from_iterable() takes an iterable, got {type(iterable).__name__}")
+
+        def build(ctx: Context) -> Observable[Batch]:
+            return _rx.pump(lambda: _rx.chunks_of(iterable), ctx)
+
+        return cls(_Origin(build, f"from_iterable({_short(iterable)})", scheduler=scheduler))
+
+    @classmethod
+    def from_async_iterable(
+        cls, iterable: AsyncIterable[T], *, scheduler: abc.SchedulerBase | None = None
+    ) -> Stream[T]:
+        """A stream of an async iterable's values."""
+        if not isinstance(iterable, AsyncIterable):
+            raise ConfigurationError(
+                f"Stream.from_async_iterable() takes an async iterable, got {type(iterable).__name__}"
+            )
+
+        def build(ctx: Context) -> Observable[Batch]:
+            return _rx.pump(lambda: _rx.chunks_of_async(iterable), ctx)
+
+        return cls(_Origin(build, f"from_async_iterable({_short(iterable)})", scheduler=scheduler))
+
+    @classmethod
+    def from_observable(cls, observable: Observable[T], *, scheduler: abc.SchedulerBase | None = None) -> Stream[T]:
+        """A stream of an observable's values; `Event` values keep their metadata and acknowledgment."""
+        if not isinstance(observable, Observable):
+            raise ConfigurationError(
+                f"Stream.from_observable() takes a reactivex Observable, got {type(observable).__name__}"
+            )
+        return cls(
+            _Origin(lambda ctx: _rx.from_values_observable(observable), "from_observable(...)", scheduler=scheduler)
+        )
+
+    @classmethod
+    def _from_batches(cls, build: Callable[[Context], Observable[Batch]], label: str) -> Stream[Any]:
+        """A stream over an observable of batches (transports and channels use this)."""
+        return cls(_Origin(build, label))
+
+    # ------------------------------------------------------------ chaining
+
+    def _then(self, label: str, step: Step, **flags: Any) -> Stream[Any]:
+        options = {"noack": self._noack, "grouped": False, "starving": self._starving}
+        options.update(flags)
+        return Stream(self._origin, (*self._steps, (label, step)), **options)
+
+    def map(self, fun: Callable[[T], Awaitable[U]] | Callable[[T], U]) -> Stream[U]:
+        """Apply ``fun`` (plain or ``async``) to every value, in order."""
+        _check_callable(fun, "map")
+        return self._then(f"map({_name(fun)})", lambda ctx: _rx.map_values(fun, ctx))
+
+    def filter(self, fun: Callable[[T], Any]) -> Stream[T]:
+        """Keep the values for which ``fun`` (plain or ``async``) is truthy; the others are acked at once."""
+        _check_callable(fun, "filter")
+        return self._then(f"filter({_name(fun)})", lambda ctx: _rx.filter_values(fun, ctx))
+
+    def items(self) -> Stream[tuple[Any, T]]:
+        """(key, value) pairs; the key is the message key (None for values without a message)."""
+
+        def pairs(batch: Batch) -> Batch:
+            return batch.derive([(batch.key_at(i), v) for i, v in enumerate(batch.values)])
+
+        return self._then("items()", lambda ctx: _rx.transform(pairs))
+
+    def events(self) -> Stream[Event]:
+        """The `Event` of every value, with its metadata and ``ack``/``reject``/``forward``."""
+
+        def events(batch: Batch) -> Batch:
+            return batch.derive([batch.event_at(i) for i in range(len(batch.values))])
+
+        return self._then("events()", lambda ctx: _rx.transform(events))
+
+    def enumerate(self, start: int = 0) -> Stream[tuple[int, T]]:
+        """(index, value) pairs, counting from ``start``."""
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise ConfigurationError(f"Stream.enumerate(): start must be an integer, got {start!r}")
+        return self._then(f"enumerate({start})", lambda ctx: _rx.enumerate_values(start))
+
+    def take(self, max_: int, *, within: float | None = None) -> Stream[list[T]]:
+        """Lists of up to ``max_`` values, closed ``within`` seconds after their first value; never empty."""
+        _check_positive(max_, "max_", "take", integer=True)
+        if within is not None:
+            _check_positive(within, "within", "take")
+        return self._then(
+            f"take({max_}, within={within})",
+            lambda ctx: _rx.take_batches(max_, within, ctx.scheduler, periodic=False),
+        )
+
+    def buffer(self, size: int, *, timeout: float | None = None) -> Stream[list[T]]:
+        """Lists of up to ``size`` values, flushed every ``timeout`` seconds since the last flush; never empty."""
+        _check_positive(size, "size", "buffer", integer=True)
+        if timeout is not None:
+            _check_positive(timeout, "timeout", "buffer")
+        return self._then(
+            f"buffer({size}, timeout={timeout})",
+            lambda ctx: _rx.take_batches(size, timeout, ctx.scheduler, periodic=True),
+        )
+
+    def rate_limit(self, rate: int, *, per: float = 1.0, within: float | None = None) -> Stream[T]:
+        """At most ``rate`` values per ``per`` seconds, by delaying (never dropping); bursts up to ``within``."""
+        _check_positive(rate, "rate", "rate_limit")
+        _check_positive(per, "per", "rate_limit")
+        window = per if within is None else within
+        _check_positive(window, "within", "rate_limit")
+        return self._then(
+            f"rate_limit({rate}, per={per})",
+            lambda ctx: _rx.rate_limited(rate, per, window, ctx.scheduler, ctx),
+        )
+
+    def tee(self, *targets: Any) -> Stream[T]:
+        """Forward every value to each target (channel, topic, agent or callable) and pass it on."""
+        if not targets:
+            raise ConfigurationError("Stream.tee() needs at least one target (a channel, agent or callable)")
+        senders = [_sender(target, "tee") for target in targets]
+
+        def forward(value: Any) -> Any:
+            if len(senders) == 1:
+                return senders[0](value)
+            return _gather(senders, value)
+
+        names = ", ".join(_name(t) for t in targets)
+        return self._then(f"tee({names})", lambda ctx: _rx.side_effect(forward, ctx, "tee"))
+
+    def echo(self, *channels: Any) -> Stream[T]:
+        """Forward every value to ``channels``; with no channels, print it."""
+        if not channels:
+            return self._then("echo()", lambda ctx: _rx.side_effect(print, ctx, "echo"))
+        return self.tee(*channels)
+
+    def combine(self, *streams: Stream[Any]) -> Stream[Any]:
+        """Merge this stream with ``streams``: values of all, interleaved as they arrive."""
+        parts = [self, *_check_streams(streams, "combine")]
+        return _multi("combine", parts, lambda observables, ctx: _merge(observables))
+
+    def concat(self, *streams: Stream[Any]) -> Stream[Any]:
+        """This stream's values, then each of ``streams`` in turn once the previous completed."""
+        parts = [self, *_check_streams(streams, "concat")]
+        return _multi("concat", parts, lambda observables, ctx: _concat(observables))
+
+    def join(
+        self, *streams: Stream[Any], on: Callable[[Any], Any] | None = None, within: float
+    ) -> Stream[tuple[Any, ...]]:
+        """Windowed inner join: a tuple of values sharing a key that arrived within ``within`` seconds."""
+        others = _check_streams(streams, "join")
+        if not others:
+            raise ConfigurationError("Stream.join() needs at least one other stream")
+        if on is not None:
+            _check_callable(on, "join")
+        _check_positive(within, "within", "join")
+
+        def key_of(batch: Batch, i: int) -> Any:
+            return on(batch.values[i]) if on is not None else batch.key_at(i)
+
+        return _multi(
+            "join",
+            [self, *others],
+            lambda observables, ctx: _rx.joined(observables, key_of, within, ctx.scheduler),
+        )
+
+    def flat_map(self, fun: Callable[..., Any]) -> Stream[Any]:
+        """Replace each value by the items of ``fun(value)``: an iterable, an async iterable or a Stream.
+
+        On a grouped stream ``fun(key, substream)`` is called once per group. Plain iterables expand in
+        place; streams and async iterables are merged as they produce.
+        """
+        _check_callable(fun, "flat_map")
+        call: Callable[[Any], Any] = (lambda pair: fun(*pair)) if self._grouped else fun
+
+        def step(ctx: Context) -> Operator:
+            def inner_of(result: Any) -> Observable[Batch] | None:
+                if isinstance(result, Stream):
+                    return result._compile(ctx)
+                if isinstance(result, AsyncIterable):
+                    return Stream.from_async_iterable(result)._compile(ctx)
+                if isinstance(result, Iterable) and not isinstance(result, (str, bytes)):
+                    return None
+                raise ConfigurationError(
+                    f"Stream.flat_map(): {_name(fun)} must return an iterable, async iterable or Stream, "
+                    f"got {type(result).__name__}"
+                )
+
+            return _rx.flat_map_values(call, inner_of)
+
+        return self._then(f"flat_map({_name(fun)})", step)
+
+    def group_by(
+        self,
+        key: Callable[[T], K],
+        *,
+        name: str | None = None,
+        topic: Any = None,
+        group_timeout: float | None = None,
+        max_groups: int = 10_000,
+    ) -> Stream[tuple[K, Stream[T]]]:
+        """(key, substream) for every key when first seen; the substream then yields that key's values.
+
+        Use ``stream.group_by(f).flat_map(lambda key, sub: ...)`` functionally, or nest ``async for`` loops
+        inside an agent. Outside an agent, a nested loop that would starve other keys raises StreamError.
+        """
+        _check_callable(key, "group_by")
+        _check_positive(max_groups, "max_groups", "group_by", integer=True)
+        if group_timeout is not None:
+            _check_positive(group_timeout, "group_timeout", "group_by")
+        keyed = self.map(key) if _rx.is_async(key) else None
+        if keyed is not None:
+            raise ConfigurationError(
+                f"Stream.group_by(): the key function {_name(key)} must be a plain function, not async"
+            )
+        stream_cls = type(self)
+        label = f"group_by({name or _name(key)})"
+
+        def step(ctx: Context) -> Operator:
+            dealer: _rx.GroupDealer
+
+            def make_substream(group: _rx.GroupSubject) -> Stream[Any]:
+                def starving() -> str | None:
+                    stuck = dealer.starving(group)
+                    if stuck is None:
+                        return None
+                    return (
+                        f"{label}: the loop over key {group.key!r} waits for values while key "
+                        f"{stuck.key!r} has values nobody reads; outside an agent a nested loop over "
+                        f"substreams would starve other keys: use .flat_map(lambda key, sub: ...) or run "
+                        f"this loop in an agent"
+                    )
+
+                origin = _Origin(lambda _: group.observable(), f"{label}[{group.key!r}]", context=ctx)
+                return stream_cls(origin, noack=self._noack, starving=starving)
+
+            dealer = _rx.GroupDealer(key, ctx, make_substream, group_timeout, max_groups)
+            return _rx.grouped(dealer)
+
+        return self._then(label, step, grouped=True)
+
+    def pipe(self, *operators: Callable[[Observable[Any]], Observable[Any]]) -> Stream[Any]:
+        """Apply raw reactivex operators to the values."""
+        for op in operators:
+            _check_callable(op, "pipe")
+        ops = tuple(operators)
+        return self._then(f"pipe({len(ops)} operators)", lambda ctx: _rx.with_values_operators(ops))
+
+    def noack(self) -> Stream[T]:
+        """Do not acknowledge events automatically: the consumer must ``ack()`` each event itself."""
+        return Stream(self._origin, self._steps, noack=True, grouped=self._grouped, starving=self._starving)
+
+    # ------------------------------------------------------------ compiling
+
+    def _compile(self, ctx: Context) -> Observable[Batch]:
+        """Build the observable of batches for one consumption, claiming the source."""
+        origin = self._origin
+        if origin.consumed_by is not None:
+            raise StreamConsumedError(
+                f"{self!r} was already consumed ({origin.consumed_by}); a stream has one consumer: "
+                f"use tee() or combine() to fan out"
+            )
+        origin.consumed_by = f"by {self.label}"
+        observable = origin.build(ctx)
+        for _, step in self._steps:
+            observable = observable.pipe(step(ctx))
+        return observable
+
+    def _context(self, scheduler: abc.SchedulerBase | None = None) -> Context:
+        origin = self._origin
+        if origin.context is not None:
+            return origin.context
+        return Context(scheduler or origin.scheduler)
+
+    @property
+    def observable(self) -> Observable[Event]:
+        """The compiled pipeline as an observable of events (subscribe from the asyncio loop)."""
+        import reactivex
+
+        return reactivex.defer(lambda _: _rx.events_of(self._compile(self._context())))
+
+    @property
+    def label(self) -> str:
+        """The source and operator chain, as text."""
+        return ".".join([self._origin.label, *(label for label, _ in self._steps)])
+
+    # ------------------------------------------------------------ consuming
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        if self._iterator is not None:
+            raise StreamConsumedError(f"{self!r} is already being iterated; a stream has one consumer")
+        ctx = self._context()
+        observable = self._compile(ctx)
+        self._iterator = _rx.iterate(
+            observable, ctx, self._cursor, auto_ack=not self._noack, starving=self._starving
+        )
+        return self._iterator
+
+    async def to_list(self, limit: int | None = None) -> list[T]:
+        """Every value until the stream completes (or the first ``limit``), acknowledging each."""
+        if limit is not None:
+            _check_positive(limit, "limit", "to_list", integer=True)
+        ctx = self._context()
+        return await _rx.collect(self._compile(ctx), ctx, limit)
+
+    async def first(self) -> T:
+        """The first value; StreamEmptyError when the stream completes without one."""
+        ctx = self._context()
+        values = await _rx.collect(self._compile(ctx), ctx, 1)
+        if not values:
+            raise StreamEmptyError(f"{self!r} completed without a value")
+        return values[0]
+
+    def subscribe(
+        self,
+        on_next: Callable[[T], Any] | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+        on_completed: Callable[[], Any] | None = None,
+    ) -> abc.DisposableBase:
+        """Push every value to ``on_next``; returns a disposable that stops the stream."""
+        ctx = self._context()
+        return _rx.subscribe_values(self._compile(ctx), on_next, on_error, on_completed)
+
+    def current_event(self) -> Event | None:
+        """The event of the value the consumer holds now (what `current_event()` returns in an agent)."""
+        return self._cursor.current_event()
+
+    async def aclose(self) -> None:
+        """Stop iterating: values handed out but not asked past stay unacknowledged."""
+        iterator = self._iterator
+        if iterator is not None and hasattr(iterator, "aclose"):
+            await iterator.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.label}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        steps = "".join(f"<li><code>{html.escape(label)}</code></li>" for label, _ in self._steps)
+        return (
+            f"<div><b>Stream</b> from <code>{html.escape(self._origin.label)}</code>"
+            f"<ol>{steps}</ol></div>"
+        )
+
+
+def _multi(
+    what: str,
+    streams: Sequence[Stream[Any]],
+    combine: Callable[[list[Observable[Batch]], Context], Observable[Batch]],
+) -> Stream[Any]:
+    """A stream made of several streams consumed together."""
+
+    def build(ctx: Context) -> Observable[Batch]:
+        return combine([stream._compile(ctx) for stream in streams], ctx)
+
+    label = f"{what}({', '.join(s.label for s in streams)})"
+    return Stream(_Origin(build, label, scheduler=streams[0]._origin.scheduler))
+
+
+def _merge(observables: list[Observable[Batch]]) -> Observable[Batch]:
+    import reactivex
+
+    return reactivex.merge(*observables)
+
+
+def _concat(observables: list[Observable[Batch]]) -> Observable[Batch]:
+    import reactivex
+
+    return reactivex.concat(*observables)
+
+
+def _check_streams(streams: Sequence[Any], operator: str) -> list[Stream[Any]]:
+    for stream in streams:
+        if not isinstance(stream, Stream):
+            raise ConfigurationError(f"Stream.{operator}() takes streams, got {type(stream).__name__} {stream!r}")
+    return list(streams)
+
+
+def _sender(target: Any, operator: str) -> Callable[[Any], Any]:
+    """A function that forwards a value to ``target`` (anything with ``send(value=...)``, or a callable)."""
+    send = getattr(target, "send", None)
+    if send is not None and callable(send):
+        return lambda value: send(value=value)
+    if callable(target):
+        return target  # type: ignore[no-any-return]
+    raise ConfigurationError(
+        f"Stream.{operator}(): {target!r} is neither a channel, an agent nor a callable"
+    )
+
+
+async def _gather(senders: list[Callable[[Any], Any]], value: Any) -> None:
+    import inspect
+
+    for send in senders:
+        result = send(value)
+        if inspect.isawaitable(result):
+            await result
+
+
+def _name(thing: Any) -> str:
+    name = getattr(thing, "__qualname__", None) or getattr(thing, "name", None) or type(thing).__name__
+    return str(name)
+
+
+def _short(thing: Any) -> str:
+    text = repr(thing)
+    return text if len(text) <= 40 else text[:37] + "..."
