@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 
 import reactivex
 from reactivex import Observable, abc
+from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
@@ -203,7 +204,7 @@ class Failure:
         self.ref = ref
 
 
-def failed(exc: BaseException, batch: Batch, index: int, what: str) -> BaseException:
+def failed(exc: Exception, batch: Batch, index: int, what: str) -> Exception:
     """Annotate ``exc`` with the value and message it failed on, so the error names what was wrong."""
     value = batch.values[index] if index < len(batch.values) else None
     ref = batch.ref_at(index)
@@ -260,7 +261,9 @@ class Context:
             loop = None
         if scheduler is None:
             if loop is None:
-                raise StreamError("a stream runs on the asyncio loop: consume it from a coroutine (await ...)")
+                raise StreamError(
+                    "a stream runs on the asyncio loop: consume it from a coroutine (await ...)"
+                )
             scheduler = AsyncIOScheduler(loop)
         self._loop = loop
         self.scheduler: abc.SchedulerBase = scheduler
@@ -284,10 +287,12 @@ def now(scheduler: abc.SchedulerBase) -> float:
 
 
 def pump(batches: Callable[[], AsyncIterator[Batch]], ctx: Context) -> Observable[Batch]:
-    """An observable that, once subscribed, pushes the batches of an async iterator, pausing on backpressure."""
+    """An observable that, once subscribed, pushes an async iterator's batches, pausing on backpressure."""
     flow = ctx.flow
 
-    def subscribe(observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+    def subscribe(
+        observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
         async def run() -> None:
             try:
                 async for batch in batches():
@@ -303,9 +308,13 @@ def pump(batches: Callable[[], AsyncIterator[Batch]], ctx: Context) -> Observabl
                 observer.on_completed()
 
         task = ctx.loop.create_task(run())
-        return Disposable(task.cancel)
+        return Disposable(lambda: _cancel(task))
 
     return reactivex.create(subscribe)
+
+
+def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
 
 
 def batch_of(chunk: list[Any]) -> Batch:
@@ -383,17 +392,19 @@ async def chunks_of_async(iterable: AsyncIterable[Any]) -> AsyncIterator[Batch]:
 def from_values_observable(source: Observable[Any]) -> Observable[Batch]:
     """Batches of one value each from an observable of values (events keep their metadata and acks)."""
 
-    return source.pipe(reactivex.operators.map(lambda value: batch_of([value])))
+    return source.pipe(ops.map(lambda value: batch_of([value])))
 
 
 # ---------------------------------------------------------------- operators
 
 
-def batchwise(apply: Callable[[Batch], tuple[Batch | None, BaseException | None]]) -> Operator:
+def batchwise(apply: Callable[[Batch], tuple[Batch | None, Exception | None]]) -> Operator:
     """An operator that transforms each batch synchronously; a failure emits what was done, then the error."""
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
-        def subscribe(observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None):
+        def subscribe(
+            observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             def on_next(batch: Batch) -> None:
                 out, exc = apply(batch)
                 if out is not None and out.values:
@@ -408,12 +419,16 @@ def batchwise(apply: Callable[[Batch], tuple[Batch | None, BaseException | None]
     return operator
 
 
-def serial_async(process: Callable[[Batch], Awaitable[tuple[Batch | None, BaseException | None]]], ctx: Context) -> Operator:
+def serial_async(
+    process: Callable[[Batch], Awaitable[tuple[Batch | None, Exception | None]]], ctx: Context
+) -> Operator:
     """An operator that transforms batches with a coroutine, one batch at a time, in order."""
     flow = ctx.flow
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
-        def subscribe(observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None):
+        def subscribe(
+            observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             pending: deque[Batch] = deque()
             state = {"done": False, "stopped": False}
             worker: list[asyncio.Task[None]] = []
@@ -468,14 +483,14 @@ def serial_async(process: Callable[[Batch], Awaitable[tuple[Batch | None, BaseEx
 
 def is_async(fun: Callable[..., Any]) -> bool:
     """Whether calling ``fun`` returns an awaitable we must await (an ``async def`` function)."""
-    return inspect.iscoroutinefunction(fun) or inspect.iscoroutinefunction(getattr(fun, "__call__", None))
+    return inspect.iscoroutinefunction(fun) or inspect.iscoroutinefunction(type(fun).__call__)
 
 
 def map_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:
     """Apply ``fun`` to every value, in order; ``fun`` may be ``async``."""
     if is_async(fun):
 
-        async def process(batch: Batch) -> tuple[Batch | None, BaseException | None]:
+        async def process(batch: Batch) -> tuple[Batch | None, Exception | None]:
             out: list[Any] = []
             append = out.append
             try:
@@ -487,7 +502,7 @@ def map_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:
 
         return serial_async(process, ctx)
 
-    def apply(batch: Batch) -> tuple[Batch | None, BaseException | None]:
+    def apply(batch: Batch) -> tuple[Batch | None, Exception | None]:
         out: list[Any] = []
         try:
             out.extend(map(fun, batch.values))
@@ -515,7 +530,7 @@ def filter_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:
     """Keep values for which ``fun`` is truthy; ``fun`` may be ``async``."""
     if is_async(fun):
 
-        async def process(batch: Batch) -> tuple[Batch | None, BaseException | None]:
+        async def process(batch: Batch) -> tuple[Batch | None, Exception | None]:
             mask: list[Any] = []
             append = mask.append
             try:
@@ -528,7 +543,7 @@ def filter_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:
 
         return serial_async(process, ctx)
 
-    def apply(batch: Batch) -> tuple[Batch | None, BaseException | None]:
+    def apply(batch: Batch) -> tuple[Batch | None, Exception | None]:
         mask: list[Any] = []
         try:
             mask.extend(map(fun, batch.values))
@@ -564,7 +579,14 @@ def enumerate_values(start: int) -> Operator:
     return operator
 
 
-def flat_map_values(fun: Callable[[Any], Any], inner_of: Callable[[Any], Observable[Batch] | None]) -> Operator:
+def _acking(acker: Acknowledger, ref: Any) -> Callable[[], None]:
+    """A callback that acknowledges ``ref``."""
+    return lambda: acker.ack((ref,))
+
+
+def flat_map_values(
+    fun: Callable[[Any], Any], inner_of: Callable[[Any], Observable[Batch] | None]
+) -> Operator:
     """Replace each value by the items of ``fun(value)``.
 
     ``inner_of`` turns a result into an observable of batches, or None for a plain iterable, which expands
@@ -577,7 +599,7 @@ def flat_map_values(fun: Callable[[Any], Any], inner_of: Callable[[Any], Observa
         values: list[Any] = []
         refs: list[Any] | None = [] if batch.refs is not None else None
         acker = batch.acker
-        error: BaseException | None = None
+        error: Exception | None = None
         for i, value in enumerate(batch.values):
             ref = batch.refs[i] if batch.refs is not None else None
             try:
@@ -597,9 +619,7 @@ def flat_map_values(fun: Callable[[Any], Any], inner_of: Callable[[Any], Observa
                         acker.ack((ref,))
             elif inner is not None:
                 if ref is not None and acker is not None:
-                    inner = inner.pipe(
-                        reactivex.operators.do_action(on_completed=lambda a=acker, r=ref: a.ack((r,)))
-                    )
+                    inner = inner.pipe(ops.do_action(on_completed=_acking(acker, ref)))
                 parts.append(inner)
         if values:
             parts.insert(0, reactivex.just(Batch(values, refs, acker)))
@@ -607,10 +627,12 @@ def flat_map_values(fun: Callable[[Any], Any], inner_of: Callable[[Any], Observa
             parts.append(reactivex.throw(error))
         return reactivex.merge(*parts)
 
-    return reactivex.operators.flat_map(expand)
+    return ops.flat_map(expand)
 
 
-def take_batches(max_: int, within: float | None, scheduler: abc.SchedulerBase, *, periodic: bool) -> Operator:
+def take_batches(
+    max_: int, within: float | None, scheduler: abc.SchedulerBase, *, periodic: bool
+) -> Operator:
     """Gather values into lists of at most ``max_``, closed early by time; never emits an empty list.
 
     With ``periodic`` the clock restarts at every flush (buffer); without it a list closes ``within``
@@ -618,7 +640,9 @@ def take_batches(max_: int, within: float | None, scheduler: abc.SchedulerBase, 
     """
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
-        def subscribe(observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None):
+        def subscribe(
+            observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             values: list[Any] = []
             pairs: list[tuple[Acknowledger | None, Any]] = []
             timer = SerialDisposable()
@@ -676,14 +700,18 @@ def take_batches(max_: int, within: float | None, scheduler: abc.SchedulerBase, 
     return operator
 
 
-def rate_limited(rate: int, per: float, within: float, scheduler: abc.SchedulerBase, ctx: Context) -> Operator:
+def rate_limited(
+    rate: int, per: float, within: float, scheduler: abc.SchedulerBase, ctx: Context
+) -> Operator:
     """Delay values so that at most ``rate`` pass per ``per`` seconds, bursting up to ``within``'s share."""
     capacity = max(1.0, rate * within / per)
     refill = rate / per
     flow = ctx.flow
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
-        def subscribe(observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None):
+        def subscribe(
+            observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             held: deque[list[Any]] = deque()  # [batch, next index]
             bucket = {"tokens": capacity, "at": now(scheduler), "done": False, "waiting": False}
             timer = SerialDisposable()
@@ -752,7 +780,7 @@ def rate_limited(rate: int, per: float, within: float, scheduler: abc.SchedulerB
 def side_effect(fun: Callable[[Any], Any], ctx: Context, what: str) -> Operator:
     """Call ``fun`` with every value (awaiting it when it returns an awaitable) and pass the value on."""
 
-    async def process(batch: Batch) -> tuple[Batch | None, BaseException | None]:
+    async def process(batch: Batch) -> tuple[Batch | None, Exception | None]:
         done = 0
         try:
             for value in batch.values:
@@ -780,7 +808,9 @@ def joined(
     """
     n = len(sources)
 
-    def subscribe(observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None):
+    def subscribe(
+        observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
         # per source: key -> deque of (arrival, value, acker, ref)
         windows: list[dict[Any, deque[tuple[float, Any, Any, Any]]]] = [{} for _ in range(n)]
         arrivals: deque[tuple[float, int, Any]] = deque()
@@ -811,9 +841,9 @@ def joined(
                         combos: list[tuple[Any, ...]] = [()]
                         for j in range(n):
                             if j == index:
-                                combos = [c + (value,) for c in combos]
+                                combos = [(*c, value) for c in combos]
                             else:
-                                combos = [c + (entry[1],) for c in combos for entry in windows[j][key]]
+                                combos = [(*c, entry[1]) for c in combos for entry in windows[j][key]]
                         out.extend(combos)
                     windows[index].setdefault(key, deque()).append((t, value, batch.acker, ref))
                     arrivals.append((t, index, key))
@@ -838,7 +868,7 @@ def joined(
     return Observable(subscribe)
 
 
-def with_values_operators(ops: Sequence[Callable[[Observable[Any]], Observable[Any]]]) -> Operator:
+def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observable[Any]]]) -> Operator:
     """Apply raw reactivex operators to the values.
 
     Values leave their batches; an input is acknowledged once an output emitted after it was consumed
@@ -846,7 +876,9 @@ def with_values_operators(ops: Sequence[Callable[[Observable[Any]], Observable[A
     """
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
-        def subscribe(observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None):
+        def subscribe(
+            observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             pending: list[tuple[Acknowledger | None, Any]] = []
             values: reactivex.Subject[Any] = reactivex.Subject()
 
@@ -861,7 +893,7 @@ def with_values_operators(ops: Sequence[Callable[[Observable[Any]], Observable[A
                     pending.clear()
                 observer.on_completed()
 
-            out = values.pipe(*ops)
+            out = values.pipe(*operators)
             inner = out.subscribe(emit, observer.on_error, on_completed, scheduler=scheduler)
 
             def on_next(batch: Batch) -> None:
@@ -889,7 +921,7 @@ class GroupSubject:
         self._buffer: deque[Batch] = deque()
         self._observer: abc.ObserverBase[Batch] | None = None
         self._done = False
-        self._error: BaseException | None = None
+        self._error: Exception | None = None
         self.last_seen = 0.0
 
     @property
@@ -904,7 +936,7 @@ class GroupSubject:
             self._buffer.append(batch)
             self._flow.buffered += 1
 
-    def on_error(self, exc: BaseException) -> None:
+    def on_error(self, exc: Exception) -> None:
         self._error = exc
         if self._observer is not None:
             self._observer.on_error(exc)
@@ -917,7 +949,9 @@ class GroupSubject:
     def observable(self) -> Observable[Batch]:
         """The substream's source: replays what was buffered, then forwards live."""
 
-        def subscribe(observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None):
+        def subscribe(
+            observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             if self._observer is not None:
                 raise StreamError(f"the substream of group key {self.key!r} is already being consumed")
             while self._buffer:
@@ -958,7 +992,7 @@ class GroupDealer:
         self.groups: dict[Any, GroupSubject] = {}
         self._timer = SerialDisposable()
 
-    def split(self, batch: Batch) -> tuple[Batch | None, BaseException | None]:
+    def split(self, batch: Batch) -> tuple[Batch | None, Exception | None]:
         """Route a batch's values to their groups; emit (key, substream) for keys seen the first time."""
         keys: list[Any] = []
         try:
@@ -1017,7 +1051,7 @@ class GroupDealer:
         for group in self.groups.values():
             group.on_completed()
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, exc: Exception) -> None:
         """Fail every group's substream."""
         self._timer.dispose()
         for group in self.groups.values():
@@ -1037,7 +1071,9 @@ def grouped(dealer: GroupDealer) -> Operator:
     """Split a stream into groups: emits (key, substream) batches; substreams get the values."""
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
-        def subscribe(observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None):
+        def subscribe(
+            observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             def on_next(batch: Batch) -> None:
                 out, exc = dealer.split(batch)
                 if out is not None:
@@ -1046,7 +1082,7 @@ def grouped(dealer: GroupDealer) -> Operator:
                     dealer.fail(exc)
                     observer.on_error(exc)
 
-            def on_error(exc: BaseException) -> None:
+            def on_error(exc: Exception) -> None:
                 dealer.fail(exc)
                 observer.on_error(exc)
 
@@ -1070,7 +1106,7 @@ class Sink(abc.ObserverBase[Batch]):
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.queue: deque[Batch] = deque()
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         self.done = False
         self._waiter: asyncio.Future[None] | None = None
 
@@ -1257,4 +1293,4 @@ def events_of(observable: Observable[Batch]) -> Observable[Event]:
     def expand(batch: Batch) -> Observable[Event]:
         return reactivex.from_iterable([batch.event_at(i) for i in range(len(batch.values))])
 
-    return observable.pipe(reactivex.operators.concat_map(expand))
+    return observable.pipe(ops.concat_map(expand))

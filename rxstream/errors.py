@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AgentError",
     "ConfigurationError",
@@ -10,6 +12,7 @@ __all__ = [
     "ImproperlyConfigured",
     "RxStreamError",
     "StreamConsumedError",
+    "StreamEmptyError",
     "StreamError",
     "TransportError",
     "ValidationError",
@@ -35,12 +38,49 @@ class StreamConsumedError(StreamError):
     """A stream was iterated a second time; a stream has a single consumer (use `tee`)."""
 
 
+class StreamEmptyError(StreamError):
+    """A stream completed before it produced the value that was asked for."""
+
+
 class ValidationError(RxStreamError, ValueError):
     """A record field has a value of the wrong type or is missing."""
 
 
 class DecodeError(RxStreamError):
-    """A message's key or value could not be decoded; names topic, partition, offset and the reason."""
+    """A message's key or value could not be decoded; names topic, partition, offset and the reason.
+
+    Re-raise with where it happened: `raise DecodeError(exc.reason, topic=t, partition=p, offset=o) from exc`.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        key: Any = None,
+    ) -> None:
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        """The message: the context that was given, then the reason."""
+        where = []
+        if self.topic is not None:
+            where.append(f"topic {self.topic!r}")
+        if self.partition is not None:
+            where.append(f"partition {self.partition}")
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        if self.key is not None:
+            key = repr(self.key)
+            where.append(f"key {key if len(key) <= 80 else key[:77] + '...'}")
+        return f"cannot decode message ({', '.join(where)}): {self.reason}" if where else self.reason
 
 
 class EncodeError(RxStreamError):

@@ -17,7 +17,17 @@ Headers = Mapping[str, bytes | str]
 class Message:
     """One record as a transport delivered it: where it lives, when it was written, its key and value."""
 
-    __slots__ = ("headers", "key", "offset", "partition", "raw_key", "raw_value", "timestamp", "topic", "value")
+    __slots__ = (
+        "headers",
+        "key",
+        "offset",
+        "partition",
+        "raw_key",
+        "raw_value",
+        "timestamp",
+        "topic",
+        "value",
+    )
 
     def __init__(
         self,
@@ -42,10 +52,7 @@ class Message:
         self.raw_value = raw_value
 
     def __repr__(self) -> str:
-        return (
-            f"<Message {self.topic}[{self.partition}]@{self.offset} key={self.key!r} "
-            f"value={self.value!r}>"
-        )
+        return f"<Message {self.topic}[{self.partition}]@{self.offset} key={self.key!r} value={self.value!r}>"
 
 
 @runtime_checkable

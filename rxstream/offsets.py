@@ -14,7 +14,7 @@ class OffsetTracker:
     next offset to read, as Kafka defines it): one past the longest acknowledged prefix.
     """
 
-    __slots__ = ("_acked", "_committed", "_committable", "_pending")
+    __slots__ = ("_acked", "_committable", "_committed", "_pending")
 
     def __init__(self, committed: int = 0) -> None:
         self._pending: deque[int] = deque()
@@ -34,13 +34,12 @@ class OffsetTracker:
         if not pending or offset < pending[0]:
             return
         if offset == pending[0]:
-            pending.popleft()
+            last = pending.popleft()
             acked = self._acked
             while pending and pending[0] in acked:
-                acked.discard(pending.popleft())
-            self._committable = pending[0] if pending else offset + 1
-            if not pending and acked:
-                acked.clear()
+                last = pending.popleft()
+                acked.discard(last)
+            self._committable = pending[0] if pending else last + 1
         elif offset <= pending[-1]:
             self._acked.add(offset)
 

@@ -9,7 +9,7 @@ from reactivex import Observable, abc
 
 from . import _rx
 from ._rx import Batch, Context, Cursor, Operator
-from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
+from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError
 from .events import Event
 
 __all__ = ["Stream"]
@@ -82,7 +82,9 @@ class Stream(Generic[T]):
     def from_iterable(cls, iterable: Iterable[T], *, scheduler: abc.SchedulerBase | None = None) -> Stream[T]:
         """A stream of an iterable's values."""
         if not isinstance(iterable, Iterable):
-            raise ConfigurationError(f"Stream.from_iterable() takes an iterable, got {type(iterable).__name__}")
+            raise ConfigurationError(
+                f"Stream.from_iterable() takes an iterable, got {type(iterable).__name__}"
+            )
 
         def build(ctx: Context) -> Observable[Batch]:
             return _rx.pump(lambda: _rx.chunks_of(iterable), ctx)
@@ -105,14 +107,20 @@ class Stream(Generic[T]):
         return cls(_Origin(build, f"from_async_iterable({_short(iterable)})", scheduler=scheduler))
 
     @classmethod
-    def from_observable(cls, observable: Observable[T], *, scheduler: abc.SchedulerBase | None = None) -> Stream[T]:
+    def from_observable(
+        cls, observable: Observable[T], *, scheduler: abc.SchedulerBase | None = None
+    ) -> Stream[T]:
         """A stream of an observable's values; `Event` values keep their metadata and acknowledgment."""
         if not isinstance(observable, Observable):
             raise ConfigurationError(
                 f"Stream.from_observable() takes a reactivex Observable, got {type(observable).__name__}"
             )
         return cls(
-            _Origin(lambda ctx: _rx.from_values_observable(observable), "from_observable(...)", scheduler=scheduler)
+            _Origin(
+                lambda ctx: _rx.from_values_observable(observable),
+                "from_observable(...)",
+                scheduler=scheduler,
+            )
         )
 
     @classmethod
@@ -122,10 +130,14 @@ class Stream(Generic[T]):
 
     # ------------------------------------------------------------ chaining
 
-    def _then(self, label: str, step: Step, **flags: Any) -> Stream[Any]:
-        options = {"noack": self._noack, "grouped": False, "starving": self._starving}
-        options.update(flags)
-        return Stream(self._origin, (*self._steps, (label, step)), **options)
+    def _then(self, label: str, step: Step, *, grouped: bool = False) -> Stream[Any]:
+        return Stream(
+            self._origin,
+            (*self._steps, (label, step)),
+            noack=self._noack,
+            grouped=grouped,
+            starving=self._starving,
+        )
 
     def map(self, fun: Callable[[T], Awaitable[U]] | Callable[[T], U]) -> Stream[U]:
         """Apply ``fun`` (plain or ``async``) to every value, in order."""
@@ -170,7 +182,7 @@ class Stream(Generic[T]):
         )
 
     def buffer(self, size: int, *, timeout: float | None = None) -> Stream[list[T]]:
-        """Lists of up to ``size`` values, flushed every ``timeout`` seconds since the last flush; never empty."""
+        """Lists of up to ``size`` values, flushed ``timeout`` seconds after the last flush; never empty."""
         _check_positive(size, "size", "buffer", integer=True)
         if timeout is not None:
             _check_positive(timeout, "timeout", "buffer")
@@ -180,7 +192,7 @@ class Stream(Generic[T]):
         )
 
     def rate_limit(self, rate: int, *, per: float = 1.0, within: float | None = None) -> Stream[T]:
-        """At most ``rate`` values per ``per`` seconds, by delaying (never dropping); bursts up to ``within``."""
+        """At most ``rate`` values per ``per`` seconds, delayed (never dropped); ``within`` is the burst."""
         _check_positive(rate, "rate", "rate_limit")
         _check_positive(per, "per", "rate_limit")
         window = per if within is None else within
@@ -385,7 +397,8 @@ class Stream(Generic[T]):
         values = await _rx.collect(self._compile(ctx), ctx, 1)
         if not values:
             raise StreamEmptyError(f"{self!r} completed without a value")
-        return values[0]
+        first: T = values[0]
+        return first
 
     def subscribe(
         self,
@@ -414,10 +427,7 @@ class Stream(Generic[T]):
         import html
 
         steps = "".join(f"<li><code>{html.escape(label)}</code></li>" for label, _ in self._steps)
-        return (
-            f"<div><b>Stream</b> from <code>{html.escape(self._origin.label)}</code>"
-            f"<ol>{steps}</ol></div>"
-        )
+        return f"<div><b>Stream</b> from <code>{html.escape(self._origin.label)}</code><ol>{steps}</ol></div>"
 
 
 def _multi(
@@ -449,7 +459,9 @@ def _concat(observables: list[Observable[Batch]]) -> Observable[Batch]:
 def _check_streams(streams: Sequence[Any], operator: str) -> list[Stream[Any]]:
     for stream in streams:
         if not isinstance(stream, Stream):
-            raise ConfigurationError(f"Stream.{operator}() takes streams, got {type(stream).__name__} {stream!r}")
+            raise ConfigurationError(
+                f"Stream.{operator}() takes streams, got {type(stream).__name__} {stream!r}"
+            )
     return list(streams)
 
 
@@ -460,9 +472,7 @@ def _sender(target: Any, operator: str) -> Callable[[Any], Any]:
         return lambda value: send(value=value)
     if callable(target):
         return target  # type: ignore[no-any-return]
-    raise ConfigurationError(
-        f"Stream.{operator}(): {target!r} is neither a channel, an agent nor a callable"
-    )
+    raise ConfigurationError(f"Stream.{operator}(): {target!r} is neither a channel, an agent nor a callable")
 
 
 async def _gather(senders: list[Callable[[Any], Any]], value: Any) -> None:

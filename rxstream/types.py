@@ -7,9 +7,9 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = ["AgentT", "ChannelT", "EventT", "StreamT"]
 
-K = TypeVar("K")
-V = TypeVar("V")
-T_co = TypeVar("T_co", covariant=True)
+K_contra = TypeVar("K_contra", contravariant=True)
+V_contra = TypeVar("V_contra", contravariant=True)
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -27,23 +27,23 @@ class EventT(Protocol):
 
 
 @runtime_checkable
-class StreamT(Protocol[T_co]):
+class StreamT(Protocol[T]):
     """An asynchronously iterable chain of operators with a single consumer."""
 
-    def __aiter__(self) -> AsyncIterator[T_co]: ...
+    def __aiter__(self) -> AsyncIterator[T]: ...
 
-    async def to_list(self, limit: int | None = None) -> list[T_co]: ...
+    async def to_list(self, limit: int | None = None) -> list[T]: ...
 
 
 @runtime_checkable
-class ChannelT(Protocol[K, V]):
+class ChannelT(Protocol[K_contra, V_contra]):
     """Something values can be sent to and streamed from."""
 
     async def send(
         self,
         *,
-        key: K | None = None,
-        value: V | None = None,
+        key: K_contra | None = None,
+        value: V_contra | None = None,
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Mapping[str, bytes | str] | None = None,

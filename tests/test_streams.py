@@ -103,7 +103,8 @@ async def test_combine_interleaves_and_concat_keeps_order() -> None:
 
 async def test_flat_map_expands_iterables_async_iterables_and_streams() -> None:
     assert await Stream.from_iterable([1, 2]).flat_map(lambda x: [x] * x).to_list() == [1, 2, 2]
-    assert sorted(await Stream.from_iterable([1, 2]).flat_map(lambda x: agen([x, x])).to_list()) == [1, 1, 2, 2]
+    doubled = await Stream.from_iterable([1, 2]).flat_map(lambda x: agen([x, x])).to_list()
+    assert sorted(doubled) == [1, 1, 2, 2]
     out = await Stream.from_iterable([1, 2]).flat_map(lambda x: Stream.from_iterable([x * 10])).to_list()
     assert sorted(out) == [10, 20]
 

@@ -1,0 +1,141 @@
+"""Events and acknowledgment: automatic acks on the next request, noack, filter, crashes, reject."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from rxstream import Event, Message, Stream, current_event
+from rxstream.offsets import OffsetTracker
+
+
+class Log:
+    """A partition's acknowledger backed by the real offset bookkeeping."""
+
+    def __init__(self, n: int) -> None:
+        self.tracker = OffsetTracker()
+        self.tracker.delivered(0, n - 1)
+        self.acked: list[int] = []
+        self.rejected: list[int] = []
+
+    def ack(self, refs: Sequence[Any]) -> None:
+        for message in refs:
+            self.acked.append(message.offset)
+            self.tracker.ack(message.offset)
+
+    def reject(self, ref: Any) -> None:
+        self.rejected.append(ref.offset)
+
+    def events(self, n: int) -> list[Event]:
+        messages = [Message("orders", 0, i, 1000.0 + i, key=f"k{i}", value=i) for i in range(n)]
+        return [Event(m.key, m.value, {"h": b"1"}, m, m.timestamp, acker=self) for m in messages]
+
+
+async def test_an_event_is_acked_when_the_consumer_asks_for_the_next_value() -> None:
+    log = Log(3)
+    stream = Stream.from_iterable(log.events(3))
+    iterator = aiter(stream)
+    assert await anext(iterator) == 0
+    assert log.acked == []
+    assert await anext(iterator) == 1
+    assert await anext(iterator) == 2
+    with pytest.raises(StopAsyncIteration):
+        await anext(iterator)
+    assert log.acked == [0, 1, 2]
+    assert log.tracker.committable == 3
+
+
+async def test_a_consumer_that_raises_leaves_its_event_unacknowledged() -> None:
+    log = Log(10)
+    stream = Stream.from_iterable(log.events(10)).map(lambda v: v * 2)
+    with pytest.raises(RuntimeError):
+        async for value in stream:
+            if value == 10:
+                raise RuntimeError("handler failed on offset 5")
+    await stream.aclose()
+    assert log.acked == [0, 1, 2, 3, 4]
+    assert log.tracker.committable == 5
+
+
+async def test_noack_leaves_acknowledgment_to_the_consumer() -> None:
+    log = Log(4)
+    async for event in Stream.from_iterable(log.events(4)).noack().events():
+        if event.value % 2 == 0:
+            event.ack()
+            event.ack()  # idempotent
+    assert log.acked == [0, 2]
+    assert log.tracker.committable == 1  # the gap at offset 1 holds the commit back
+
+
+async def test_filtered_out_events_are_acknowledged_at_once() -> None:
+    log = Log(6)
+    stream = Stream.from_iterable(log.events(6)).filter(lambda v: v >= 4)
+    iterator = aiter(stream)
+    assert await anext(iterator) == 4
+    assert sorted(log.acked) == [0, 1, 2, 3]
+
+
+async def test_take_batches_are_acked_when_the_next_batch_is_requested() -> None:
+    log = Log(5)
+    iterator = aiter(Stream.from_iterable(log.events(5)).take(2))
+    assert await anext(iterator) == [0, 1]
+    assert log.acked == []
+    assert await anext(iterator) == [2, 3]
+    assert log.acked == [0, 1]
+
+
+async def test_events_carry_key_headers_timestamp_and_message() -> None:
+    log = Log(2)
+    events = await Stream.from_iterable(log.events(2)).map(lambda v: v + 100).events().to_list()
+    first = events[0]
+    assert (first.key, first.value, first.headers, first.timestamp) == ("k0", 100, {"h": b"1"}, 1000.0)
+    assert first.message is not None and (first.message.topic, first.message.offset) == ("orders", 0)
+    assert "orders[0]@0" in repr(first)
+
+
+async def test_reject_is_not_overridden_by_the_automatic_ack() -> None:
+    log = Log(3)
+    async for event in Stream.from_iterable(log.events(3)).events():
+        if event.value == 1:
+            event.reject()
+    assert log.rejected == [1]
+    assert log.acked == [0, 2]
+
+
+async def test_items_use_the_message_key() -> None:
+    log = Log(2)
+    assert await Stream.from_iterable(log.events(2)).items().to_list() == [("k0", 0), ("k1", 1)]
+
+
+async def test_stream_current_event_follows_the_consumer() -> None:
+    log = Log(3)
+    stream = Stream.from_iterable(log.events(3))
+    async for value in stream:
+        event = stream.current_event()
+        assert event is not None and event.value == value and event.key == f"k{value}"
+
+
+def test_current_event_outside_an_agent_is_a_runtime_error() -> None:
+    with pytest.raises(RuntimeError, match="outside an agent"):
+        current_event()
+
+
+def test_offset_tracker_commits_only_the_contiguous_acknowledged_prefix() -> None:
+    tracker = OffsetTracker(committed=10)
+    tracker.delivered(10, 14)
+    tracker.ack(12)
+    tracker.ack(11)
+    assert tracker.committable == 10
+    tracker.ack(10)
+    assert tracker.committable == 13
+    assert tracker.needs_commit
+    tracker.ack(10)  # idempotent
+    tracker.ack(99)  # never delivered: ignored
+    tracker.ack(14)
+    tracker.ack(13)
+    assert tracker.committable == 15
+    assert tracker.pending == 0
+    tracker.mark_committed(15)
+    assert not tracker.needs_commit
