@@ -1,15 +1,22 @@
 """rxstream: stream processing on ReactiveX: apps, agents, topics, tables and functional streams."""
 
+from .agents import Agent
+from .app import App
+from .channels import Channel, Topic
 from .errors import RxStreamError
 from .events import Event, Message, current_event
+from .records import Record
 from .streams import Stream
 
-__all__ = sorted(
-    [
-        "Event",
-        "Message",
-        "RxStreamError",
-        "Stream",
-        "current_event",
-    ]
-)
+__all__ = [
+    "Agent",
+    "App",
+    "Channel",
+    "Event",
+    "Message",
+    "Record",
+    "RxStreamError",
+    "Stream",
+    "Topic",
+    "current_event",
+]

@@ -23,7 +23,7 @@ from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposab
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from .errors import StreamError
-from .events import Acknowledger, Event, Message
+from .events import Acknowledger, Event, Message, reset_event_source, set_event_source
 
 __all__ = [
     "BATCH_SIZE",
@@ -286,16 +286,25 @@ def now(scheduler: abc.SchedulerBase) -> float:
 # ---------------------------------------------------------------- sources
 
 
-def pump(batches: Callable[[], AsyncIterator[Batch]], ctx: Context) -> Observable[Batch]:
-    """An observable that, once subscribed, pushes an async iterator's batches, pausing on backpressure."""
+def pump(
+    batches: Callable[[], AsyncIterator[Batch]],
+    ctx: Context,
+    on_dispose: Callable[[], None] | None = None,
+) -> Observable[Batch]:
+    """An observable that, once subscribed, pushes an async iterator's batches, pausing on backpressure.
+
+    ``on_dispose`` runs synchronously when the consumer goes away, before anything else can read the
+    source again (a subscription uses it to put unacknowledged messages back).
+    """
     flow = ctx.flow
 
     def subscribe(
         observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         async def run() -> None:
+            iterator = batches()
             try:
-                async for batch in batches():
+                async for batch in iterator:
                     if batch.values:
                         observer.on_next(batch)
                     if flow.blocked():
@@ -306,15 +315,21 @@ def pump(batches: Callable[[], AsyncIterator[Batch]], ctx: Context) -> Observabl
                 observer.on_error(exc)
             else:
                 observer.on_completed()
+            finally:
+                closing = getattr(iterator, "aclose", None)
+                if closing is not None:
+                    await closing()
 
         task = ctx.loop.create_task(run())
-        return Disposable(lambda: _cancel(task))
+
+        def dispose() -> None:
+            task.cancel()
+            if on_dispose is not None:
+                on_dispose()
+
+        return Disposable(dispose)
 
     return reactivex.create(subscribe)
-
-
-def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
 
 
 def batch_of(chunk: list[Any]) -> Batch:
@@ -1177,6 +1192,7 @@ async def iterate(
     sink = Sink(ctx)
     subscription = observable.subscribe(sink)
     queue = sink.queue
+    token = set_event_source(cursor)
     try:
         while True:
             if not queue:
@@ -1209,6 +1225,10 @@ async def iterate(
     finally:
         cursor.batch = None
         subscription.dispose()
+        try:
+            reset_event_source(token)
+        except ValueError:  # finalised in another context (garbage collection): nothing to restore
+            pass
 
 
 async def _wait_checking(sink: Sink, starving: Callable[[], Any]) -> None:

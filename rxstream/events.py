@@ -174,11 +174,17 @@ def current_event() -> Event:
     event = source.current_event() if source is not None else None
     if event is None:
         raise RuntimeError(
-            "current_event() was called outside an agent: it is only set while an agent iterates its stream"
+            "current_event() was called outside an agent: it is only set while an agent (or any "
+            "async for loop) iterates a stream"
         )
     return event
 
 
-def _set_event_source(source: _EventSource | None) -> contextvars.Token[_EventSource | None]:
-    """Make ``source`` answer current_event() in this context (the agent runner calls this)."""
+def set_event_source(source: _EventSource | None) -> contextvars.Token[_EventSource | None]:
+    """Make ``source`` answer current_event() in this context (a stream iterator calls this)."""
     return _current.set(source)
+
+
+def reset_event_source(token: contextvars.Token[_EventSource | None]) -> None:
+    """Restore what answered current_event() before ``set_event_source``."""
+    _current.reset(token)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Sequence
 
 __all__ = ["OffsetTracker"]
 
@@ -10,38 +10,60 @@ __all__ = ["OffsetTracker"]
 class OffsetTracker:
     """Tracks delivered and acknowledged offsets of one partition; commits never pass a gap.
 
-    Offsets are delivered in increasing order. ``committable`` is the offset a consumer may commit (the
-    next offset to read, as Kafka defines it): one past the longest acknowledged prefix.
+    Offsets are delivered in increasing ranges. ``committable`` is the offset a consumer may commit (the
+    next offset to read, as Kafka defines it): one past the longest acknowledged prefix. Acknowledging
+    the prefix in order costs O(1) per batch; out-of-order acknowledgments wait in a set.
     """
 
-    __slots__ = ("_acked", "_committable", "_committed", "_pending")
+    __slots__ = ("_acked", "_committable", "_committed", "_end")
 
     def __init__(self, committed: int = 0) -> None:
-        self._pending: deque[int] = deque()
         self._acked: set[int] = set()
         self._committable = committed
         self._committed = committed
+        self._end = committed
 
     def delivered(self, first: int, last: int) -> None:
         """Record that offsets ``first..last`` (inclusive) were handed to the application."""
-        pending = self._pending
-        start = max(first, self._committable, pending[-1] + 1 if pending else first)
-        pending.extend(range(start, last + 1))
+        if first > self._end and self._committable == self._end and not self._acked:
+            self._committable = first  # offsets before ``first`` do not exist (compaction) or were skipped
+        if last + 1 > self._end:
+            self._end = last + 1
 
     def ack(self, offset: int) -> None:
         """Mark one offset processed; idempotent, and offsets never delivered are ignored."""
-        pending = self._pending
-        if not pending or offset < pending[0]:
-            return
-        if offset == pending[0]:
-            last = pending.popleft()
+        committable = self._committable
+        if offset == committable:
+            committable += 1
             acked = self._acked
-            while pending and pending[0] in acked:
-                last = pending.popleft()
-                acked.discard(last)
-            self._committable = pending[0] if pending else last + 1
-        elif offset <= pending[-1]:
+            if acked:
+                while committable in acked:
+                    acked.discard(committable)
+                    committable += 1
+            self._committable = committable
+        elif committable < offset < self._end:
             self._acked.add(offset)
+
+    def ack_many(self, offsets: Sequence[int]) -> None:
+        """Mark offsets processed; a run that continues the acknowledged prefix is one step."""
+        if not offsets:
+            return
+        first, last = offsets[0], offsets[-1]
+        if first == self._committable and last - first + 1 == len(offsets) and last < self._end:
+            committable = last + 1
+            acked = self._acked
+            if acked:
+                while committable in acked:
+                    acked.discard(committable)
+                    committable += 1
+            self._committable = committable
+            return
+        for offset in offsets:
+            self.ack(offset)
+
+    def is_acked(self, offset: int) -> bool:
+        """Whether ``offset`` was acknowledged."""
+        return offset < self._committable or offset in self._acked
 
     @property
     def committable(self) -> int:
@@ -65,11 +87,11 @@ class OffsetTracker:
     @property
     def pending(self) -> int:
         """How many delivered offsets are not yet acknowledged."""
-        return len(self._pending) - len(self._acked)
+        return self._end - self._committable - len(self._acked)
 
     def reset(self, offset: int) -> None:
         """Forget everything in flight and restart from ``offset`` (after a rebalance or a seek)."""
-        self._pending.clear()
         self._acked.clear()
         self._committable = offset
         self._committed = offset
+        self._end = offset

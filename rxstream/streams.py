@@ -24,7 +24,7 @@ Step = Callable[[Context], Operator]
 class _Origin:
     """Where a chain starts: builds its source observable for one consumption; consumed at most once."""
 
-    __slots__ = ("build", "consumed_by", "context", "label", "scheduler")
+    __slots__ = ("active", "build", "consumed_by", "context", "label", "scheduler")
 
     def __init__(
         self,
@@ -39,6 +39,7 @@ class _Origin:
         self.scheduler = scheduler
         self.context = context
         self.consumed_by: str | None = None
+        self.active: Stream[Any] | None = None
 
 
 def _check_callable(fun: Any, operator: str) -> None:
@@ -382,6 +383,7 @@ class Stream(Generic[T]):
         self._iterator = _rx.iterate(
             observable, ctx, self._cursor, auto_ack=not self._noack, starving=self._starving
         )
+        self._origin.active = self
         return self._iterator
 
     async def to_list(self, limit: int | None = None) -> list[T]:
@@ -413,6 +415,24 @@ class Stream(Generic[T]):
     def current_event(self) -> Event | None:
         """The event of the value the consumer holds now (what `current_event()` returns in an agent)."""
         return self._cursor.current_event()
+
+    def _consumer(self) -> Stream[Any] | None:
+        """The stream of this chain that is being iterated, if any (an agent may iterate a derived one)."""
+        return self._origin.active
+
+    def _current_refs(self) -> list[Any]:
+        """The references of the value the consumer of this chain holds (several for a take batch)."""
+        active = self._origin.active
+        if active is None or active._cursor.batch is None:
+            return []
+        batch = active._cursor.batch
+        ref = batch.ref_at(active._cursor.index)
+        if ref is None:
+            return []
+        pairs = getattr(ref, "pairs", None)
+        if pairs is not None:
+            return [inner for _, inner in pairs]
+        return [ref]
 
     async def aclose(self) -> None:
         """Stop iterating: values handed out but not asked past stay unacknowledged."""

@@ -1,0 +1,408 @@
+"""Agents: async functions that iterate a stream, supervised, addressable by send, cast and ask."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._rx import failure_of
+from .channels import Channel, Topic
+from .errors import AgentError, ConfigurationError
+from .events import Message
+from .streams import Stream
+from .transport.base import RecordMetadata
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["Agent", "AgentTestContext"]
+
+logger = logging.getLogger(__name__)
+
+AgentFun = Callable[[Stream[Any]], AsyncIterator[Any] | Awaitable[Any]]
+Strategy = Literal["one_for_one", "one_for_all", "crash"]
+STRATEGIES: tuple[str, ...] = ("one_for_one", "one_for_all", "crash")
+
+REPLY_TO = "rxstream-reply-to"
+CORRELATION_ID = "rxstream-correlation-id"
+
+
+class Agent:
+    """An ``async def fun(stream)`` run as supervised instances over a channel or topic.
+
+    >>> @app.agent(orders)
+    ... async def process(stream):
+    ...     async for order in stream:
+    ...         yield order.amount
+    """
+
+    def __init__(
+        self,
+        fun: AgentFun,
+        *,
+        app: App,
+        channel: Channel[Any, Any] | None = None,
+        name: str | None = None,
+        concurrency: int = 1,
+        sink: Sequence[Any] | None = None,
+        on_error: Callable[[Agent, BaseException], Any] | None = None,
+        supervisor_strategy: str | None = None,
+        help: str | None = None,
+        max_restarts: int = 10,
+        restart_window: float = 60.0,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        if not (inspect.iscoroutinefunction(fun) or inspect.isasyncgenfunction(fun)):
+            raise ConfigurationError(
+                f"@app.agent decorates an `async def` function taking a stream, got {fun!r}"
+            )
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(
+                f"agent {name or fun.__name__}: concurrency must be >= 1, got {concurrency!r}"
+            )
+        strategy = supervisor_strategy or "one_for_one"
+        if strategy not in STRATEGIES:
+            raise ConfigurationError(
+                f"agent {name or fun.__name__}: supervisor_strategy must be one of {STRATEGIES}, "
+                f"got {strategy!r}"
+            )
+        self.fun = fun
+        self.app = app
+        self.name = name or f"{fun.__module__}.{fun.__qualname__}"
+        self._channel = channel if channel is not None else app.topic(f"{app.id}-{self.name}")
+        self._concurrency = concurrency
+        self._sinks = [_sink_for(target, self.name) for target in (sink or [])]
+        self._sink_targets = list(sink or [])
+        self.on_error = on_error
+        self.supervisor_strategy: Strategy = strategy  # type: ignore[assignment]
+        self._help = help or (inspect.getdoc(fun) or "").split("\n")[0]
+        self.max_restarts = max_restarts
+        self.restart_window = restart_window
+        self.shutdown_timeout = shutdown_timeout
+        self._tasks: list[asyncio.Task[None]] = []
+        self._streams: dict[int, Stream[Any]] = {}
+        self._restarts: deque[float] = deque()
+        self._running = False
+        self.processed_failures = 0
+        self.restarts = 0
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def channel(self) -> Channel[Any, Any]:
+        """The channel or topic this agent reads."""
+        return self._channel
+
+    @property
+    def concurrency(self) -> int:
+        """How many instances process the channel at once."""
+        return self._concurrency
+
+    @property
+    def help(self) -> str:
+        """One line describing the agent (its docstring's first line by default)."""
+        return self._help
+
+    @property
+    def running(self) -> bool:
+        """Whether the agent's instances run."""
+        return self._running
+
+    # ------------------------------------------------------------ sending
+
+    async def send(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        headers: dict[str, bytes | str] | None = None,
+    ) -> RecordMetadata:
+        """Send a value to this agent's channel."""
+        return await self._channel.send(key=key, value=value, partition=partition, headers=headers)
+
+    def cast(self, value: Any = None, *, key: Any = None, partition: int | None = None) -> None:
+        """Send without waiting (fire and forget; failures are logged)."""
+        self.app._background(
+            self.send(value, key=key, partition=partition), f"cast to agent {self.name}", send=True
+        )
+
+    async def ask(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        timeout: float = 30.0,
+    ) -> Any:
+        """Send a value and wait for what the agent yields while processing it (RPC)."""
+        correlation = correlation_id or uuid.uuid4().hex
+        reply_topic = reply_to or await self.app._reply_topic()
+        waiter = self.app._expect_reply(correlation)
+        try:
+            await self._channel.send(
+                key=key,
+                value=value,
+                partition=partition,
+                headers={REPLY_TO: reply_topic, CORRELATION_ID: correlation},
+            )
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"agent {self.name} did not reply within {timeout} s to correlation id {correlation}"
+            ) from None
+        finally:
+            self.app._forget_reply(correlation)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the instances (the app does this on start)."""
+        if self._running:
+            return
+        self._running = True
+        self._channel.subscription()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._supervise(index), name=f"agent {self.name}#{index}")
+            for index in range(self._concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Stop taking new events, let instances finish what they hold (bounded), then cancel them."""
+        if not self._running:
+            return
+        self._running = False
+        self._channel.subscription().close(drain=False)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def cancel(self) -> None:
+        """Cancel the instances now; events they held and did not finish are redelivered."""
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+
+    # ------------------------------------------------------------ running
+
+    async def _supervise(self, index: int) -> None:
+        backoff = 0.05
+        while self._running:
+            stream = self._channel.stream()
+            self._streams[index] = stream
+            try:
+                await self._run_once(stream)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(stream, exc)
+                await stream.aclose()
+                if not self._supervise_failure(exc, index):
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                await stream.aclose()
+                self._streams.pop(index, None)
+
+    async def _run_once(self, stream: Stream[Any]) -> None:
+        result = self.fun(stream)
+        if not inspect.isasyncgen(result):
+            await result  # type: ignore[misc]
+            return
+        sinks = self._sinks
+        nowait = [getattr(target, "buffer_nowait", None) for target in self._sink_targets]
+        fast = [(quick, sink) for quick, sink in zip(nowait, sinks, strict=True)]
+        origin = stream._origin
+        try:
+            async for value in result:
+                active = origin.active
+                if active is not None:
+                    cursor = active._cursor
+                    batch = cursor.batch
+                    if batch is not None:
+                        refs = batch.refs
+                        ref = refs[cursor.index] if refs is not None else None
+                        if ref is None and refs is not None:
+                            ref = batch.ref_at(cursor.index)
+                        if ref is not None and getattr(ref, "headers", None):
+                            await self._reply(ref, value)
+                for quick, sink in fast:
+                    if quick is None or not quick(value):
+                        await sink(value)
+        finally:
+            await result.aclose()
+
+    async def _reply(self, ref: Any, value: Any) -> None:
+        headers = getattr(ref, "headers", None)
+        if not headers:
+            return
+        reply_to = headers.get(REPLY_TO)
+        if reply_to is None:
+            return
+        correlation = headers.get(CORRELATION_ID)
+        await self.app._send_reply(_text(reply_to), _text(correlation), value)
+
+    def _failed(self, stream: Stream[Any], exc: Exception) -> None:
+        """Count the failure against the message(s) being processed so the error policy can take over."""
+        self.processed_failures += 1
+        subscription = self._channel.subscription()
+        failure = failure_of(exc)
+        refs = [failure.ref] if failure is not None and failure.ref is not None else stream._current_refs()
+        for ref in refs:
+            inner = getattr(ref, "pairs", None)
+            for message in [r for _, r in inner] if inner is not None else [ref]:
+                if isinstance(message, Message):
+                    subscription.failed(message, exc)
+        where = ", ".join(f"{m.topic}[{m.partition}]@{m.offset}" for m in refs if isinstance(m, Message))
+        logger.error("agent %s raised %r%s", self.name, exc, f" on {where}" if where else "")
+        if self.on_error is not None:
+            try:
+                outcome = self.on_error(self, exc)
+                if inspect.isawaitable(outcome):
+                    self.app._background(outcome, f"on_error of agent {self.name}")
+            except Exception:
+                logger.exception("agent %s: on_error callback failed", self.name)
+
+    def _supervise_failure(self, exc: Exception, index: int) -> bool:
+        """Decide what a failure means: restart (True) or stop (False, the app crashes)."""
+        if self.supervisor_strategy == "crash":
+            self.app.crash(AgentError(f"agent {self.name} raised {exc!r} (supervisor_strategy='crash')"))
+            return False
+        now = time.monotonic()
+        self._restarts.append(now)
+        while self._restarts and self._restarts[0] < now - self.restart_window:
+            self._restarts.popleft()
+        if len(self._restarts) > self.max_restarts:
+            self.app.crash(
+                AgentError(
+                    f"agent {self.name} failed {len(self._restarts)} times in {self.restart_window:.0f} s "
+                    f"(max_restarts={self.max_restarts}); last error: {exc!r}"
+                )
+            )
+            return False
+        self.restarts += 1
+        if self.supervisor_strategy == "one_for_all":
+            for other, task in enumerate(self._tasks):
+                if other != index and not task.done():
+                    stream = self._streams.get(other)
+                    if stream is not None:
+                        self.app._background(stream.aclose(), f"restart of agent {self.name}#{other}")
+        return True
+
+    def test_context(self, *, timeout: float = 10.0) -> AgentTestContext:
+        """Run this agent's function on an in-process channel for unit tests: ``put`` values, see results."""
+        return AgentTestContext(self, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.name} on {self._channel!r} concurrency={self._concurrency}>"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _sink_for(target: Any, agent: str) -> Callable[[Any], Awaitable[Any]]:
+    """An awaitable sender to a sink: channel, topic, agent, or callable."""
+    if isinstance(target, Topic):
+
+        async def to_topic(value: Any) -> None:
+            await target.send_buffered(value)
+
+        return to_topic
+    if isinstance(target, (Channel, Agent)) or hasattr(target, "send"):
+        send = target.send
+
+        async def to_channel(value: Any) -> Any:
+            if isinstance(target, Agent):
+                return await target.send(value)
+            return await send(value=value)
+
+        return to_channel
+    if callable(target):
+
+        async def to_callable(value: Any) -> Any:
+            result = target(value)
+            if inspect.isawaitable(result):
+                return await result
+            return result
+
+        return to_callable
+    raise ConfigurationError(
+        f"agent {agent}: sink {target!r} is neither a channel, a topic, an agent nor a callable"
+    )
+
+
+class AgentTestContext:
+    """Runs an agent's function over an in-process channel: ``put`` a value, see what it yielded."""
+
+    def __init__(self, agent: Agent, *, timeout: float) -> None:
+        self.agent = agent
+        self.timeout = timeout
+        self.channel: Channel[Any, Any] = Channel(agent.app, name=f"{agent.name}-test")
+        self.results: dict[int, Any] = {}
+        self.sent: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    async def __aenter__(self) -> AgentTestContext:
+        self._stream = self.channel.stream()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.channel.subscription().close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        stream = self._stream
+        try:
+            result = self.agent.fun(stream)
+            if inspect.isasyncgen(result):
+                async for value in result:
+                    refs = stream._current_refs()
+                    offset = refs[-1].offset if refs and isinstance(refs[-1], Message) else len(self.results)
+                    self.results[offset] = value
+                    self.sent.append(value)
+            else:
+                await result  # type: ignore[misc]
+        except Exception as exc:
+            self._error = exc
+        finally:
+            await stream.aclose()
+
+    async def put(
+        self, value: Any = None, *, key: Any = None, headers: dict[str, Any] | None = None
+    ) -> Message:
+        """Give the agent one value and wait until it was processed; re-raises what the agent raised."""
+        metadata = await self.channel.send(key=key, value=value, headers=headers)
+        tracker = self.channel.subscription().tracker(self.channel.name, 0)
+        deadline = time.monotonic() + self.timeout
+        while not tracker.is_acked(metadata.offset) and metadata.offset not in self.results:
+            if self._error is not None:
+                raise self._error
+            if self._task is not None and self._task.done():
+                raise AgentError(
+                    f"agent {self.agent.name} stopped before processing offset {metadata.offset}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"agent {self.agent.name} did not process offset {metadata.offset} in time"
+                )
+            await asyncio.sleep(0.001)
+        return Message(self.channel.name, 0, metadata.offset, metadata.timestamp, key, value, headers or {})

@@ -1,0 +1,561 @@
+"""App: declares topics, channels, agents, timers and tasks, and runs them on one transport."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from .agents import Agent, AgentFun
+from .channels import Channel, Topic
+from .codecs import CodecArg, get_codec
+from .consumer import Conductor
+from .errors import ConfigurationError, RxStreamError, TransportError
+from .events import Message
+from .streams import Stream
+from .subscriptions import ErrorPolicy, Subscription
+from .transport import get_transport
+from .transport.base import TopicPartition, TopicSpec, Transport
+
+__all__ = ["App"]
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """A stream-processing application: what it declares, and the worker that runs it.
+
+    >>> app = App("shop")                         # memory:// broker, no server needed
+    >>> orders = app.topic("orders", value_type=Order)
+    >>> @app.agent(orders)
+    ... async def process(stream):
+    ...     async for order in stream:
+    ...         yield order.amount
+
+    Settings (keyword arguments, defaults in brackets): ``broker`` [memory://], ``store`` [memory://],
+    ``value_serializer`` [json], ``topic_partitions`` [8] for topics without a count, ``commit_interval``
+    [2.8 s], ``broker_credentials`` [None] (SASLCredentials or SSLCredentials, Kafka only),
+    ``max_redeliveries`` [3] and ``on_error`` [dead_letter] as topic defaults, ``shutdown_timeout`` [10 s].
+    """
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        broker: str = "memory://",
+        store: str = "memory://",
+        value_serializer: CodecArg = "json",
+        topic_partitions: int = 8,
+        topic_replicas: int = 1,
+        commit_interval: float = 2.8,
+        broker_credentials: Any = None,
+        max_redeliveries: int = 3,
+        on_error: str = "dead_letter",
+        shutdown_timeout: float = 10.0,
+        reply_topic: str | None = None,
+    ) -> None:
+        if not isinstance(id, str) or not id:
+            raise ConfigurationError(f"App needs a non-empty string id, got {id!r}")
+        if not isinstance(broker, str) or "://" not in broker:
+            raise ConfigurationError(
+                f"App {id!r}: broker must be a URL like memory:// or kafka://host:port, got {broker!r}"
+            )
+        if commit_interval <= 0:
+            raise ConfigurationError(f"App {id!r}: commit_interval must be positive, got {commit_interval!r}")
+        get_codec(value_serializer)
+        ErrorPolicy.make(on_error, None, max_redeliveries)
+        self.id = id
+        self.broker = broker
+        self.store = store
+        self.value_serializer = value_serializer
+        self.topic_partitions = topic_partitions
+        self.topic_replicas = topic_replicas
+        self.commit_interval = commit_interval
+        self.broker_credentials = broker_credentials
+        self.max_redeliveries = max_redeliveries
+        self.on_error = on_error
+        self.shutdown_timeout = shutdown_timeout
+        self.reply_topic_name = reply_topic or f"{id}-replies"
+        self.agents: dict[str, Agent] = {}
+        self.topics: dict[str, Topic[Any, Any]] = {}
+        self.channels: list[Channel[Any, Any]] = []
+        self.commands: dict[str, Callable[..., Any]] = {}
+        self._subscriptions: dict[int, Subscription] = {}
+        self._timers: list[tuple[float, Callable[..., Any], bool]] = []
+        self._tasks: list[Callable[..., Any]] = []
+        self._transport: Transport | None = None
+        self._transport_started = False
+        self._conductor: Conductor | None = None
+        self._late: list[Conductor] = []
+        self._reply_conductor: Conductor | None = None
+        self._replies: dict[str, asyncio.Future[Any]] = {}
+        self._background_tasks: set[asyncio.Task[Any]] = set()
+        self._sends: set[asyncio.Task[Any]] = set()
+        self._send_error: str | None = None
+        self._running_tasks: list[asyncio.Task[Any]] = []
+        self._started = False
+        self._stopper: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event() if _loop_running() else None
+        self.crashed: BaseException | None = None
+
+    # ------------------------------------------------------------ declarations
+
+    def topic(
+        self,
+        *names: str,
+        key_type: Any = None,
+        value_type: Any = None,
+        partitions: int | None = None,
+        replicas: int | None = None,
+        retention: float | None = None,
+        compacting: bool | None = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        max_redeliveries: int | None = None,
+        on_error: str | None = None,
+        dead_letter: str | None = None,
+        maxsize: int = 1000,
+    ) -> Topic[Any, Any]:
+        """Declare a topic (created on start if missing); declaring the same name twice returns the first."""
+        if names and names[0] in self.topics:
+            return self.topics[names[0]]
+        topic: Topic[Any, Any] = Topic(
+            self,
+            *names,
+            key_type=key_type,
+            value_type=value_type,
+            partitions=partitions,
+            replicas=replicas,
+            retention=retention,
+            compacting=compacting,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            max_redeliveries=self.max_redeliveries if max_redeliveries is None else max_redeliveries,
+            on_error=on_error or self.on_error,
+            dead_letter=dead_letter,
+            maxsize=maxsize,
+        )
+        for name in topic.names:
+            self.topics[name] = topic
+        return topic
+
+    def channel(
+        self, *, key_type: Any = None, value_type: Any = None, maxsize: int = 1000
+    ) -> Channel[Any, Any]:
+        """Declare an in-process channel (a bounded queue agents and streams can read)."""
+        channel: Channel[Any, Any] = Channel(self, key_type=key_type, value_type=value_type, maxsize=maxsize)
+        self.channels.append(channel)
+        return channel
+
+    def agent(
+        self,
+        channel: Channel[Any, Any] | str | None = None,
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        sink: Sequence[Any] | None = None,
+        on_error: Callable[[Agent, BaseException], Any] | None = None,
+        supervisor_strategy: str | None = None,
+        help: str | None = None,
+    ) -> Callable[[AgentFun], Agent]:
+        """Decorate ``async def fun(stream)`` as an agent reading ``channel`` (its own topic when None)."""
+        if isinstance(channel, str):
+            channel = self.topic(channel)
+
+        def decorate(fun: AgentFun) -> Agent:
+            agent = Agent(
+                fun,
+                app=self,
+                channel=channel,
+                name=name,
+                concurrency=concurrency,
+                sink=sink,
+                on_error=on_error,
+                supervisor_strategy=supervisor_strategy,
+                help=help,
+                shutdown_timeout=self.shutdown_timeout,
+            )
+            if agent.name in self.agents:
+                raise ConfigurationError(f"app {self.id!r} already has an agent named {agent.name!r}")
+            self.agents[agent.name] = agent
+            return agent
+
+        return decorate
+
+    def stream(self, channel: Channel[Any, Any] | str) -> Stream[Any]:
+        """A stream reading a channel or topic (declare it before the app starts)."""
+        if isinstance(channel, str):
+            channel = self.topic(channel)
+        return channel.stream()
+
+    def timer(self, interval: float) -> Callable[[F], F]:
+        """Run the decorated coroutine function every ``interval`` seconds while the app runs."""
+        if interval <= 0:
+            raise ConfigurationError(f"app.timer interval must be positive, got {interval!r}")
+
+        def decorate(fun: F) -> F:
+            self._timers.append((interval, fun, True))
+            return fun
+
+        return decorate
+
+    def task(self, fun: F) -> F:
+        """Run the decorated coroutine function once when the app starts."""
+        if not inspect.iscoroutinefunction(fun):
+            raise ConfigurationError(f"@app.task decorates an async def function, got {fun!r}")
+        self._tasks.append(fun)
+        return fun
+
+    def command(self, fun: F) -> F:
+        """Add a custom CLI command (``rxstream NAME -A module:app``) running the decorated function."""
+        self.commands[fun.__name__.replace("_", "-")] = fun
+        return fun
+
+    # ------------------------------------------------------------ transport
+
+    @property
+    def transport(self) -> Transport:
+        """The transport the broker URL names (created on first use)."""
+        if self._transport is None:
+            options: dict[str, Any] = {"default_partitions": self.topic_partitions}
+            if self.broker_credentials is not None:
+                options["credentials"] = self.broker_credentials
+            self._transport = get_transport(self.broker, **options)
+        return self._transport
+
+    async def _producer(self) -> Transport:
+        """The transport, started (sending works before the app starts)."""
+        transport = self.transport
+        if not self._transport_started:
+            self._transport_started = True
+            try:
+                await transport.start()
+            except BaseException:
+                self._transport_started = False
+                raise
+        return transport
+
+    def _subscription(self, channel: Channel[Any, Any], *, maxsize: int) -> Subscription:
+        """The subscription of a channel or topic, registered with the consumer for topics."""
+        key = id(channel)
+        subscription = self._subscriptions.get(key)
+        if subscription is not None:
+            return subscription
+        topic = channel if isinstance(channel, Topic) else None
+        subscription = Subscription(
+            channel.name,
+            self._policy_for,
+            dead_letter=self._dead_letter,
+            crash=self.crash,
+            maxsize=maxsize,
+            label=f"{self.id}:{channel.name}",
+        )
+        self._subscriptions[key] = subscription
+        if topic is not None and not topic.internal:
+            if self._conductor is not None and self._conductor.consumer is not None:
+                self._late_subscribe(topic, subscription)
+            else:
+                self._main_conductor().add(topic, subscription)
+        return subscription
+
+    def _main_conductor(self) -> Conductor:
+        if self._conductor is None:
+            self._conductor = Conductor(
+                self.transport,
+                self.id,
+                commit_interval=self.commit_interval,
+                flush=self._flush,
+                on_crash=self.crash,
+            )
+        return self._conductor
+
+    def _late_subscribe(self, topic: Topic[Any, Any], subscription: Subscription) -> None:
+        """A topic first read after start gets a consumer of its own (its own group, same app)."""
+        conductor = Conductor(
+            self.transport,
+            f"{self.id}-{topic.name}",
+            commit_interval=self.commit_interval,
+            flush=self._flush,
+            on_crash=self.crash,
+        )
+        conductor.add(topic, subscription)
+        self._late.append(conductor)
+        self._background(self._start_late(conductor, topic), f"consumer for {topic.name}")
+
+    async def _start_late(self, conductor: Conductor, topic: Topic[Any, Any]) -> None:
+        await self.transport.create_topics(topic.specs(self.topic_partitions))
+        await conductor.start()
+
+    def _policy_for(self, topic: str) -> ErrorPolicy:
+        declared = self.topics.get(topic)
+        if declared is not None:
+            return declared.policy
+        return ErrorPolicy.make(self.on_error, f"{topic}-dead-letter", self.max_redeliveries)
+
+    async def _dead_letter(self, message: Message, exc: BaseException, what: str) -> None:
+        """Send a message that could not be processed to its dead-letter topic, with why in its headers."""
+        policy = self._policy_for(message.topic)
+        target = policy.dead_letter or f"{message.topic}-dead-letter"
+        transport = await self._producer()
+        headers = {
+            **dict(message.headers),
+            "rxstream-error": repr(exc)[:1000],
+            "rxstream-reason": what,
+            "rxstream-topic": message.topic,
+            "rxstream-partition": str(message.partition),
+            "rxstream-offset": str(message.offset),
+        }
+        key = message.raw_key if message.raw_key is not None else message.key
+        value = message.raw_value if message.raw_value is not None else message.value
+        if transport.needs_bytes:
+            topic = self.topics.get(message.topic)
+            if not isinstance(key, (bytes, type(None))) or not isinstance(value, (bytes, type(None))):
+                if topic is None:
+                    raise TransportError(f"cannot dead-letter {message!r}: its key and value are not bytes")
+                key, value = topic.encode(key, value)
+        await transport.send(target, key, value, headers=headers)
+
+    async def _flush(self) -> None:
+        """Wait for buffered and background sends so that commits never run ahead of what was produced."""
+        for topic in list(self.topics.values()):
+            await topic._send_buffer()
+        pending = [t for t in self._sends if not t.done()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._send_error is not None:
+            raise TransportError(
+                f"app {self.id}: a send failed ({self._send_error}); offsets are no longer committed"
+            )
+
+    def _send_failed(self, exc: BaseException, topic: str) -> None:
+        """A produced message could not be stored: stop committing and crash the app."""
+        if self._send_error is None:
+            self._send_error = f"topic {topic!r}: {exc!r}"
+        self.crash(exc)
+
+    # ------------------------------------------------------------ replies
+
+    async def _reply_topic(self) -> str:
+        """The topic replies to this worker's ``ask`` calls arrive on (its consumer starts on first use)."""
+        if self._reply_conductor is None:
+            topic = self.topic(self.reply_topic_name, partitions=1)
+            topic.internal = True
+            subscription = topic.subscription()
+            conductor = Conductor(
+                self.transport,
+                f"{self.id}-replies-{uuid.uuid4().hex[:12]}",
+                commit_interval=self.commit_interval,
+                flush=self._flush,
+                on_crash=self.crash,
+            )
+            conductor.add(topic, subscription)
+            self._reply_conductor = conductor
+            await (await self._producer()).create_topics(topic.specs(1))
+            await conductor.start()
+            self._background(self._collect_replies(subscription), "reply collector")
+        return self.reply_topic_name
+
+    async def _collect_replies(self, subscription: Subscription) -> None:
+        async for event in subscription.stream().events():
+            waiter = self._replies.get(_text(event.key))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event.value)
+
+    def _expect_reply(self, correlation_id: str) -> asyncio.Future[Any]:
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._replies[correlation_id] = waiter
+        return waiter
+
+    def _forget_reply(self, correlation_id: str) -> None:
+        self._replies.pop(correlation_id, None)
+
+    async def _send_reply(self, reply_to: str, correlation_id: str, value: Any) -> None:
+        topic = self.topics.get(reply_to) or self.topic(reply_to, partitions=1)
+        await topic.send(key=correlation_id, value=value)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Connect, create topics, start agents, consumers, timers and tasks."""
+        if self._started:
+            return
+        self._started = True
+        self._stopped = asyncio.Event()
+        self.crashed = None
+        transport = await self._producer()
+        for agent in self.agents.values():
+            agent.channel.subscription()
+        specs: dict[str, TopicSpec] = {}
+        for topic in self.topics.values():
+            for spec in topic.specs(self.topic_partitions):
+                specs.setdefault(spec.name, spec)
+        await transport.create_topics(list(specs.values()))
+        for agent in self.agents.values():
+            await agent.start()
+        if self._conductor is not None:
+            await self._conductor.start()
+        loop = asyncio.get_running_loop()
+        for interval, fun, _ in self._timers:
+            self._running_tasks.append(
+                loop.create_task(self._every(interval, fun), name=f"timer {fun.__name__}")
+            )
+        for fun in self._tasks:
+            self._background(fun(), f"task {fun.__name__}")
+        logger.info(
+            "app %s started on %s: %d agents, %d topics",
+            self.id,
+            self.broker,
+            len(self.agents),
+            len(self.topics),
+        )
+
+    async def _every(self, interval: float, fun: Callable[..., Any]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                result = fun()
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("app %s: timer %s failed", self.id, getattr(fun, "__name__", fun))
+
+    async def stop(self) -> None:
+        """Stop cleanly: no new events, in-flight ones finish (bounded), offsets commit, disconnect."""
+        if not self._started:
+            return
+        self._started = False
+        for task in self._running_tasks:
+            task.cancel()
+        await asyncio.gather(*self._running_tasks, return_exceptions=True)
+        self._running_tasks = []
+        conductors = [c for c in (self._conductor, *self._late, self._reply_conductor) if c is not None]
+        for conductor in conductors:
+            await conductor.pause()
+        await asyncio.gather(*(agent.stop() for agent in self.agents.values()))
+        await self._flush()
+        for conductor in conductors:
+            try:
+                await conductor.stop()
+            except Exception:
+                logger.exception("app %s: stopping consumer %s failed", self.id, conductor.group_id)
+        self._late = []
+        self._reply_conductor = None
+        current = asyncio.current_task()
+        owned = [t for t in (*self._background_tasks, *self._sends) if t is not current]
+        for task in owned:
+            task.cancel()
+        await asyncio.gather(*owned, return_exceptions=True)
+        if self._transport is not None and self._transport_started:
+            self._transport_started = False
+            await self._transport.stop()
+        for waiter in self._replies.values():
+            waiter.cancel()
+        if self._stopped is not None:
+            self._stopped.set()
+        logger.info("app %s stopped", self.id)
+
+    def crash(self, exc: BaseException) -> None:
+        """Stop the app because of ``exc``; the worker exits non-zero."""
+        if self.crashed is None:
+            self.crashed = exc
+            logger.error("app %s crashed: %r", self.id, exc)
+        self._stop_soon()
+
+    def _stop_soon(self) -> None:
+        """Stop in a task of its own (from a signal handler or a crash inside the app's own tasks)."""
+        if self._stopper is None or self._stopper.done():
+            self._stopper = asyncio.get_running_loop().create_task(self.stop(), name=f"stop app {self.id}")
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop()
+
+    async def run(self, *, install_signal_handlers: bool = True) -> int:
+        """Run until SIGINT/SIGTERM or a crash; returns the exit code (0 clean, 1 crashed)."""
+        await self.start()
+        assert self._stopped is not None
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._stop_soon)
+        try:
+            await self._stopped.wait()
+        finally:
+            if install_signal_handlers:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            await self.stop()
+        return 1 if self.crashed is not None else 0
+
+    def main(self, argv: Sequence[str] | None = None) -> None:
+        """The command line for this app: ``python -m yourapp worker``."""
+        from .cli import main
+
+        main(argv, app=self)
+
+    def _background(self, coro: Awaitable[Any], what: str, *, send: bool = False) -> None:
+        """Run ``coro`` in a task the app owns; its failure is logged with ``what``.
+
+        Sends (``send=True``) are awaited before every commit.
+        """
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except RxStreamError as exc:
+                logger.error("app %s: %s failed: %s", self.id, what, exc)
+            except Exception:
+                logger.exception("app %s: %s failed", self.id, what)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        owner = self._sends if send else self._background_tasks
+        owner.add(task)
+        task.add_done_callback(owner.discard)
+
+    # ------------------------------------------------------------ inspection
+
+    def committed_offsets(self) -> dict[TopicPartition, int]:
+        """What the app's consumer would commit now, per partition."""
+        return self._conductor.committable() if self._conductor is not None else {}
+
+    async def commit(self) -> dict[TopicPartition, int]:
+        """Commit acknowledged offsets now (the app also does this every commit_interval)."""
+        return await self._conductor.commit() if self._conductor is not None else {}
+
+    def __repr__(self) -> str:
+        return f"<App {self.id} broker={self.broker} agents={len(self.agents)} topics={len(self.topics)}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        agents = "".join(f"<li><code>{html.escape(name)}</code></li>" for name in self.agents)
+        topics = "".join(f"<li><code>{html.escape(name)}</code></li>" for name in self.topics)
+        return (
+            f"<div><b>App</b> <code>{html.escape(self.id)}</code> on <code>{html.escape(self.broker)}</code>"
+            f"<br>agents:<ul>{agents}</ul>topics:<ul>{topics}</ul></div>"
+        )
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

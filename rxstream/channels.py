@@ -1,0 +1,342 @@
+"""Channels and topics: what users declare, send to and stream from."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import time
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .codecs import CodecArg, decode_value, encode_value, get_codec
+from .errors import ConfigurationError, DecodeError
+from .events import Headers, Message
+from .streams import Stream
+from .subscriptions import ErrorPolicy, Subscription
+from .transport.base import RecordMetadata, TopicSpec
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["Channel", "Topic"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Channel(Generic[K, V]):
+    """An in-process queue that agents and streams read; sending waits while it is full, never drops.
+
+    >>> numbers = app.channel(value_type=int)
+    >>> await numbers.send(value=1)
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        name: str | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        maxsize: int = 1000,
+    ) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ConfigurationError(f"channel maxsize must be a positive integer, got {maxsize!r}")
+        self.app = app
+        self.name = name or f"channel-{id(self):x}"
+        self.key_type = key_type
+        self.value_type = value_type
+        self.maxsize = maxsize
+        self._offset = 0
+        self._subscription: Subscription | None = None
+
+    @property
+    def topic_names(self) -> tuple[str, ...]:
+        """The names messages of this channel carry."""
+        return (self.name,)
+
+    def subscription(self) -> Subscription:
+        """The queue this channel's readers share."""
+        if self._subscription is None:
+            self._subscription = self.app._subscription(self, maxsize=max(1, self.maxsize // _BATCH))
+        return self._subscription
+
+    async def send(
+        self,
+        *,
+        key: K | None = None,
+        value: V | None = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers | None = None,
+    ) -> RecordMetadata:
+        """Put a message on the channel, waiting while it is full."""
+        subscription = self.subscription()
+        await subscription.wait_for_room()
+        offset = self._offset
+        self._offset = offset + 1
+        stamp = time.time() if timestamp is None else timestamp
+        message = Message(self.name, 0, offset, stamp, key, value, dict(headers or {}))
+        subscription.deliver_one(message)
+        return RecordMetadata(self.name, 0, offset, stamp)
+
+    def send_soon(self, *, key: K | None = None, value: V | None = None, **kwargs: Any) -> None:
+        """Send without waiting (the send runs in the background; errors are logged)."""
+        self.app._background(self.send(key=key, value=value, **kwargs), f"send to {self.name}", send=True)
+
+    def stream(self) -> Stream[V]:
+        """A stream of this channel's values (a channel has one queue: readers share its messages)."""
+        return self.subscription().stream()
+
+    def __aiter__(self) -> Any:
+        return aiter(self.stream())
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.name}>"
+
+
+_BATCH = 256
+_SEND_BATCH = 4096
+
+
+class Topic(Channel[K, V]):
+    """A named, partitioned topic shared by every worker of the app (memory log or Kafka)."""
+
+    def __init__(
+        self,
+        app: App,
+        *names: str,
+        key_type: Any = None,
+        value_type: Any = None,
+        partitions: int | None = None,
+        replicas: int | None = None,
+        retention: float | None = None,
+        compacting: bool | None = None,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+        max_redeliveries: int = 3,
+        on_error: str = "dead_letter",
+        dead_letter: str | None = None,
+        internal: bool = False,
+        maxsize: int = 1000,
+    ) -> None:
+        if not names:
+            raise ConfigurationError("app.topic() needs at least one topic name")
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise ConfigurationError(f"topic names must be non-empty strings, got {name!r}")
+        if partitions is not None and (
+            isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1
+        ):
+            raise ConfigurationError(
+                f"topic {names[0]!r}: partitions must be a positive integer, got {partitions!r}"
+            )
+        super().__init__(app, name=names[0], key_type=key_type, value_type=value_type, maxsize=maxsize)
+        self.names = tuple(names)
+        self.partitions = partitions
+        self.replicas = replicas
+        self.retention = retention
+        self.compacting = compacting
+        self.key_serializer: CodecArg = key_serializer or "raw"
+        self.value_serializer: CodecArg = value_serializer or app.value_serializer
+        get_codec(self.key_serializer)
+        get_codec(self.value_serializer)
+        self.internal = internal
+        self._plain = key_type is None and value_type is None
+        self._buffer: list[tuple[Any, Any, int | None, Headers | None]] = []
+        self._flush_scheduled = False
+        self.policy = ErrorPolicy.make(on_error, dead_letter or f"{names[0]}-dead-letter", max_redeliveries)
+
+    @property
+    def topic_names(self) -> tuple[str, ...]:
+        return self.names
+
+    def specs(self, default_partitions: int) -> list[TopicSpec]:
+        """How to create this topic (and its dead-letter topic) on start."""
+        partitions = self.partitions or default_partitions
+        specs = [
+            TopicSpec(name, partitions, self.replicas or 1, self.retention, bool(self.compacting))
+            for name in self.names
+        ]
+        if self.policy.on_error == "dead_letter" and self.policy.dead_letter:
+            specs.append(TopicSpec(self.policy.dead_letter, partitions, self.replicas or 1))
+        return specs
+
+    def subscription(self) -> Subscription:
+        """The app's subscription to this topic (readers of a topic share the app's consumer)."""
+        if self._subscription is None:
+            self._subscription = self.app._subscription(self, maxsize=max(2, self.maxsize // _BATCH))
+        return self._subscription
+
+    def encode(self, key: Any, value: Any) -> tuple[Any, Any]:
+        """Key and value as the transport wants them (bytes for Kafka, objects in memory)."""
+        if not self.app.transport.needs_bytes:
+            return key, value
+        return encode_value(key, self.key_serializer), encode_value(value, self.value_serializer)
+
+    def decode(self, message: Message) -> Message:
+        """The message with its key and value decoded and validated; DecodeError names where it failed."""
+        key, value = message.key, message.value
+        try:
+            if isinstance(key, (bytes, bytearray)):
+                if self.key_type is not None or self.key_serializer != "raw":
+                    key = decode_value(bytes(key), self.key_serializer, self.key_type)
+                else:
+                    key = _text_or_bytes(bytes(key))
+            if isinstance(value, (bytes, bytearray)):
+                if self.value_type is not None or self.value_serializer != "raw":
+                    value = decode_value(bytes(value), self.value_serializer, self.value_type)
+            elif (
+                value is not None and self.value_type is not None and not _is_instance(value, self.value_type)
+            ):
+                value = _coerce(value, self.value_type)
+        except DecodeError as exc:
+            raise DecodeError(
+                exc.reason,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+            ) from exc
+        if key is message.key and value is message.value:
+            return message
+        return _with(message, key, value)
+
+    def decode_batch(
+        self, messages: list[Message]
+    ) -> tuple[list[Message], list[tuple[Message, DecodeError]]]:
+        """Decode a fetched batch: the good messages, and the ones that failed with why."""
+        if self._plain and bytes not in set(map(type, map(_value_of, messages))):
+            return messages, []
+        good: list[Message] = []
+        bad: list[tuple[Message, DecodeError]] = []
+        for message in messages:
+            try:
+                good.append(self.decode(message))
+            except DecodeError as exc:
+                bad.append((message, exc))
+        return good, bad
+
+    async def send(
+        self,
+        *,
+        key: K | None = None,
+        value: V | None = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers | None = None,
+    ) -> RecordMetadata:
+        """Append a message to the topic and wait until it is stored; returns where it went."""
+        transport = await self.app._producer()
+        raw_key, raw_value = self.encode(key, value)
+        return await transport.send(
+            self.name, raw_key, raw_value, partition=partition, timestamp=timestamp, headers=headers
+        )
+
+    async def send_many(self, values: Any, *, key: Any = None) -> None:
+        """Append many values (optionally all with ``key``) in one batch."""
+        transport = await self.app._producer()
+        if transport.needs_bytes:
+            raw_key = encode_value(key, self.key_serializer)
+            serializer = self.value_serializer
+            records = [(raw_key, encode_value(value, serializer), None, None) for value in values]
+        else:
+            records = [(key, value, None, None) for value in values]
+        await transport.send_many(self.name, records)
+
+    def buffer_nowait(self, value: Any) -> bool:
+        """Queue a value for the next batched send if the buffer has room; False means await send_buffered."""
+        buffer = self._buffer
+        if len(buffer) >= _SEND_BATCH - 1 or not self._raw_objects:
+            return False
+        buffer.append((None, value, None, None))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        return True
+
+    async def send_buffered(self, value: Any, *, key: Any = None) -> None:
+        """Queue a value for the next batched send (agent sinks use this); waits only when the buffer is full.
+
+        The app awaits every buffered send before it commits offsets, so an event is never committed
+        before what it produced was stored.
+        """
+        buffer = self._buffer
+        if self._raw_objects:
+            buffer.append((key, value, None, None))
+        else:
+            raw_key, raw_value = self.encode(key, value)
+            buffer.append((raw_key, raw_value, None, None))
+        if len(buffer) >= _SEND_BATCH:
+            await self._send_buffer()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        if self._buffer:
+            self.app._background(self._send_buffer(), f"send to {self.name}", send=True)
+
+    @property
+    def _raw_objects(self) -> bool:
+        transport = self.app._transport
+        return transport is not None and not transport.needs_bytes
+
+    async def _send_buffer(self) -> None:
+        records, self._buffer = self._buffer, []
+        if records:
+            transport = await self.app._producer()
+            try:
+                await transport.send_many(self.name, records)
+            except Exception as exc:
+                self.app._send_failed(exc, self.name)
+                raise
+
+    def stream(self) -> Stream[V]:
+        """A stream of this topic's values, read by the app's consumer group."""
+        return self.subscription().stream()
+
+    def __repr__(self) -> str:
+        return f"<Topic {', '.join(self.names)}>"
+
+
+_value_of = operator.attrgetter("value")
+
+
+def _is_instance(value: Any, value_type: Any) -> bool:
+    return not isinstance(value_type, type) or isinstance(value, value_type)
+
+
+def _coerce(value: Any, value_type: Any) -> Any:
+    from .errors import ValidationError
+    from .records import decoder_for
+
+    try:
+        return decoder_for(value_type)(value)
+    except ValidationError as exc:
+        raise DecodeError(str(exc)) from exc
+
+
+def _text_or_bytes(data: bytes) -> str | bytes:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def _with(message: Message, key: Any, value: Any) -> Message:
+    return Message(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.timestamp,
+        key,
+        value,
+        message.headers,
+        message.raw_key if message.raw_key is not None else _raw(message.key),
+        message.raw_value if message.raw_value is not None else _raw(message.value),
+    )
+
+
+def _raw(data: Any) -> bytes | None:
+    return bytes(data) if isinstance(data, (bytes, bytearray)) else None

@@ -1,0 +1,381 @@
+"""Subscriptions: one reader's queue of delivered messages, its offsets, redeliveries and error policy.
+
+A subscription is fed batches of messages (by the app's consumer for topics, by `send` for channels),
+hands them to the streams that read it, and hears every acknowledgment. It knows which offsets are done,
+which messages a reader held when it went away (they are put back, in order), how often a message was
+redelivered, and what to do with one that keeps failing. It does no I/O itself: the owner passes in how
+to dead-letter a message and how to crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Literal, NamedTuple
+
+from reactivex import Observable
+
+from . import _rx
+from ._rx import Batch, Context
+from .errors import ConfigurationError
+from .events import Message
+from .offsets import OffsetTracker
+from .streams import Stream
+
+__all__ = ["ErrorPolicy", "Subscription"]
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["dead_letter", "skip", "crash"]
+ON_ERROR_CHOICES: tuple[str, ...] = ("dead_letter", "skip", "crash")
+
+
+class ErrorPolicy(NamedTuple):
+    """What happens to a message that cannot be processed: redeliveries first, then this."""
+
+    on_error: OnError = "dead_letter"
+    dead_letter: str | None = None
+    max_redeliveries: int = 3
+    backoff: float = 0.05
+
+    @classmethod
+    def make(
+        cls, on_error: str, dead_letter: str | None, max_redeliveries: int, backoff: float = 0.05
+    ) -> ErrorPolicy:
+        """Validate the user's settings."""
+        if on_error not in ON_ERROR_CHOICES:
+            raise ConfigurationError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+        if (
+            isinstance(max_redeliveries, bool)
+            or not isinstance(max_redeliveries, int)
+            or max_redeliveries < 0
+        ):
+            raise ConfigurationError(f"max_redeliveries must be an integer >= 0, got {max_redeliveries!r}")
+        return cls(on_error, dead_letter, max_redeliveries, backoff)  # type: ignore[arg-type]
+
+
+class _Reader:
+    """One consumption of a subscription: the batches it was handed and has not finished."""
+
+    __slots__ = ("closed", "outstanding")
+
+    def __init__(self) -> None:
+        self.outstanding: deque[list[Message]] = deque()
+        self.closed = False
+
+
+Handler = Callable[[Message, BaseException, str], Awaitable[None]]
+
+
+class Subscription:
+    """The messages one reader (an agent's instances, or an app stream) gets, with their acknowledgments."""
+
+    def __init__(
+        self,
+        name: str,
+        policy_for: Callable[[str], ErrorPolicy],
+        *,
+        dead_letter: Handler,
+        crash: Callable[[BaseException], None],
+        maxsize: int = 8,
+        label: str | None = None,
+    ) -> None:
+        self.name = name
+        self.label = label or name
+        self._policy_for = policy_for
+        self._dead_letter = dead_letter
+        self._crash = crash
+        self.maxsize = maxsize
+        self._queue: deque[list[Message]] = deque()
+        self._trackers: dict[str, dict[int, OffsetTracker]] = {}
+        self._readers: set[_Reader] = set()
+        self._rejected: set[Message] = set()
+        self._handled: set[Message] = set()
+        self._attempts: dict[tuple[str, int, int], int] = {}
+        self._data = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+        self._stopping = False
+        self.delivered_count = 0
+
+    # ------------------------------------------------------------ feeding
+
+    def deliver(
+        self,
+        topic: str,
+        partition: int,
+        messages: list[Message],
+        first: int,
+        last: int,
+        fetched: Sequence[Message] | None = None,
+    ) -> None:
+        """Queue ``messages`` read from one partition; ``first..last`` is the offset range they came from.
+
+        Offsets in the range that no fetched message has (compacted away) count as acknowledged.
+        """
+        tracker = self.tracker(topic, partition, first)
+        tracker.delivered(first, last)
+        fetched = messages if fetched is None else fetched
+        if last - first + 1 > len(fetched):
+            present = {m.offset for m in fetched}
+            tracker.ack_many([o for o in range(first, last + 1) if o not in present])
+        if messages:
+            self._queue.append(messages)
+            self.delivered_count += len(messages)
+            self._data.set()
+        if len(self._queue) >= self.maxsize:
+            self._room.clear()
+
+    def deliver_one(self, message: Message) -> None:
+        """Queue one message (a channel send), joining the last queued batch of its partition if it can."""
+        self.tracker(message.topic, message.partition, message.offset).delivered(
+            message.offset, message.offset
+        )
+        queue = self._queue
+        last = queue[-1] if queue else None
+        if (
+            last is not None
+            and len(last) < 256
+            and last[-1].topic == message.topic
+            and last[-1].partition == message.partition
+        ):
+            last.append(message)
+        else:
+            queue.append([message])
+            if len(queue) >= self.maxsize:
+                self._room.clear()
+        self.delivered_count += 1
+        self._data.set()
+
+    def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
+        """The offset bookkeeping of one partition, created at ``start`` when first needed."""
+        partitions = self._trackers.setdefault(topic, {})
+        tracker = partitions.get(partition)
+        if tracker is None:
+            tracker = partitions[partition] = OffsetTracker(start or 0)
+        return tracker
+
+    def trackers(self) -> dict[tuple[str, int], OffsetTracker]:
+        """Every partition's bookkeeping."""
+        return {(t, p): tr for t, parts in self._trackers.items() for p, tr in parts.items()}
+
+    def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Drop the state of partitions that moved to another worker (their queued messages too)."""
+        gone = set(partitions)
+        for topic, partition in gone:
+            self._trackers.get(topic, {}).pop(partition, None)
+        self._queue = deque(
+            batch for batch in self._queue if (batch[0].topic, batch[0].partition) not in gone
+        )
+        self._update_room()
+
+    @property
+    def queued(self) -> int:
+        """How many batches wait for a reader."""
+        return len(self._queue)
+
+    async def wait_for_room(self) -> None:
+        """Wait until the queue is below its limit (backpressure towards the fetcher or sender)."""
+        while len(self._queue) >= self.maxsize and not self.closed:
+            self._room.clear()
+            await self._room.wait()
+
+    def _update_room(self) -> None:
+        if len(self._queue) < self.maxsize:
+            self._room.set()
+
+    def close(self, *, drain: bool = True) -> None:
+        """End every reader's stream: once the queue is drained, or (``drain=False``) at the next pull."""
+        self.closed = True
+        self._stopping = not drain
+        self._data.set()
+        self._room.set()
+
+    # ------------------------------------------------------------ reading
+
+    def stream(self, stream_cls: type[Stream[Any]] = Stream) -> Stream[Any]:
+        """A new stream over this subscription (each consumption is one reader)."""
+
+        def build(ctx: Context) -> Observable[Batch]:
+            reader = _Reader()
+            self._readers.add(reader)
+            return _rx.pump(lambda: self._feed(reader), ctx, on_dispose=lambda: self._release(reader))
+
+        return stream_cls._from_batches(build, self.label)
+
+    async def _feed(self, reader: _Reader) -> AsyncIterator[Batch]:
+        queue = self._queue
+        while True:
+            while not queue:
+                if self.closed or reader.closed:
+                    return
+                self._data.clear()
+                await self._data.wait()
+            if reader.closed or self._stopping:
+                return
+            messages = queue.popleft()
+            self._update_room()
+            self._prune(reader)
+            reader.outstanding.append(messages)
+            yield Batch([m.value for m in messages], messages, self)
+
+    def _prune(self, reader: _Reader) -> None:
+        """Forget outstanding batches that are fully acknowledged."""
+        outstanding = reader.outstanding
+        trackers = self._trackers
+        while outstanding:
+            batch = outstanding[0]
+            last = batch[-1]
+            tracker = trackers.get(last.topic, {}).get(last.partition)
+            if tracker is not None and not (
+                tracker.committable > last.offset or all(tracker.is_acked(m.offset) for m in batch)
+            ):
+                return
+            outstanding.popleft()
+
+    def _release(self, reader: _Reader) -> None:
+        """A reader went away: put what it held and did not finish back at the front, in order."""
+        if reader.closed:
+            return
+        reader.closed = True
+        self._readers.discard(reader)
+        trackers = self._trackers
+        back: list[list[Message]] = []
+        for messages in reader.outstanding:
+            first = messages[0]
+            tracker = trackers.get(first.topic, {}).get(first.partition)
+            if tracker is None:
+                continue  # the partition moved away meanwhile
+            left = [
+                m
+                for m in messages
+                if not tracker.is_acked(m.offset) and m not in self._handled and m not in self._rejected
+            ]
+            if left:
+                back.append(left)
+        reader.outstanding.clear()
+        if back:
+            self._queue.extendleft(reversed(back))
+            self._data.set()
+
+    # ------------------------------------------------------------ acknowledging
+
+    def ack(self, refs: Sequence[Any]) -> None:
+        """Mark messages processed (one step per run of consecutive offsets of a partition)."""
+        if self._rejected:
+            refs = [m for m in refs if m not in self._rejected]
+            if not refs:
+                return
+        first = refs[0]
+        last = refs[-1]
+        if first.topic == last.topic and first.partition == last.partition:
+            tracker = self._trackers.get(first.topic, {}).get(first.partition)
+            if tracker is not None:
+                if last.offset - first.offset + 1 == len(refs):
+                    tracker.ack_many(range(first.offset, last.offset + 1))
+                else:
+                    tracker.ack_many([m.offset for m in refs])
+                return
+        trackers = self._trackers
+        for message in refs:
+            tracker = trackers.get(message.topic, {}).get(message.partition)
+            if tracker is not None:
+                tracker.ack(message.offset)
+
+    def reject(self, ref: Any) -> None:
+        """Redeliver a message after a back-off, or apply the error policy once redeliveries ran out."""
+        message: Message = ref
+        if message in self._rejected or message in self._handled:
+            return
+        self._rejected.add(message)
+        self._failed(message, None, "rejected")
+
+    def failed(self, message: Message, exc: BaseException) -> None:
+        """A reader raised while processing ``message``: count it; apply the policy past the limit."""
+        if message in self._handled:
+            return
+        self._failed(message, exc, "raised")
+
+    def _failed(self, message: Message, exc: BaseException | None, how: str) -> None:
+        policy = self._policy_for(message.topic)
+        key = (message.topic, message.partition, message.offset)
+        attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+        if attempts <= policy.max_redeliveries:
+            if how == "rejected":
+                delay = policy.backoff * (2 ** (attempts - 1))
+                asyncio.get_running_loop().call_later(delay, self._redeliver, message)
+            return
+        self._handled.add(message)
+        self._rejected.discard(message)
+        reason = exc if exc is not None else RuntimeError(f"rejected {attempts} times")
+        where = f"{message.topic}[{message.partition}]@{message.offset}"
+        self._spawn(self._apply_policy(message, reason, policy, f"{how} {attempts} times at {where}"))
+
+    def _redeliver(self, message: Message) -> None:
+        self._rejected.discard(message)
+        copy = Message(
+            message.topic,
+            message.partition,
+            message.offset,
+            message.timestamp,
+            message.key,
+            message.value,
+            message.headers,
+            message.raw_key,
+            message.raw_value,
+        )
+        self._queue.appendleft([copy])
+        self._data.set()
+
+    def undecodable(self, message: Message, exc: BaseException) -> None:
+        """A delivered offset whose message could not be decoded goes straight to the error policy."""
+        self._handled.add(message)
+        policy = self._policy_for(message.topic)
+        self._spawn(self._apply_policy(message, exc, policy, "could not be decoded"))
+
+    async def _apply_policy(
+        self, message: Message, exc: BaseException, policy: ErrorPolicy, what: str
+    ) -> None:
+        where = f"topic {message.topic!r} partition {message.partition} offset {message.offset}"
+        try:
+            if policy.on_error == "crash":
+                logger.error("%s: message at %s %s: %r; crashing as configured", self.label, where, what, exc)
+                self._crash(exc)
+                return
+            if policy.on_error == "dead_letter":
+                await self._dead_letter(message, exc, what)
+                logger.warning(
+                    "%s: message at %s %s (%r); sent to the dead-letter topic", self.label, where, what, exc
+                )
+            else:
+                logger.error("%s: message at %s %s: %r; skipped as configured", self.label, where, what, exc)
+        except Exception as failure:  # the policy itself failed: never lose the message silently
+            logger.exception("%s: the error policy for %s failed", self.label, where)
+            self._handled.discard(message)
+            self._crash(failure)
+            return
+        self._handled.discard(message)
+        tracker = self._trackers.get(message.topic, {}).get(message.partition)
+        if tracker is not None:
+            tracker.ack(message.offset)
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for error-policy work (dead-letter sends) still in flight."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def attempts(self, message: Message) -> int:
+        """How many times ``message`` failed or was rejected so far."""
+        return self._attempts.get((message.topic, message.partition, message.offset), 0)
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.label} queued={len(self._queue)} readers={len(self._readers)}>"

@@ -1,0 +1,390 @@
+"""Apps and agents on the embedded memory transport: delivery, acks, redelivery and error policies."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import rxstream
+from rxstream import App, Record, current_event
+from rxstream.errors import AgentError, ConfigurationError
+from rxstream.transport.base import TopicPartition
+
+
+class Order(Record):
+    id: str
+    amount: float
+
+
+def memory_url() -> str:
+    return f"memory://test-{uuid.uuid4().hex[:8]}"
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` holds (bounded)."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.005)
+
+
+async def read_all(app: App, topic: str, timeout: float = 5.0) -> list[Any]:
+    """Every message of a topic, read with a consumer group of its own."""
+    transport = app.transport
+    seen: list[Any] = []
+
+    async def on_rebalance(revoked: Any, assigned: Any) -> None:
+        return None
+
+    consumer = transport.consumer(f"reader-{uuid.uuid4().hex}", [topic], on_rebalance)
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout=0.05, max_records=10_000)
+            if not batch and seen:
+                break
+            for messages in batch.values():
+                seen.extend(messages)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def test_agent_processes_yields_to_sinks_and_answers_ask() -> None:
+    app = App("shop", broker=memory_url())
+    orders = app.topic("orders", value_type=Order, partitions=4)
+    doubled = app.topic("doubled")
+    seen: list[float] = []
+
+    @app.agent(orders, sink=[doubled])
+    async def process(stream: rxstream.Stream[Order]) -> AsyncIterator[float]:
+        async for order in stream.filter(lambda o: o.amount > 0):
+            seen.append(order.amount)
+            yield order.amount * 2
+
+    async with app:
+        for i in range(5):
+            await orders.send(key=f"o{i}", value=Order(id=f"o{i}", amount=float(i)))
+        assert await process.ask(Order(id="q", amount=21.0)) == 42.0
+        await eventually(lambda: len(seen) == 5)
+        out = await read_all(app, "doubled")
+    assert sorted(seen) == [1.0, 2.0, 3.0, 4.0, 21.0]
+    assert sorted(m.value for m in out) == [2.0, 4.0, 6.0, 8.0, 42.0]
+
+
+async def test_a_handler_that_raises_loses_nothing_and_dead_letters_the_poison_value() -> None:
+    app = App("risky", broker=memory_url())
+    numbers = app.topic("numbers", partitions=1, max_redeliveries=2)
+    handled: list[int] = []
+    attempts: Counter[int] = Counter()
+
+    @app.agent(numbers)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            attempts[n] += 1
+            if n == 3:
+                raise ValueError("three is poison")
+            handled.append(n)
+
+    async with app:
+        for n in range(8):
+            await numbers.send(value=n)
+        await eventually(lambda: 7 in handled)
+        dead = await read_all(app, "numbers-dead-letter")
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("numbers", 0)) == 8)
+    # every value but the poison one is handled (0..2 possibly twice: at-least-once), none lost
+    assert set(handled) == {0, 1, 2, 4, 5, 6, 7}
+    assert attempts[3] == 3  # first try plus max_redeliveries=2
+    assert [m.value for m in dead] == [3]
+    headers = dead[0].headers
+    assert headers["rxstream-topic"] == "numbers" and headers["rxstream-offset"] == "3"
+    assert "three is poison" in headers["rxstream-error"]
+    assert process.restarts >= 3
+
+
+async def test_cancel_mid_batch_redelivers_unacknowledged_events_on_restart() -> None:
+    url = memory_url()
+    first = App("worker", broker=url)
+    topic = first.topic("jobs", partitions=1)
+    done: list[int] = []
+    gate = asyncio.Event()
+
+    @first.agent(topic)
+    async def slow(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            if n == 5:
+                await gate.wait()  # stuck in the middle of the batch
+            done.append(n)
+
+    await first.start()
+    for n in range(10):
+        await topic.send(value=n)
+    await eventually(lambda: len(done) == 5)
+    slow.cancel()  # killed mid-batch: 5..9 are delivered but not acknowledged
+    await asyncio.sleep(0.01)
+    await first.stop()
+    assert done == [0, 1, 2, 3, 4]
+
+    second = App("worker", broker=url)
+    again = second.topic("jobs", partitions=1)
+    redone: list[int] = []
+
+    @second.agent(again)
+    async def resume(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            redone.append(n)
+
+    async with second:
+        await eventually(lambda: len(redone) >= 5)
+    assert redone == [5, 6, 7, 8, 9]
+
+
+async def test_a_three_agent_pipeline_delivers_100000_events_exactly_once() -> None:
+    app = App("pipeline", broker=memory_url())
+    source = app.topic("source", partitions=4)
+    middle = app.topic("middle", partitions=4)
+    final = app.topic("final", partitions=4)
+    received: list[int] = []
+
+    @app.agent(source, sink=[middle])
+    async def parse(stream: rxstream.Stream[int]) -> AsyncIterator[int]:
+        async for n in stream:
+            yield n
+
+    @app.agent(middle, sink=[final])
+    async def enrich(stream: rxstream.Stream[int]) -> AsyncIterator[int]:
+        async for n in stream.map(lambda n: n + 1):
+            yield n
+
+    @app.agent(final)
+    async def store(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            received.append(n)
+
+    total = 100_000
+    async with app:
+        await source.send_many(range(total))
+        await eventually(lambda: len(received) >= total, timeout=60)
+        await asyncio.sleep(0.05)
+    assert len(received) == total
+    assert sorted(received) == list(range(1, total + 1))
+
+
+async def test_reject_redelivers_then_dead_letters() -> None:
+    app = App("picky", broker=memory_url())
+    topic = app.topic("inbox", partitions=1, max_redeliveries=2)
+    seen: Counter[str] = Counter()
+
+    @app.agent(topic)
+    async def picky(stream: rxstream.Stream[str]) -> None:
+        async for event in stream.noack().events():
+            seen[event.value] += 1
+            if event.value == "bad":
+                event.reject()
+            else:
+                event.ack()
+
+    async with app:
+        for value in ("a", "bad", "b"):
+            await topic.send(value=value)
+        await eventually(lambda: seen["bad"] == 3 and seen["b"] == 1)
+        dead = await read_all(app, "inbox-dead-letter")
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("inbox", 0)) == 3)
+    assert [m.value for m in dead] == ["bad"]
+    assert dead[0].headers["rxstream-reason"].startswith("rejected 3 times")
+
+
+async def test_undecodable_value_goes_to_the_dead_letter_topic_naming_where_it_was() -> None:
+    app = App("typed", broker=memory_url())
+    topic = app.topic("orders", value_type=Order, partitions=1)
+    good: list[Order] = []
+
+    @app.agent(topic)
+    async def process(stream: rxstream.Stream[Order]) -> None:
+        async for order in stream:
+            good.append(order)
+
+    async with app:
+        await app.transport.send("orders", None, b'{"id": "a", "amount": 1}')
+        await app.transport.send("orders", None, b"not json")
+        await app.transport.send("orders", None, b'{"id": "b", "amount": "lots"}')
+        await topic.send(value=Order(id="c", amount=3.0))
+        await eventually(lambda: len(good) == 2)
+        dead = await read_all(app, "orders-dead-letter")
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("orders", 0)) == 4)
+    assert [o.id for o in good] == ["a", "c"]
+    assert [m.value for m in dead] == [b"not json", b'{"id": "b", "amount": "lots"}']
+    assert "topic 'orders', partition 0, offset 2" in dead[1].headers["rxstream-error"]
+    assert "Order.amount" in dead[1].headers["rxstream-error"]
+
+
+async def test_skip_policy_logs_and_moves_on(caplog: pytest.LogCaptureFixture) -> None:
+    app = App("skipper", broker=memory_url())
+    topic = app.topic("numbers", value_type=int, partitions=1, on_error="skip")
+    got: list[int] = []
+
+    @app.agent(topic)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            got.append(n)
+
+    async with app:
+        await app.transport.send("numbers", None, b"1")
+        await app.transport.send("numbers", None, b"x")
+        await app.transport.send("numbers", None, b"3")
+        await eventually(lambda: got == [1, 3])
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("numbers", 0)) == 3)
+    assert any("offset 1" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
+
+
+async def test_crash_policy_and_crash_strategy_stop_the_app_with_an_error() -> None:
+    app = App("fragile", broker=memory_url())
+    topic = app.topic("numbers", partitions=1)
+
+    @app.agent(topic, supervisor_strategy="crash")
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            if n == 2:
+                raise RuntimeError("cannot go on")
+
+    runner = asyncio.get_running_loop().create_task(app.run(install_signal_handlers=False))
+    await eventually(lambda: app._started)
+    for n in range(4):
+        await topic.send(value=n)
+    assert await asyncio.wait_for(runner, 10) == 1
+    assert isinstance(app.crashed, AgentError)
+    assert "cannot go on" in str(app.crashed)
+
+
+async def test_restarts_are_bounded() -> None:
+    app = App("flaky", broker=memory_url())
+    topic = app.topic("numbers", partitions=1, max_redeliveries=100)
+    errors: list[BaseException] = []
+
+    @app.agent(topic, on_error=lambda agent, exc: errors.append(exc))
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for _ in stream:
+            raise RuntimeError("always")
+
+    process.max_restarts = 3
+    process.restart_window = 60
+    runner = asyncio.get_running_loop().create_task(app.run(install_signal_handlers=False))
+    await eventually(lambda: app._started)
+    await topic.send(value=1)
+    assert await asyncio.wait_for(runner, 20) == 1
+    assert "failed 4 times" in str(app.crashed)
+    assert len(errors) == 4
+
+
+async def test_concurrency_processes_each_event_once() -> None:
+    app = App("parallel", broker=memory_url())
+    topic = app.topic("work", partitions=4)
+    seen: list[int] = []
+
+    @app.agent(topic, concurrency=3)
+    async def worker(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            await asyncio.sleep(0)
+            seen.append(n)
+
+    async with app:
+        await topic.send_many(range(3000))
+        await eventually(lambda: len(seen) >= 3000)
+    assert sorted(seen) == list(range(3000))
+
+
+async def test_channel_agent_with_backpressure_and_current_event() -> None:
+    app = App("local", broker=memory_url())
+    channel = app.channel(maxsize=300)
+    keys: list[Any] = []
+    release = asyncio.Event()
+
+    @app.agent(channel)
+    async def consume(stream: rxstream.Stream[int]) -> None:
+        async for _ in stream:
+            await release.wait()
+            keys.append(current_event().key)
+
+    async with app:
+        sends = [asyncio.ensure_future(channel.send(key=f"k{i}", value=i)) for i in range(2000)]
+        await asyncio.sleep(0.05)
+        assert sum(s.done() for s in sends) < 2000  # a full channel makes senders wait
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*sends), 10)
+        await eventually(lambda: len(keys) == 2000)
+    assert keys == [f"k{i}" for i in range(2000)]
+
+
+async def test_test_context_runs_an_agent_without_an_app() -> None:
+    app = App("unit", broker=memory_url())
+
+    @app.agent()
+    async def double(stream: rxstream.Stream[int]) -> AsyncIterator[int]:
+        async for n in stream:
+            yield n * 2
+
+    async with double.test_context() as agent:
+        event = await agent.put(21)
+        assert agent.results[event.offset] == 42
+        await agent.put(1)
+        assert agent.sent == [42, 2]
+
+
+async def test_timer_and_task_run_while_the_app_runs() -> None:
+    app = App("clock", broker=memory_url())
+    ticks: list[int] = []
+    started = asyncio.Event()
+
+    @app.timer(0.01)
+    async def tick() -> None:
+        ticks.append(1)
+
+    @app.task
+    async def on_start() -> None:
+        started.set()
+
+    async with app:
+        await asyncio.wait_for(started.wait(), 5)
+        await eventually(lambda: len(ticks) >= 3)
+
+
+async def test_restart_resumes_from_committed_offsets() -> None:
+    url = memory_url()
+    seen: list[int] = []
+    for round_ in range(2):
+        app = App("resumer", broker=url)
+        topic = app.topic("log", partitions=2)
+
+        @app.agent(topic)
+        async def reader(stream: rxstream.Stream[int]) -> None:
+            async for n in stream:
+                seen.append(n)
+
+        async with app:
+            await topic.send_many(range(round_ * 10, round_ * 10 + 10))
+            expected = (round_ + 1) * 10
+            await eventually(lambda expected=expected: len(seen) == expected)  # type: ignore[misc]
+    assert sorted(seen) == list(range(20))
+
+
+def test_bad_declarations_fail_clearly() -> None:
+    app = App("conf", broker=memory_url())
+    with pytest.raises(ConfigurationError, match="on_error must be one of"):
+        app.topic("t", on_error="explode")
+    with pytest.raises(ConfigurationError, match="partitions must be a positive integer"):
+        app.topic("u", partitions=0)
+    with pytest.raises(ConfigurationError, match="async def"):
+        app.agent()(lambda stream: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ConfigurationError, match="supervisor_strategy must be one of"):
+
+        @app.agent(supervisor_strategy="retry-forever")
+        async def agent(stream: Any) -> None:
+            pass
+
+    with pytest.raises(ConfigurationError, match="broker must be a URL"):
+        App("x", broker="localhost:9092")
