@@ -435,10 +435,12 @@ class Stream(Generic[T]):
         return [ref]
 
     async def aclose(self) -> None:
-        """Stop iterating: values handed out but not asked past stay unacknowledged."""
-        iterator = self._iterator
-        if iterator is not None and hasattr(iterator, "aclose"):
-            await iterator.aclose()
+        """Stop the iteration of this chain: values handed out but not asked past stay unacknowledged."""
+        active = self._origin.active
+        for stream in (self, active):
+            iterator = stream._iterator if stream is not None else None
+            if iterator is not None and hasattr(iterator, "aclose"):
+                await iterator.aclose()
 
     def __repr__(self) -> str:
         return f"<Stream {self.label}>"

@@ -99,7 +99,7 @@ class Transport(Protocol):
     """Whether keys and values must be bytes (then the channel layer encodes and decodes them)."""
 
     async def start(self) -> None:
-        """Connect; fails within a bounded time with an error naming the URL when the broker is unreachable."""
+        """Connect; fails within a bounded time with an error naming the URL if the broker is unreachable."""
 
     async def stop(self) -> None:
         """Flush pending sends and disconnect."""
@@ -120,7 +120,7 @@ class Transport(Protocol):
         timestamp: float | None = None,
         headers: Headers | None = None,
     ) -> RecordMetadata:
-        """Append one message; ``partition`` None means key-hash partitioning (round-robin without key).
+        """Append one message; ``partition`` None means key-hash partitioning (round-robin with no key).
 
         Waits while the partition is full (backpressure), never drops.
         """

@@ -1,0 +1,776 @@
+"""The embedded ``memory://`` transport: an in-process partitioned log with offsets, groups and commits.
+
+Every transport opened on the same URL shares one `MemoryBroker` (``memory://`` is the default log,
+``memory://name`` a separate one), so two workers of an app in one process share topics, committed offsets
+and consumer groups, and split partitions as Kafka members would. Keys and values are stored as the Python
+objects that were sent (``needs_bytes`` is false); consumers receive the very `Message` objects that were
+appended, shared by every group, so treat them as read-only.
+
+Memory is bounded per partition: at most ``max_partition_backlog`` messages that some known consumer group
+(one that ever joined or committed for the topic) has not committed past; a send beyond that waits until
+consumers commit, it never drops. What every known group has committed past is trimmed; a topic no group
+ever joined keeps only its newest ``max_partition_backlog`` messages (like retention). A group stays known
+after its last member leaves, as in Kafka, so its lag keeps holding senders back until
+`MemoryTransport.delete_group` forgets it.
+
+Everything runs on the asyncio loop of its callers: no threads, no per-message tasks, futures or locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from ..errors import ConfigurationError, TransportError
+from ..events import Headers, Message
+from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
+from .partitioner import partition_for
+
+__all__ = ["MemoryBroker", "MemoryConsumer", "MemoryTransport"]
+
+logger = logging.getLogger(__name__)
+
+SCHEME = "memory://"
+OFFSET_RESETS = ("earliest", "latest")
+_NO_HEADERS: Headers = MappingProxyType({})
+_Record = tuple[Any, Any, int | None, Headers | None]
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    """Wake whoever awaits ``fut`` (once; a future of a closed loop is left alone)."""
+    if not fut.done() and not fut.get_loop().is_closed():
+        fut.set_result(None)
+
+
+def _broker_name(url: str) -> str:
+    """The registry key of a ``memory://`` URL: the part after the scheme, without slashes."""
+    if not url.lower().startswith(SCHEME):
+        raise ConfigurationError(
+            f"not a memory transport URL: {url!r} (expected 'memory://' or 'memory://name')"
+        )
+    return url[len(SCHEME) :].strip("/")
+
+
+def _describe(tp: TopicPartition) -> str:
+    """How errors and logs name a partition."""
+    return f"topic {tp.topic!r} partition {tp.partition}"
+
+
+class _Partition:
+    """One partition's log (offsets from ``base`` on), the groups holding it back and who waits on it."""
+
+    __slots__ = ("base", "floors", "log", "low", "readers", "space_waiters", "tp")
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.log: list[Message] = []
+        self.base = 0
+        self.floors: dict[str, int] = {}
+        """Per known group, the first offset it still needs (its commit, or where it started)."""
+        self.low: int | None = None
+        """The smallest floor, or None while no group is known (then retention trims)."""
+        self.readers: set[MemoryConsumer] = set()
+        self.space_waiters: set[asyncio.Future[None]] = set()
+
+    @property
+    def end(self) -> int:
+        """The offset the next appended message gets."""
+        return self.base + len(self.log)
+
+    def room(self, max_backlog: int) -> int:
+        """How many messages fit before some known group lags ``max_backlog`` behind (no group: no limit)."""
+        low = self.low
+        if low is None:
+            return sys.maxsize
+        return max_backlog - (self.base + len(self.log) - max(low, self.base))
+
+    def extend(self, records: Sequence[_Record], stamp: float) -> None:
+        """Append records as messages with the next offsets."""
+        topic, index = self.tp
+        self.log.extend(
+            [
+                Message(topic, index, offset, stamp, key, value, dict(headers) if headers else _NO_HEADERS)
+                for offset, (key, value, _, headers) in enumerate(records, self.base + len(self.log))
+            ]
+        )
+
+    def set_floor(self, group_id: str, offset: int) -> None:
+        """Record where ``group_id`` now needs this partition from; trims and wakes senders if room grew."""
+        self.floors[group_id] = offset
+        self._floors_changed()
+
+    def drop_floor(self, group_id: str) -> None:
+        """Forget a deleted group's claim on this partition."""
+        if self.floors.pop(group_id, None) is not None:
+            self._floors_changed()
+
+    def _floors_changed(self) -> None:
+        """Recompute the low watermark, trim what no group needs, wake blocked senders."""
+        self.low = min(self.floors.values()) if self.floors else None
+        if self.low is not None:
+            self.trim_to(min(self.low, self.end))
+        waiters, self.space_waiters = self.space_waiters, set()
+        for fut in waiters:
+            _resolve(fut)
+
+    def trim_to(self, offset: int) -> None:
+        """Drop the messages before ``offset`` (offsets stay absolute: ``base`` moves)."""
+        cut = offset - self.base
+        if cut > 0:
+            del self.log[:cut]
+            self.base = offset
+
+    def wake_readers(self) -> None:
+        """Tell the consumers assigned to this partition that it has new messages (once per send call)."""
+        for reader in self.readers:
+            reader._wake()
+
+
+class _Topic:
+    """A topic's partitions and its round-robin cursor for messages without a key."""
+
+    __slots__ = ("compacting", "name", "next_rr", "partitions")
+
+    def __init__(self, name: str, partitions: int, compacting: bool) -> None:
+        if partitions < 1:
+            raise ConfigurationError(f"topic {name!r} needs at least one partition, got {partitions}")
+        self.name = name
+        self.partitions = [_Partition(TopicPartition(name, i)) for i in range(partitions)]
+        self.compacting = compacting
+        self.next_rr = 0
+
+    def partition(self, index: int) -> _Partition:
+        """Partition ``index``; a ConfigurationError naming the topic when it does not exist."""
+        if not 0 <= index < len(self.partitions):
+            raise self._no_partition(index)
+        return self.partitions[index]
+
+    def _no_partition(self, index: int) -> ConfigurationError:
+        """The error for a partition this topic does not have."""
+        return ConfigurationError(
+            f"topic {self.name!r} has partitions 0..{len(self.partitions) - 1}: there is no partition {index}"
+        )
+
+    def route(self, records: Sequence[_Record]) -> tuple[list[list[_Record]], int]:
+        """Records bucketed by partition (explicit, else key hash, else round-robin), and the last partition.
+
+        Every record is routed before any is appended, so a bad partition number appends nothing.
+        """
+        count = len(self.partitions)
+        buckets: list[list[_Record]] = [[] for _ in range(count)]
+        turn = self.next_rr
+        index = 0
+        for record in records:
+            key, partition = record[0], record[2]
+            if partition is not None:
+                if not 0 <= partition < count:
+                    raise self._no_partition(partition)
+                index = partition
+            elif key is None:
+                index = turn % count
+                turn += 1
+            else:
+                index = partition_for(key, count)
+            buckets[index].append(record)
+        self.next_rr = turn % count
+        return buckets, index
+
+
+class _Group:
+    """A consumer group: its members in join order, its committed offsets and its rebalance lock."""
+
+    __slots__ = ("_lock", "_lock_loop", "committed", "id", "members", "tasks")
+
+    def __init__(self, group_id: str) -> None:
+        self.id = group_id
+        self.members: list[MemoryConsumer] = []
+        self.committed: dict[TopicPartition, int] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def lock(self) -> asyncio.Lock:
+        """The lock that serializes this group's rebalances (one per event loop, as locks bind to one)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+
+class MemoryBroker:
+    """The state behind one ``memory://`` URL, shared by every transport opened on it in this process."""
+
+    _registry: ClassVar[dict[str, MemoryBroker]] = {}
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.topics: dict[str, _Topic] = {}
+        self.groups: dict[str, _Group] = {}
+
+    @classmethod
+    def for_url(cls, url: str) -> MemoryBroker:
+        """The broker of ``url``, created on first use."""
+        name = _broker_name(url)
+        broker = cls._registry.get(name)
+        if broker is None:
+            broker = cls._registry[name] = cls(name)
+        return broker
+
+    @classmethod
+    def forget(cls, url: str) -> None:
+        """Drop the log of ``url`` (tests); transports already holding it keep their reference."""
+        cls._registry.pop(_broker_name(url), None)
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """Drop every in-memory log of this process (between tests, when nothing runs)."""
+        cls._registry.clear()
+
+    def topic(self, name: str, partitions: int, *, compacting: bool = False) -> _Topic:
+        """Topic ``name``, created with ``partitions`` partitions when missing."""
+        topic = self.topics.get(name)
+        if topic is None:
+            topic = self.topics[name] = _Topic(name, partitions, compacting)
+        return topic
+
+    def existing_topic(self, name: str) -> _Topic:
+        """Topic ``name``; a TransportError naming it when it does not exist."""
+        topic = self.topics.get(name)
+        if topic is None:
+            raise TransportError(f"topic {name!r} does not exist on memory://{self.name}")
+        return topic
+
+    def group(self, group_id: str) -> _Group:
+        """Consumer group ``group_id``, created on first use."""
+        group = self.groups.get(group_id)
+        if group is None:
+            group = self.groups[group_id] = _Group(group_id)
+        return group
+
+    def delete_group(self, group_id: str) -> None:
+        """Forget a group without members: its commits and its hold on the topics' backlogs."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return
+        if group.members:
+            raise TransportError(
+                f"cannot delete consumer group {group_id!r} on memory://{self.name}: "
+                f"it has {len(group.members)} active member(s); stop them first"
+            )
+        del self.groups[group_id]
+        for topic in self.topics.values():
+            for part in topic.partitions:
+                part.drop_floor(group_id)
+
+    async def rebalance(
+        self, group: _Group, *, joining: MemoryConsumer | None = None, leaving: MemoryConsumer | None = None
+    ) -> None:
+        """Add or remove a member and reassign the group's partitions; runs to the end even if cancelled."""
+        task = asyncio.ensure_future(self._rebalance(group, joining, leaving))
+        group.tasks.add(task)
+        task.add_done_callback(group.tasks.discard)
+        await asyncio.shield(task)
+
+    async def _rebalance(
+        self, group: _Group, joining: MemoryConsumer | None, leaving: MemoryConsumer | None
+    ) -> None:
+        """A rebalance in two phases, moving only what must move, with Kafka's listener order.
+
+        Phase 1 stops fetching of every partition that moves and awaits its old owner's listener
+        ``(revoked, [])``, so the owner can still commit. Phase 2 sets each new partition's position from the
+        group's commits and calls every member's listener ``([], assigned)`` (possibly empty); a member
+        fetches its new partitions only after its listener returned.
+        """
+        async with group.lock():
+            if joining is not None and joining not in group.members:
+                group.members.append(joining)
+            if leaving is not None and leaving in group.members:
+                group.members.remove(leaving)
+            members = group.members
+            target = self._assign(members)
+            losing = [*members, leaving] if leaving is not None else members
+            revocations: list[tuple[MemoryConsumer, list[TopicPartition]]] = []
+            for member in losing:
+                revoked = sorted(member.owned_partitions() - target.get(member, set()))
+                if revoked:
+                    member._begin_revoke(revoked)
+                    revocations.append((member, revoked))
+            await asyncio.gather(*(member._notify(revoked, ()) for member, revoked in revocations))
+            for member, revoked in revocations:
+                member._finish_revoke(revoked)
+            assignments: list[tuple[MemoryConsumer, list[TopicPartition]]] = []
+            for member in members:
+                added = sorted(target[member] - member.owned_partitions())
+                member._begin_assign(added, group)
+                assignments.append((member, added))
+            await asyncio.gather(*(member._notify((), added) for member, added in assignments))
+            for member, added in assignments:
+                member._finish_assign(added)
+
+    def _assign(self, members: Sequence[MemoryConsumer]) -> dict[MemoryConsumer, set[TopicPartition]]:
+        """Round-robin assignment (aiokafka's default): sorted partitions dealt to subscribers in turn."""
+        target: dict[MemoryConsumer, set[TopicPartition]] = {member: set() for member in members}
+        if not members:
+            return target
+        cursor = 0
+        count = len(members)
+        for name in sorted({name for member in members for name in member.topics}):
+            for part in self.topics[name].partitions:
+                for step in range(count):
+                    member = members[(cursor + step) % count]
+                    if name in member.topics:
+                        target[member].add(part.tp)
+                        cursor = (cursor + step + 1) % count
+                        break
+        return target
+
+
+class MemoryConsumer:
+    """One member of a consumer group of a `MemoryTransport`; see `rxstream.transport.base.Consumer`."""
+
+    def __init__(
+        self,
+        transport: MemoryTransport,
+        group_id: str,
+        topics: Sequence[str],
+        on_rebalance: RebalanceListener,
+        auto_offset_reset: str,
+    ) -> None:
+        if auto_offset_reset not in OFFSET_RESETS:
+            raise ConfigurationError(
+                f"auto_offset_reset must be one of {OFFSET_RESETS}, got {auto_offset_reset!r} "
+                f"(consumer group {group_id!r})"
+            )
+        if not topics:
+            raise ConfigurationError(f"a consumer of group {group_id!r} needs at least one topic")
+        self.transport = transport
+        self.group_id = group_id
+        self.topics = frozenset(topics)
+        self.auto_offset_reset = auto_offset_reset
+        self._on_rebalance = on_rebalance
+        self._broker = transport.broker
+        self._group = self._broker.group(group_id)
+        self._owned: dict[TopicPartition, _Partition] = {}
+        self._positions: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
+        self._blocked: set[TopicPartition] = set()
+        """Partitions being revoked, or assigned but whose listener has not returned: owned, not fetched."""
+        self._fetchable: list[tuple[TopicPartition, _Partition]] = []
+        self._next = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._listener_error: BaseException | None = None
+        self._started = False
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"<MemoryConsumer group={self.group_id!r} topics={sorted(self.topics)} {self.transport.url}>"
+
+    async def start(self) -> None:
+        """Join the group (creating missing topics); returns once the first assignment was heard."""
+        if self._stopped:
+            raise TransportError(f"consumer of group {self.group_id!r} was stopped; create a new one")
+        if self._started:
+            return
+        self.transport._check_open()
+        for name in sorted(self.topics):
+            self._broker.topic(name, self.transport.default_partitions)
+        self._started = True
+        await self._broker.rebalance(self._group, joining=self)
+
+    async def stop(self) -> None:
+        """Leave the group: our revocation listener runs, then the other members share our partitions."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake()
+        if self._started:
+            await self._broker.rebalance(self._group, leaving=self)
+        self.transport._forget(self)
+
+    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Message]]:
+        """Up to ``max_records`` messages of assigned, unpaused partitions, waiting up to ``timeout`` s."""
+        if max_records < 1:
+            raise ConfigurationError(f"max_records must be at least 1, got {max_records}")
+        self._raise_listener_error()
+        if self._stopped:
+            return {}
+        if not self._started:
+            raise TransportError(f"consumer of group {self.group_id!r} is not started: await start() first")
+        batch = self._fetch(max_records)
+        if batch or self._stopped or timeout <= 0:
+            return batch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_at(deadline, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            self._raise_listener_error()
+            batch = self._fetch(max_records)
+            if batch or self._stopped or loop.time() >= deadline:
+                return batch
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Store the group's next-to-read offsets; a partition this member does not own is an error."""
+        parts: list[tuple[TopicPartition, _Partition, int]] = []
+        for tp, offset in offsets.items():
+            part = self._owned.get(tp)
+            if part is None:
+                raise TransportError(
+                    f"cannot commit offset {offset} of {_describe(tp)} for consumer group {self.group_id!r}: "
+                    "the partition is not assigned to this member (a rebalance moved it, or the consumer "
+                    "is stopped)"
+                )
+            if not 0 <= offset <= part.end:
+                raise ConfigurationError(
+                    f"cannot commit offset {offset} of {_describe(tp)} for consumer group {self.group_id!r}: "
+                    f"offsets run from 0 to the end offset {part.end}"
+                )
+            parts.append((tp, part, offset))
+        committed = self._group.committed
+        for tp, part, offset in parts:
+            committed[tp] = offset
+            part.set_floor(self.group_id, offset)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """The offset this group last committed for ``tp``, or None."""
+        return self._group.committed.get(tp)
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member owns now."""
+        return frozenset(self._owned)
+
+    def owned_partitions(self) -> set[TopicPartition]:
+        """The partitions this member owns now, as a fresh set (the rebalance computes with it)."""
+        return set(self._owned)
+
+    def pause(self, tps: Sequence[TopicPartition]) -> None:
+        """Stop fetching these partitions until resumed; partitions not assigned here are ignored."""
+        self._paused.update(tp for tp in tps if tp in self._owned)
+        self._refresh()
+
+    def resume(self, tps: Sequence[TopicPartition]) -> None:
+        """Fetch these partitions again."""
+        self._paused.difference_update(tps)
+        self._refresh()
+        self._wake()
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` next; a trimmed offset resets as ``auto_offset_reset`` says."""
+        if tp not in self._owned:
+            raise TransportError(
+                f"cannot seek {_describe(tp)} for consumer group {self.group_id!r}: "
+                "the partition is not assigned to this member"
+            )
+        if offset < 0:
+            raise ConfigurationError(f"cannot seek {_describe(tp)} to negative offset {offset}")
+        self._positions[tp] = offset
+        self._wake()
+
+    def _fetch(self, max_records: int) -> dict[TopicPartition, list[Message]]:
+        """Slice fetchable partitions' logs from their positions, starting where the last call stopped."""
+        fetchable = self._fetchable
+        count = len(fetchable)
+        batch: dict[TopicPartition, list[Message]] = {}
+        if not count:
+            return batch
+        positions = self._positions
+        remaining = max_records
+        start = self._next
+        for step in range(count):
+            tp, part = fetchable[(start + step) % count]
+            base = part.base
+            position = positions[tp]
+            if position < base:
+                position = self._reset_trimmed(tp, part, position)
+            log = part.log
+            first = position - base
+            if first >= len(log):
+                continue
+            last = min(len(log), first + remaining)
+            batch[tp] = log[first:last]
+            positions[tp] = base + last
+            remaining -= last - first
+            if not remaining:
+                self._next = (start + step + 1) % count
+                return batch
+        self._next = (start + 1) % count
+        return batch
+
+    def _reset_trimmed(self, tp: TopicPartition, part: _Partition, position: int) -> int:
+        """Move a position that points at trimmed messages to ``auto_offset_reset`` (earliest or end)."""
+        reset = part.base if self.auto_offset_reset == "earliest" else part.end
+        logger.warning(
+            "%s: offset %d of consumer group %r was already trimmed (earliest is %d); resetting to %d",
+            _describe(tp),
+            position,
+            self.group_id,
+            part.base,
+            reset,
+        )
+        self._positions[tp] = reset
+        return reset
+
+    def _refresh(self) -> None:
+        """Recompute the partitions a fetch reads: owned, not paused, not mid-rebalance."""
+        skip = self._paused | self._blocked
+        self._fetchable = [(tp, part) for tp, part in sorted(self._owned.items()) if tp not in skip]
+
+    def _wake(self) -> None:
+        """Wake a getmany waiting in this consumer (new messages, resume, seek, stop, rebalance)."""
+        waiter = self._waiter
+        if waiter is not None:
+            _resolve(waiter)
+
+    def _raise_listener_error(self) -> None:
+        """Hand a failure of our rebalance listener to the code that fetches (its owner)."""
+        error, self._listener_error = self._listener_error, None
+        if error is not None:
+            raise TransportError(
+                f"the rebalance listener of consumer group {self.group_id!r} failed: {error!r}"
+            ) from error
+
+    async def _notify(self, revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]) -> None:
+        """Call our rebalance listener; a failure is logged and raised by our next getmany."""
+        try:
+            await self._on_rebalance(revoked, assigned)
+        except Exception as exc:
+            logger.exception(
+                "rebalance listener of consumer group %r failed (revoked=%s, assigned=%s)",
+                self.group_id,
+                list(revoked),
+                list(assigned),
+            )
+            if self._listener_error is None:
+                self._listener_error = exc
+            self._wake()
+
+    def _begin_revoke(self, tps: Iterable[TopicPartition]) -> None:
+        """Stop fetching partitions that move away; they stay committable until our listener returned."""
+        self._blocked.update(tps)
+        self._refresh()
+
+    def _finish_revoke(self, tps: Iterable[TopicPartition]) -> None:
+        """Give up partitions whose revocation listener returned."""
+        for tp in tps:
+            part = self._owned.pop(tp)
+            part.readers.discard(self)
+            self._positions.pop(tp, None)
+            self._paused.discard(tp)
+            self._blocked.discard(tp)
+        self._refresh()
+
+    def _begin_assign(self, tps: Iterable[TopicPartition], group: _Group) -> None:
+        """Own new partitions from the group's commit (else ``auto_offset_reset``), not fetched yet."""
+        for tp in tps:
+            part = self._broker.topics[tp.topic].partitions[tp.partition]
+            position = group.committed.get(tp)
+            if position is None:
+                position = part.base if self.auto_offset_reset == "earliest" else part.end
+            if group.id not in part.floors:
+                part.set_floor(group.id, position)
+            self._owned[tp] = part
+            self._positions[tp] = position
+            self._blocked.add(tp)
+            part.readers.add(self)
+        self._refresh()
+
+    def _finish_assign(self, tps: Iterable[TopicPartition]) -> None:
+        """Start fetching partitions whose assignment listener returned."""
+        self._blocked.difference_update(tps)
+        self._refresh()
+        self._wake()
+
+
+class MemoryTransport:
+    """The in-process partitioned log behind ``memory://`` URLs (the embedded default broker).
+
+    Example::
+
+        transport = MemoryTransport("memory://")
+        await transport.send("orders", key="k1", value={"amount": 3})
+    """
+
+    needs_bytes: bool = False
+
+    def __init__(
+        self, url: str = SCHEME, *, default_partitions: int = 8, max_partition_backlog: int = 100_000
+    ) -> None:
+        if default_partitions < 1:
+            raise ConfigurationError(
+                f"default_partitions must be at least 1, got {default_partitions} ({url})"
+            )
+        if max_partition_backlog < 1:
+            raise ConfigurationError(
+                f"max_partition_backlog must be at least 1, got {max_partition_backlog} ({url})"
+            )
+        self.url = url
+        self.broker = MemoryBroker.for_url(url)
+        self.default_partitions = default_partitions
+        self.max_partition_backlog = max_partition_backlog
+        self._consumers: list[MemoryConsumer] = []
+        self._blocked_sends: dict[asyncio.Future[None], TopicPartition] = {}
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"<MemoryTransport {self.url}>"
+
+    @classmethod
+    def reset_all(cls) -> None:
+        """Forget every in-memory log of this process (call between tests, when nothing runs)."""
+        MemoryBroker.forget_all()
+
+    async def start(self) -> None:
+        """Open the transport (nothing to connect to)."""
+        self._stopped = False
+
+    async def stop(self) -> None:
+        """Stop our consumers and fail sends still waiting for room; the log itself stays for other users."""
+        self._stopped = True
+        for consumer in list(self._consumers):
+            await consumer.stop()
+        blocked, self._blocked_sends = self._blocked_sends, {}
+        for fut, tp in blocked.items():
+            if not fut.done() and not fut.get_loop().is_closed():
+                fut.set_exception(
+                    TransportError(f"{self.url} stopped while a send to {_describe(tp)} waited for room")
+                )
+
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create missing topics with their partition counts; existing ones are left as they are."""
+        for spec in specs:
+            existing = self.broker.topics.get(spec.name)
+            if existing is None:
+                self.broker.topic(spec.name, spec.partitions, compacting=spec.compacting)
+            elif len(existing.partitions) != spec.partitions:
+                logger.info(
+                    "topic %r on %s already exists with %d partitions; %d were asked for, keeping %d",
+                    spec.name,
+                    self.url,
+                    len(existing.partitions),
+                    spec.partitions,
+                    len(existing.partitions),
+                )
+
+    async def partitions_for(self, topic: str) -> int:
+        """How many partitions ``topic`` has (creating it with ``default_partitions`` if missing)."""
+        return len(self.broker.topic(topic, self.default_partitions).partitions)
+
+    async def send(
+        self,
+        topic: str,
+        key: Any,
+        value: Any,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers | None = None,
+    ) -> RecordMetadata:
+        """Append one message; waits while a consumer group lags ``max_partition_backlog`` behind."""
+        return await self._append(topic, ((key, value, partition, headers),), timestamp)
+
+    async def send_many(self, topic: str, records: Sequence[_Record]) -> None:
+        """Append (key, value, partition, headers) records in order, waking each partition's readers once."""
+        if records:
+            await self._append(topic, records, None)
+
+    def consumer(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        on_rebalance: RebalanceListener,
+        *,
+        auto_offset_reset: str = "earliest",
+    ) -> MemoryConsumer:
+        """A member of consumer group ``group_id`` subscribed to ``topics`` (not started)."""
+        consumer = MemoryConsumer(self, group_id, topics, on_rebalance, auto_offset_reset)
+        self._consumers.append(consumer)
+        return consumer
+
+    def watermarks(self, tp: TopicPartition) -> tuple[int, int]:
+        """(earliest retained offset, end offset) of a partition: what trimming left and what comes next."""
+        part = self.broker.existing_topic(tp.topic).partition(tp.partition)
+        return part.base, part.end
+
+    def delete_group(self, group_id: str) -> None:
+        """Forget a consumer group without members, releasing the backlog its lag was holding."""
+        self.broker.delete_group(group_id)
+
+    async def _append(
+        self, topic: str, records: Sequence[_Record], timestamp: float | None
+    ) -> RecordMetadata:
+        """Append records, per partition in order; the metadata is the last record's.
+
+        Each round appends what fits in every partition and wakes its readers once; then, if some partition
+        is full, waits for its consumers to commit and goes again. A cancelled call may have appended a
+        prefix of each partition's records.
+        """
+        self._check_open()
+        state = self.broker.topic(topic, self.default_partitions)
+        buckets, last = state.route(records)
+        stamp = time.time() if timestamp is None else timestamp
+        max_backlog = self.max_partition_backlog
+        pending = [(part, bucket) for part, bucket in zip(state.partitions, buckets, strict=True) if bucket]
+        offset = 0
+        while True:
+            waiting: list[tuple[_Partition, list[_Record]]] = []
+            touched: list[_Partition] = []
+            for part, bucket in pending:
+                room = part.room(max_backlog)
+                if room >= len(bucket):
+                    part.extend(bucket, stamp)
+                    if part.tp.partition == last:
+                        offset = part.end - 1
+                elif room > 0:
+                    part.extend(bucket[:room], stamp)
+                    waiting.append((part, bucket[room:]))
+                else:
+                    waiting.append((part, bucket))
+                    continue
+                touched.append(part)
+            self._appended(state, touched)
+            if not waiting:
+                return RecordMetadata(topic, last, offset, stamp)
+            await self._wait_for_room(waiting[0][0])
+            pending = waiting
+
+    def _appended(self, topic: _Topic, touched: Iterable[_Partition]) -> None:
+        """After appending: apply retention where no group is known, then wake readers once per partition."""
+        max_backlog = self.max_partition_backlog
+        for part in touched:
+            if part.low is None and not topic.compacting and len(part.log) > max_backlog:
+                part.trim_to(part.end - max_backlog)
+            part.wake_readers()
+
+    async def _wait_for_room(self, part: _Partition) -> None:
+        """Wait until consumers committed enough of ``part`` to append one more message."""
+        loop = asyncio.get_running_loop()
+        while part.room(self.max_partition_backlog) <= 0:
+            fut: asyncio.Future[None] = loop.create_future()
+            part.space_waiters.add(fut)
+            self._blocked_sends[fut] = part.tp
+            try:
+                await fut
+            finally:
+                part.space_waiters.discard(fut)
+                self._blocked_sends.pop(fut, None)
+            self._check_open()
+
+    def _check_open(self) -> None:
+        """Refuse work after stop()."""
+        if self._stopped:
+            raise TransportError(f"transport {self.url} is stopped")
+
+    def _forget(self, consumer: MemoryConsumer) -> None:
+        """Drop a stopped consumer from the ones stop() must stop."""
+        if consumer in self._consumers:
+            self._consumers.remove(consumer)
