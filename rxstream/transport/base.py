@@ -110,6 +110,9 @@ class Transport(Protocol):
     async def partitions_for(self, topic: str) -> int:
         """How many partitions ``topic`` has (creating it with the default count if missing)."""
 
+    async def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """Per partition of ``topic``, the offset the next message will get (what "caught up" means)."""
+
     async def send(
         self,
         topic: str,

@@ -696,6 +696,11 @@ class MemoryTransport:
         self._consumers.append(consumer)
         return consumer
 
+    async def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """Per partition of ``topic``, the offset the next message will get."""
+        found = self.broker.existing_topic(topic)
+        return {part.tp: part.end for part in found.partitions}
+
     def watermarks(self, tp: TopicPartition) -> tuple[int, int]:
         """(earliest retained offset, end offset) of a partition: what trimming left and what comes next."""
         part = self.broker.existing_topic(tp.topic).partition(tp.partition)
