@@ -1,0 +1,753 @@
+"""The Kafka transport: ``kafka://host:port[;host2:port2]`` through aiokafka (producer, admin, groups).
+
+Keys, values and header values travel as bytes (``needs_bytes``: the channel layer encodes before `send`
+and decodes what `KafkaConsumer.getmany` returns). Timestamps are float seconds in rxstream and
+milliseconds in Kafka. A message sent with ``partition=None`` and a key goes where Kafka's default
+partitioner puts it (murmur2 of the key bytes, as `rxstream.transport.partitioner.partition_for` and so the
+memory transport compute it), so a key lands on the same partition from any transport or Kafka client.
+Messages without a key go round-robin over the topic's partitions.
+
+Topics are never left to the broker's auto-creation (which would give them the broker's default partition
+count): the first `send`, `partitions_for` or consumer subscription of an unknown topic creates it with
+``default_partitions``.
+
+Every failure of the broker surfaces as `rxstream.errors.TransportError` naming the URL and, where it
+applies, the topic and partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+from aiokafka import (  # type: ignore[import-untyped,unused-ignore]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+)
+from aiokafka import TopicPartition as _KafkaTP
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
+
+from ..auth import Credentials
+from ..errors import ConfigurationError, EncodeError, TransportError
+from ..events import Headers, Message
+from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
+from .partitioner import partition_for
+
+__all__ = ["KafkaConsumer", "KafkaTransport"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_PORT: Final = 9092
+_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
+_BYTES: Final = (bytes, bytearray, memoryview)
+OFFSET_RESETS: Final = ("earliest", "latest", "none")
+"""Where a member starts in a partition its group never committed ("none": fail, Kafka only)."""
+_DENIED: Final = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
+_VISIBLE_POLL: Final = 0.05  # seconds between metadata looks while a new topic propagates
+
+PRODUCER_DEFAULTS: Final[Mapping[str, Any]] = {
+    "acks": "all",
+    "enable_idempotence": False,
+    "linger_ms": 5,
+    "max_batch_size": 256 * 1024,
+}
+"""What `KafkaTransport` gives its producer unless ``producer_config`` says otherwise."""
+
+CONSUMER_DEFAULTS: Final[Mapping[str, Any]] = {
+    "session_timeout_ms": 10_000,
+    "heartbeat_interval_ms": 1_000,
+    "max_poll_interval_ms": 300_000,
+}
+"""What `KafkaConsumer` gives its aiokafka consumer unless ``consumer_config`` says otherwise."""
+
+
+_CLIENT_OWN: Final = frozenset({"bootstrap_servers", "client_id", "loop"})
+_PRODUCER_OWN: Final = _CLIENT_OWN | {"key_serializer", "value_serializer", "partitioner"}
+_CONSUMER_OWN: Final = _CLIENT_OWN | {
+    "group_id",
+    "enable_auto_commit",
+    "auto_offset_reset",
+    "key_deserializer",
+    "value_deserializer",
+}
+
+
+def _check_config(name: str, config: Mapping[str, Any] | None, owned: frozenset[str]) -> None:
+    """Refuse extra aiokafka settings that the transport sets itself (they come from its own arguments)."""
+    clash = sorted(owned.intersection(config or ()))
+    if clash:
+        raise ConfigurationError(
+            f"{name} may not set {', '.join(clash)}: KafkaTransport sets them (from the URL, client_id, "
+            "the consumer's group and auto_offset_reset; keys and values are bytes, routed by rxstream)"
+        )
+
+
+def _parse_url(url: str) -> list[str]:
+    """``kafka://h1:p1;h2:p2`` (or ``,``) as aiokafka bootstrap servers; the port defaults to 9092."""
+
+    def bad(reason: str) -> ConfigurationError:
+        return ConfigurationError(
+            f"invalid Kafka URL {url!r}: {reason}; expected kafka://host:port[;host2:port2]"
+        )
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "kafka":
+        raise bad("the scheme must be kafka://")
+    rest = rest.rstrip("/")
+    if not rest:
+        raise bad("no host")
+    servers = []
+    for part in re.split(r"[;,]", rest):
+        part = part.strip()
+        host, port_s = part, None
+        if part.startswith("["):  # [ipv6]:port
+            close = part.find("]") + 1
+            host, port_s = part[:close], part[close:].removeprefix(":") if part[close:] else None
+        elif ":" in part:
+            host, _, port_s = part.rpartition(":")
+        if not host or not _HOST.match(host):
+            raise bad(f"bad host {host!r}")
+        if port_s is not None and not (port_s.isdigit() and 0 < int(port_s) < 65536):
+            raise bad(f"bad port {port_s!r} for host {host!r}")
+        servers.append(f"{host}:{port_s or DEFAULT_PORT}")
+    return servers
+
+
+def _tp(tp: TopicPartition) -> Any:
+    """rxstream's TopicPartition as aiokafka's (aiokafka checks the type)."""
+    return _KafkaTP(tp.topic, tp.partition)
+
+
+def _tps(tps: Iterable[Any]) -> list[TopicPartition]:
+    """aiokafka partitions as rxstream's, sorted so listeners see a stable order."""
+    return sorted(TopicPartition(tp.topic, tp.partition) for tp in tps)
+
+
+def _check_bytes(what: str, data: Any, topic: str) -> None:
+    """Fail early and clearly when a non-bytes key or value reaches the Kafka transport."""
+    if data is not None and not isinstance(data, _BYTES):
+        raise EncodeError(
+            f"the Kafka transport sends bytes, but the {what} for topic {topic!r} is a "
+            f"{type(data).__name__}: encode it first (the channel layer does when needs_bytes is true)"
+        )
+
+
+def _headers(headers: Headers | None, topic: str) -> list[tuple[str, bytes]]:
+    """rxstream headers as Kafka's list of (name, bytes); str values are sent as UTF-8."""
+    if not headers:
+        return []
+    out = []
+    for name, value in headers.items():
+        if isinstance(value, str):
+            out.append((name, value.encode()))
+        elif isinstance(value, _BYTES):
+            out.append((name, bytes(value)))
+        else:
+            raise EncodeError(
+                f"header {name!r} for topic {topic!r} is a {type(value).__name__}: "
+                "header values must be bytes or str"
+            )
+    return out
+
+
+def _message(record: Any) -> Message:
+    """An aiokafka ConsumerRecord as an rxstream Message (raw bytes kept as key/value and raw_key/raw_value).
+
+    Kafka allows repeated header names; the last one wins here. A null header value becomes b"".
+    """
+    key, value, headers = record.key, record.value, record.headers
+    return Message(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp / 1000,
+        key,
+        value,
+        {name: b"" if data is None else data for name, data in headers} if headers else None,
+        key,
+        value,
+    )
+
+
+class KafkaTransport:
+    """A Kafka cluster as an rxstream transport: one shared producer, an admin client, group consumers.
+
+    Example::
+
+        transport = KafkaTransport("kafka://127.0.0.1:9092", credentials=SASLCredentials("app", "secret"))
+        await transport.start()
+        meta = await transport.send("orders", b"order-1", b'{"amount": 3}')
+    """
+
+    needs_bytes = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        credentials: Credentials | None = None,
+        client_id: str = "rxstream",
+        default_partitions: int = 8,
+        connect_timeout: float = 15.0,
+        producer_config: Mapping[str, Any] | None = None,
+        consumer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        if default_partitions < 1:
+            raise ConfigurationError(f"default_partitions must be at least 1, got {default_partitions}")
+        if connect_timeout <= 0:
+            raise ConfigurationError(f"connect_timeout must be positive, got {connect_timeout}")
+        self.url = url
+        self.bootstrap_servers = _parse_url(url)
+        self.credentials = credentials
+        self.client_id = client_id
+        self.default_partitions = default_partitions
+        self.connect_timeout = connect_timeout
+        _check_config("producer_config", producer_config, _PRODUCER_OWN)
+        _check_config("consumer_config", consumer_config, _CONSUMER_OWN)
+        self.producer_config: dict[str, Any] = {**PRODUCER_DEFAULTS, **(producer_config or {})}
+        self.consumer_config: dict[str, Any] = {**CONSUMER_DEFAULTS, **(consumer_config or {})}
+        self._producer: Any = None
+        self._clients: dict[str, tuple[Any, Callable[[], Awaitable[None]]]] = {}  # name: (client, close)
+        self._clients_lock = asyncio.Lock()
+        self._partitions: dict[str, int] = {}  # topics known to exist, with their partition count
+        self._round_robin: dict[str, itertools.count[int]] = {}  # next partition of keyless messages
+
+    def __repr__(self) -> str:
+        return f"<KafkaTransport {self.url}>"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """The connection arguments all aiokafka clients of this transport get (servers, id, credentials)."""
+        kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers, "client_id": self.client_id}
+        if self.credentials is not None:
+            kwargs.update(self.credentials.client_kwargs())
+        return kwargs
+
+    def _error(self, action: str, exc: BaseException | None = None, hint: str = "") -> TransportError:
+        """A TransportError naming the URL, what was being done, the cause and what to check."""
+        message = f"Kafka {self.url}: {action} failed"
+        if isinstance(exc, KafkaError):  # aiokafka's str() already starts with the class name
+            message += f": {exc}"
+        elif exc is not None:
+            message += f": {type(exc).__name__}: {exc}"
+        return TransportError(f"{message}; {hint}" if hint else message)
+
+    async def _bounded(
+        self, aw: Awaitable[T], action: str, *, timeout: float | None = None, hint: str = ""
+    ) -> T:
+        """Await ``aw`` at most ``timeout`` (default connect_timeout) s; errors become TransportError."""
+        limit = self.connect_timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(aw, limit)
+        except TimeoutError as exc:
+            raise self._error(f"{action} (no answer within {limit:g}s)", hint=hint) from exc
+        except KafkaError as exc:
+            raise self._error(action, exc, hint) from exc
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the producer; TransportError naming the URL within connect_timeout if the broker is down."""
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(**self.client_kwargs(), **self.producer_config)
+        try:
+            await self._bounded(
+                producer.start(),
+                "connecting",
+                hint=f"check that a broker listens at {', '.join(self.bootstrap_servers)}",
+            )
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush pending sends, then close the producer, the admin client and the offsets reader."""
+        producer, self._producer = self._producer, None
+        clients, self._clients = self._clients, {}
+        try:
+            if producer is not None:
+                await producer.stop()
+        finally:
+            for _, close in clients.values():
+                await close()
+
+    def _started_producer(self) -> Any:
+        """The producer, or a clear error when `start` was not awaited."""
+        if self._producer is None:
+            raise TransportError(f"Kafka {self.url}: transport not started; await transport.start() first")
+        return self._producer
+
+    async def _client(self, name: str, make: Callable[..., Any], close: str) -> Any:
+        """A helper client built by ``make(**kwargs)``, started on first use and closed by `stop`."""
+        async with self._clients_lock:
+            if name not in self._clients:
+                client = make(**self.client_kwargs(), request_timeout_ms=round(self.connect_timeout * 1000))
+                try:
+                    await self._bounded(client.start(), f"connecting the {name}")
+                except BaseException:
+                    await getattr(client, close)()
+                    raise
+                self._clients[name] = (client, getattr(client, close))
+            return self._clients[name][0]
+
+    async def _admin_client(self) -> Any:
+        """The admin client (topic creation and metadata)."""
+        return await self._client("admin client", AIOKafkaAdminClient, "close")
+
+    async def _offsets_reader(self) -> Any:
+        """A consumer outside any group, for end offsets."""
+        return await self._client(
+            "offsets reader", functools.partial(AIOKafkaConsumer, enable_auto_commit=False), "stop"
+        )
+
+    # ---- topics ------------------------------------------------------------------------------------
+
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create missing topics (partitions, replicas, retention, compaction); existing ones stay as is."""
+        if not specs:
+            return
+        admin = await self._admin_client()
+        new_topics = [
+            NewTopic(spec.name, spec.partitions, spec.replicas, topic_configs=_topic_config(spec))
+            for spec in specs
+        ]
+        names = ", ".join(repr(spec.name) for spec in specs)
+        response = await self._bounded(admin.create_topics(new_topics), f"creating topics {names}")
+        denied: dict[str, str] = {}  # not allowed to create: fine if an operator already did
+        for name, code, *rest in response.topic_errors:
+            error = for_code(code)
+            if code == 0 or error is TopicAlreadyExistsError:
+                continue
+            detail = rest[0] if rest and rest[0] else error.__name__
+            if error in _DENIED:
+                denied[name] = detail
+                continue
+            raise TransportError(f"Kafka {self.url}: cannot create topic {name!r}: {detail}")
+        await self._describe([spec.name for spec in specs], denied)
+
+    async def _describe(self, names: Sequence[str], denied: Mapping[str, str]) -> None:
+        """Wait (bounded) until ``names`` have a leader per partition in metadata; remember their sizes."""
+        admin = await self._admin_client()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        waiting = list(names)
+        while True:
+            topics = await self._bounded(admin.describe_topics(waiting), f"describing topics {waiting}")
+            for topic in topics:
+                name, partitions = topic["topic"], topic["partitions"]
+                if topic["error_code"] == 0 and partitions and all(p["leader"] >= 0 for p in partitions):
+                    self._partitions[name] = len(partitions)
+                    waiting.remove(name)
+                elif topic["error_code"] != 0 and name in denied:
+                    raise TransportError(
+                        f"Kafka {self.url}: topic {name!r} does not exist and may not be created here "
+                        f"({denied[name]}): create it, or grant this client CREATE on it"
+                    )
+            if not waiting:
+                return
+            if loop.time() >= deadline:
+                codes = {t["topic"]: for_code(t["error_code"]).__name__ for t in topics}
+                raise TransportError(
+                    f"Kafka {self.url}: topics {waiting} not ready after {self.connect_timeout:g}s ({codes})"
+                )
+            await asyncio.sleep(_VISIBLE_POLL)
+
+    async def _ensure_topics(self, topics: Iterable[str]) -> None:
+        """Create, with default_partitions, any of ``topics`` not yet known to exist."""
+        missing = [t for t in dict.fromkeys(topics) if t not in self._partitions]
+        if missing:
+            await self.create_topics([TopicSpec(t, self.default_partitions) for t in missing])
+
+    async def partitions_for(self, topic: str) -> int:
+        """How many partitions ``topic`` has, creating it with default_partitions if missing.
+
+        Once started, the producer's metadata answers (refreshed by aiokafka, so it sees added partitions).
+        """
+        await self._ensure_topics([topic])
+        if self._producer is None:
+            return self._partitions[topic]
+        return await self._partition_ids(self._producer, topic)
+
+    async def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """Per partition of ``topic``, the offset the next message will get; TransportError if missing."""
+        if topic not in self._partitions:
+            # list, not describe: a metadata request naming a missing topic makes the broker auto-create it
+            admin = await self._admin_client()
+            if topic not in await self._bounded(admin.list_topics(), "listing topics"):
+                raise TransportError(f"Kafka {self.url}: topic {topic!r} does not exist")
+        count = await self.partitions_for(topic)
+        reader = await self._offsets_reader()
+        ends = await self._bounded(
+            reader.end_offsets([_KafkaTP(topic, p) for p in range(count)]),
+            f"reading the end offsets of topic {topic!r}",
+        )
+        return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    # ---- producing ---------------------------------------------------------------------------------
+
+    async def _partition_ids(self, producer: Any, topic: str) -> int:
+        """How many partitions the producer's (live) metadata gives ``topic``."""
+        try:
+            return len(await producer.partitions_for(topic))
+        except KafkaError as exc:
+            raise self._error(f"looking up the partitions of topic {topic!r}", exc) from exc
+
+    def _route(self, topic: str, key: Any, partition: int | None, count: int) -> int:
+        """The partition a message goes to: as given, else murmur2 of the key, else round-robin."""
+        if partition is None:
+            if key is not None:
+                return partition_for(key, count)
+            counter = self._round_robin.setdefault(topic, itertools.count())
+            return next(counter) % count
+        if not 0 <= partition < count:
+            raise TransportError(
+                f"Kafka {self.url}: cannot send to partition {partition} of topic {topic!r}: "
+                f"it has partitions 0..{count - 1}"
+            )
+        return partition
+
+    def _metadata(self, md: Any, timestamp_ms: int) -> RecordMetadata:
+        """aiokafka's RecordMetadata as rxstream's; the broker's time only for LogAppendTime topics.
+
+        aiokafka reports the first record's CreateTime for every record of a batch, so the time we sent wins.
+        """
+        ms = md.timestamp if md.timestamp_type == 1 and md.timestamp is not None else timestamp_ms
+        return RecordMetadata(md.topic, md.partition, md.offset, ms / 1000)
+
+    async def send(
+        self,
+        topic: str,
+        key: Any,
+        value: Any,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers | None = None,
+    ) -> RecordMetadata:
+        """Append one message and wait for the broker's acknowledgment (acks=all by default)."""
+        producer = self._started_producer()
+        _check_bytes("key", key, topic)
+        _check_bytes("value", value, topic)
+        encoded_headers = _headers(headers, topic)
+        await self._ensure_topics([topic])
+        partition = self._route(topic, key, partition, await self._partition_ids(producer, topic))
+        timestamp_ms = round((time.time() if timestamp is None else timestamp) * 1000)
+        try:
+            if key is None and value is None:  # a valid Kafka record that aiokafka's send() refuses
+                batch = producer.create_batch()
+                batch.append(timestamp=timestamp_ms, key=None, value=None, headers=encoded_headers)
+                fut = await self._submit(producer, topic, partition, batch)
+            else:
+                fut = await producer.send(
+                    topic, value, key, partition, timestamp_ms=timestamp_ms, headers=encoded_headers
+                )
+            md = await fut
+        except KafkaError as exc:
+            raise self._error(f"sending to topic {topic!r} partition {partition}", exc) from exc
+        return self._metadata(md, timestamp_ms)
+
+    async def send_many(
+        self, topic: str, records: Sequence[tuple[Any, Any, int | None, Headers | None]]
+    ) -> None:
+        """Append records in order, packed into one producer batch per partition, then await the batches.
+
+        Every record is checked before any is sent, so a bad one fails the call without a partial send.
+        """
+        if not records:
+            return
+        producer = self._started_producer()
+        await self._ensure_topics([topic])
+        count = await self._partition_ids(producer, topic)
+        routed = []
+        for key, value, partition, headers in records:
+            _check_bytes("key", key, topic)
+            _check_bytes("value", value, topic)
+            routed.append((self._route(topic, key, partition, count), key, value, _headers(headers, topic)))
+        open_batches: dict[int, Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for partition, key, value, encoded in routed:
+                timestamp_ms = round(time.time() * 1000)
+                batch = open_batches.get(partition)
+                if batch is not None:
+                    if (
+                        batch.append(timestamp=timestamp_ms, key=key, value=value, headers=encoded)
+                        is not None
+                    ):
+                        continue
+                    futures.append(await self._submit(producer, topic, partition, batch))  # it was full
+                batch = open_batches[partition] = producer.create_batch()
+                batch.append(timestamp=timestamp_ms, key=key, value=value, headers=encoded)  # always fits
+            while open_batches:
+                partition, batch = open_batches.popitem()
+                futures.append(await self._submit(producer, topic, partition, batch))
+        except BaseException:
+            # failed or cancelled part-way: what was queued still goes out; its failures are logged, not lost
+            for fut in futures:
+                fut.add_done_callback(functools.partial(self._log_failure, topic))
+            raise
+        await self._await_sends(topic, futures)
+
+    async def _submit(self, producer: Any, topic: str, partition: int, batch: Any) -> asyncio.Future[Any]:
+        """Queue a filled batch for ``partition``; waits while that partition's previous batch is unsent."""
+        batch.close()
+        try:
+            fut: asyncio.Future[Any] = await producer.send_batch(batch, topic, partition=partition)
+        except KafkaError as exc:
+            raise self._error(f"sending to topic {topic!r} partition {partition}", exc) from exc
+        return fut
+
+    def _log_failure(self, topic: str, fut: asyncio.Future[Any]) -> None:
+        """Log a batch that failed after its send_many call had already failed or been cancelled."""
+        if not fut.cancelled() and (exc := fut.exception()) is not None:
+            log.error(
+                "Kafka %s: a batch for topic %r failed after its send_many ended: %s", self.url, topic, exc
+            )
+
+    async def _await_sends(self, topic: str, futures: list[asyncio.Future[Any]]) -> None:
+        """Wait for every batch; the first failure is raised, and none is left unretrieved."""
+        if not futures:
+            return
+        await asyncio.wait(futures)
+        errors = [exc for fut in futures if (exc := fut.exception()) is not None]
+        if errors:
+            raise self._error(
+                f"sending {len(errors)} of {len(futures)} batches to topic {topic!r}", errors[0]
+            ) from errors[0]
+
+    # ---- consuming ---------------------------------------------------------------------------------
+
+    def consumer(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        on_rebalance: RebalanceListener,
+        *,
+        auto_offset_reset: str = "earliest",
+    ) -> KafkaConsumer:
+        """A member of consumer group ``group_id`` subscribed to ``topics`` (start it to join)."""
+        return KafkaConsumer(self, group_id, topics, on_rebalance, auto_offset_reset=auto_offset_reset)
+
+
+def _topic_config(spec: TopicSpec) -> dict[str, str]:
+    """The broker-side topic config of ``spec``: its extra config plus retention.ms and cleanup.policy."""
+    config = dict(spec.config)
+    if spec.retention is not None:
+        config["retention.ms"] = str(round(spec.retention * 1000))
+    if spec.compacting:
+        config["cleanup.policy"] = "compact"
+    return config
+
+
+class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka's rebalance callbacks forwarded to rxstream's listener (the rebalance awaits it)."""
+
+    def __init__(self, owner: KafkaConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """Kafka's (eager) rebalance revokes everything first: tell the listener ``(revoked, [])``."""
+        await self._owner._notify(_tps(revoked), [])
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        """Then it hands out the new assignment (which may repeat revoked partitions): ``([], assigned)``."""
+        await self._owner._notify([], _tps(assigned))
+
+
+class KafkaConsumer:
+    """A member of a Kafka consumer group: manual commits, explicit offsets, rxstream Messages of bytes.
+
+    Rebalances are Kafka's eager protocol: the listener is called twice per rebalance, first as
+    ``on_rebalance(revoked, [])`` with every partition this member held (commit them now: positions restart
+    from committed offsets, and pauses are lifted), then ``on_rebalance([], assigned)`` with its whole new
+    assignment. Calls with nothing revoked (the first join) or nothing assigned are skipped; `stop` also
+    calls ``on_rebalance(assignment, [])`` before leaving, as the memory transport does. An exception raised
+    by the listener is logged and raised from the next `getmany` as a TransportError (aiokafka's rebalance
+    cannot carry it).
+    """
+
+    def __init__(
+        self,
+        transport: KafkaTransport,
+        group_id: str,
+        topics: Sequence[str],
+        on_rebalance: RebalanceListener,
+        *,
+        auto_offset_reset: str = "earliest",
+    ) -> None:
+        if not topics:
+            raise ConfigurationError(f"a consumer of group {group_id!r} needs at least one topic")
+        if auto_offset_reset not in OFFSET_RESETS:
+            raise ConfigurationError(
+                f"auto_offset_reset must be one of {OFFSET_RESETS}, got {auto_offset_reset!r} "
+                f"(consumer group {group_id!r})"
+            )
+        self.transport = transport
+        self.group_id = group_id
+        self.topics = tuple(topics)
+        self.on_rebalance = on_rebalance
+        self.auto_offset_reset = auto_offset_reset
+        self._consumer: Any = None
+        self._stopped = False
+        self._listener_error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<KafkaConsumer group={self.group_id!r} topics={list(self.topics)} {self.transport.url}>"
+
+    def _describe(self) -> str:
+        """This member for error messages."""
+        return f"consumer group {self.group_id!r}"
+
+    async def _notify(self, revoked: list[TopicPartition], assigned: list[TopicPartition]) -> None:
+        """Await the rxstream listener; keep its error for the next getmany (aiokafka would only log it)."""
+        if not revoked and not assigned:
+            return
+        try:
+            await self.on_rebalance(revoked, assigned)
+        except Exception as exc:
+            log.exception(
+                "%s: rebalance listener failed (revoked=%s, assigned=%s)", self._describe(), revoked, assigned
+            )
+            if self._listener_error is None:
+                self._listener_error = exc
+
+    async def start(self) -> None:
+        """Create missing topics, join the group and wait for the first assignment (bounded)."""
+        if self._stopped:
+            raise TransportError(f"{self._describe()}: this consumer was stopped; create a new one")
+        if self._consumer is not None:
+            return
+        transport = self.transport
+        await transport._ensure_topics(self.topics)
+        config = transport.consumer_config
+        consumer = AIOKafkaConsumer(
+            **transport.client_kwargs(),
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.auto_offset_reset,
+            **config,
+        )
+        consumer.subscribe(list(self.topics), listener=_ListenerAdapter(self))
+        # joining waits for the other members to rejoin, which Kafka bounds by the rebalance timeout
+        rebalance_ms = config.get("rebalance_timeout_ms") or config.get("session_timeout_ms", 10_000)
+        try:
+            await transport._bounded(
+                consumer.start(),
+                f"joining {self._describe()} for topics {list(self.topics)}",
+                timeout=transport.connect_timeout + rebalance_ms / 1000,
+            )
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        """Tell the listener everything is revoked (it may commit), then leave the group for the others."""
+        if self._stopped:
+            return
+        self._stopped = True
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            await self._notify(sorted(self.assignment()), [])
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    def _started(self) -> Any:
+        """The aiokafka consumer, or a clear error when `start` was not awaited."""
+        if self._consumer is None:
+            raise TransportError(
+                f"Kafka {self.transport.url}: {self._describe()} not started; await consumer.start() first"
+            )
+        return self._consumer
+
+    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Message]]:
+        """Up to ``max_records`` messages of assigned, unpaused partitions; waits up to ``timeout`` s."""
+        if max_records < 1:
+            raise ConfigurationError(f"max_records must be at least 1, got {max_records}")
+        error, self._listener_error = self._listener_error, None
+        if error is not None:
+            raise TransportError(f"the rebalance listener of {self._describe()} failed: {error!r}") from error
+        if self._stopped:
+            return {}
+        consumer = self._started()
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=max(0, round(timeout * 1000)), max_records=max_records
+            )
+        except KafkaError as exc:
+            raise self.transport._error(f"fetching for {self._describe()}", exc) from exc
+        return {
+            TopicPartition(tp.topic, tp.partition): [_message(r) for r in records]
+            for tp, records in batches.items()
+            if records
+        }
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit, per partition, the offset of the next message to read (bounded by connect_timeout)."""
+        if not offsets:
+            return
+        consumer = self._started()
+        # a partition not (or no longer) assigned here fails with aiokafka's IllegalStateError
+        await self.transport._bounded(
+            consumer.commit({_tp(tp): offset for tp, offset in offsets.items()}),
+            f"committing {dict(offsets)} for {self._describe()}",
+        )
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """The offset this group last committed for ``tp``, or None (bounded by connect_timeout)."""
+        consumer = self._started()
+        offset: int | None = await self.transport._bounded(
+            consumer.committed(_tp(tp)), f"reading the committed offset of {tp} for {self._describe()}"
+        )
+        return offset
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member owns now (empty during a rebalance)."""
+        if self._consumer is None:
+            return frozenset()
+        return frozenset(TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def _owned(self, tps: Sequence[TopicPartition]) -> list[Any]:
+        """Those of ``tps`` assigned here, as aiokafka partitions (a rebalance may have moved the others)."""
+        owned = self.assignment()
+        return [_tp(tp) for tp in tps if tp in owned]
+
+    def pause(self, tps: Sequence[TopicPartition]) -> None:
+        """Stop fetching these partitions until resumed (or revoked); ones not assigned here are ignored."""
+        self._started().pause(*self._owned(tps))
+
+    def resume(self, tps: Sequence[TopicPartition]) -> None:
+        """Fetch these partitions again; ones not assigned here are ignored."""
+        self._started().resume(*self._owned(tps))
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` next; TransportError if ``tp`` is not assigned to this member."""
+        if offset < 0:
+            raise ConfigurationError(f"cannot seek {tp} to negative offset {offset}")
+        consumer = self._started()
+        if not self._owned([tp]):
+            raise TransportError(
+                f"Kafka {self.transport.url}: cannot seek {tp} for {self._describe()}: the partition is not "
+                "assigned to this member"
+            )
+        consumer.seek(_tp(tp), offset)
