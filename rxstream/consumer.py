@@ -35,6 +35,7 @@ class Conductor:
         commit_interval: float,
         flush: Callable[[], Awaitable[None]],
         max_records: int = 2048,
+        commit_every: int = 100_000,
         on_assigned: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
         on_crash: Callable[[BaseException], None] | None = None,
     ) -> None:
@@ -43,6 +44,7 @@ class Conductor:
         self.commit_interval = commit_interval
         self._flush = flush
         self.max_records = max_records
+        self.commit_every = commit_every
         self._on_assigned = on_assigned
         self._on_crash = on_crash
         self.topics: dict[str, Topic[object, object]] = {}
@@ -122,6 +124,7 @@ class Conductor:
         consumer = self._consumer
         assert consumer is not None
         subscriptions = [s for subs in self.readers.values() for s in subs]
+        since_commit = 0
         while self._running:
             for subscription in subscriptions:
                 await subscription.wait_for_room()
@@ -129,6 +132,11 @@ class Conductor:
             for tp, messages in records.items():
                 if messages:
                     self._dispatch(tp, messages)
+                    since_commit += len(messages)
+            if since_commit >= self.commit_every:
+                # a fast consumer commits early too, so a transport bounded by committed offsets never stalls
+                since_commit = 0
+                await self.commit()
 
     def _dispatch(self, tp: TopicPartition, messages: list[Message]) -> None:
         topic = self.topics.get(tp.topic)

@@ -58,8 +58,18 @@ class OffsetTracker:
                     committable += 1
             self._committable = committable
             return
+        committable = self._committable
+        end = self._end
+        acked = self._acked
         for offset in offsets:
-            self.ack(offset)
+            if offset == committable:
+                committable += 1
+                while committable in acked:
+                    acked.discard(committable)
+                    committable += 1
+            elif committable < offset < end:
+                acked.add(offset)
+        self._committable = committable
 
     def is_acked(self, offset: int) -> bool:
         """Whether ``offset`` was acknowledged."""

@@ -603,7 +603,7 @@ class MemoryTransport:
     needs_bytes: bool = False
 
     def __init__(
-        self, url: str = SCHEME, *, default_partitions: int = 8, max_partition_backlog: int = 100_000
+        self, url: str = SCHEME, *, default_partitions: int = 8, max_partition_backlog: int = 1_000_000
     ) -> None:
         if default_partitions < 1:
             raise ConfigurationError(
@@ -753,7 +753,16 @@ class MemoryTransport:
         max_backlog = self.max_partition_backlog
         for part in touched:
             if part.low is None and not topic.compacting and len(part.log) > max_backlog:
+                dropped = len(part.log) - max_backlog
                 part.trim_to(part.end - max_backlog)
+                logger.warning(
+                    "%s: no consumer group reads %s yet; retention dropped its %d oldest messages "
+                    "(keeps max_partition_backlog=%d)",
+                    self.url,
+                    _describe(part.tp),
+                    dropped,
+                    max_backlog,
+                )
             part.wake_readers()
 
     async def _wait_for_room(self, part: _Partition) -> None:
