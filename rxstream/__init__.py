@@ -7,16 +7,22 @@ from .errors import RxStreamError
 from .events import Event, Message, current_event
 from .records import Record
 from .streams import Stream
+from .tables import GlobalTable, SetTable, Table, WindowedTable, WindowSet
 
 __all__ = [
     "Agent",
     "App",
     "Channel",
     "Event",
+    "GlobalTable",
     "Message",
     "Record",
     "RxStreamError",
+    "SetTable",
     "Stream",
+    "Table",
     "Topic",
+    "WindowSet",
+    "WindowedTable",
     "current_event",
 ]

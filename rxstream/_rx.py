@@ -68,6 +68,8 @@ class Batch:
         refs = self.refs
         if refs is None:
             return None
+        if i < len(refs) and refs[i] is not None:
+            return refs[i]  # the common case in O(1): islice below skips its first i items one by one
         for ref in islice(refs, i, None):
             if ref is not None:
                 return ref
@@ -810,6 +812,23 @@ def side_effect(fun: Callable[[Any], Any], ctx: Context, what: str) -> Operator:
     return serial_async(process, ctx)
 
 
+def lookup_join(get: Callable[[Any], Any], on: Callable[[Any], Any] | None) -> Operator:
+    """Pair every value with ``get(key)``, the key being the event key or ``on(value)`` (table enrichment)."""
+
+    def apply(batch: Batch) -> tuple[Batch | None, Exception | None]:
+        out: list[Any] = []
+        append = out.append
+        key_at = batch.key_at
+        try:
+            for i, value in enumerate(batch.values):
+                append((value, get(on(value) if on is not None else key_at(i))))
+        except Exception as exc:
+            return batch.head(len(out), out), failed(exc, batch, len(out), "join")
+        return batch.derive(out), None
+
+    return batchwise(apply)
+
+
 def joined(
     sources: Sequence[Observable[Batch]],
     key_of: Callable[[Batch, int], Any],
@@ -924,6 +943,25 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
     return operator
 
 
+def rerouted(forward: Operator, downstream: Observable[Batch]) -> Operator:
+    """Send the source through ``forward`` (acknowledging each batch once forwarded) and emit ``downstream``.
+
+    This is how a stream continues from a channel it writes to (``through``, group_by's repartitioning).
+    """
+
+    def operator(source: Observable[Batch]) -> Observable[Batch]:
+        def subscribe(
+            observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            inner = downstream.subscribe(observer, scheduler=scheduler)
+            outer = subscribe_values(source.pipe(forward), None, observer.on_error, None)
+            return CompositeDisposable(outer, inner)
+
+        return Observable(subscribe)
+
+    return operator
+
+
 # ---------------------------------------------------------------- grouping
 
 
@@ -998,6 +1036,7 @@ class GroupDealer:
         make_substream: Callable[[GroupSubject], Any],
         group_timeout: float | None,
         max_groups: int,
+        spawn: Callable[[], bool] | None = None,
     ) -> None:
         self._key_of = key_of
         self._ctx = ctx
@@ -1006,6 +1045,63 @@ class GroupDealer:
         self._max = max_groups
         self.groups: dict[Any, GroupSubject] = {}
         self._timer = SerialDisposable()
+        self._spawn = spawn
+        self.spawned = 0
+        self.outer_idle = False
+        self._handoff: deque[tuple[Any, Any]] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    @property
+    def dealing(self) -> bool:
+        """Whether new groups may be dealt to other loops (inside an agent), so no loop can starve."""
+        return self._spawn is not None
+
+    def set_outer_idle(self, idle: bool) -> None:
+        """The first outer loop reports whether it waits for a group (then it gets the next new one)."""
+        self.outer_idle = idle
+
+    def _deal(self, pair: tuple[Any, Any], downstream: list[Any]) -> None:
+        """Give a new (key, substream) to a waiting loop, else to a new agent instance, else downstream."""
+        if self._spawn is None or self.outer_idle:
+            self.outer_idle = False
+            downstream.append(pair)
+        elif len(self._waiters) > len(self._handoff):
+            self._hand(pair)
+        elif self.spawned < self._max and self._spawn():
+            self.spawned += 1
+            self._hand(pair)
+        else:
+            downstream.append(pair)
+
+    def _hand(self, pair: tuple[Any, Any]) -> None:
+        self._handoff.append(pair)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def claimed(self) -> AsyncIterator[tuple[Any, Any]]:
+        """The groups dealt to a loop of another agent instance, as they come."""
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            if self._handoff:
+                yield self._handoff.popleft()
+                continue
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def _close_handoff(self) -> None:
+        self._closed = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def split(self, batch: Batch) -> tuple[Batch | None, Exception | None]:
         """Route a batch's values to their groups; emit (key, substream) for keys seen the first time."""
@@ -1028,7 +1124,7 @@ class GroupDealer:
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = GroupSubject(key, self._ctx.flow)
-                new.append((key, self._make(group)))
+                self._deal((key, self._make(group)), new)
             group.last_seen = stamp
             values = batch.values
             refs = batch.refs
@@ -1063,18 +1159,20 @@ class GroupDealer:
     def complete(self) -> None:
         """End every group's substream."""
         self._timer.dispose()
+        self._close_handoff()
         for group in self.groups.values():
             group.on_completed()
 
     def fail(self, exc: Exception) -> None:
         """Fail every group's substream."""
         self._timer.dispose()
+        self._close_handoff()
         for group in self.groups.values():
             group.on_error(exc)
 
     def starving(self, consuming: GroupSubject | None) -> GroupSubject | None:
         """A group other than ``consuming`` whose buffered values hold the source back, if any."""
-        if not self._ctx.flow.blocked():
+        if self._spawn is not None or not self._ctx.flow.blocked():
             return None
         for group in self.groups.values():
             if group is not consuming and group.buffered:
@@ -1187,6 +1285,7 @@ async def iterate(
     *,
     auto_ack: bool,
     starving: Callable[[], Any] | None = None,
+    idle: Callable[[bool], None] | None = None,
 ) -> AsyncIterator[Any]:
     """Yield the values of a compiled stream; acknowledge each when the consumer asks for the next one."""
     sink = Sink(ctx)
@@ -1200,10 +1299,16 @@ async def iterate(
                     raise sink.error
                 if sink.done:
                     return
-                if starving is None:
-                    await sink.wait()
-                else:
-                    await _wait_checking(sink, starving)
+                if idle is not None:
+                    idle(True)
+                try:
+                    if starving is None:
+                        await sink.wait()
+                    else:
+                        await _wait_checking(sink, starving)
+                finally:
+                    if idle is not None:
+                        idle(False)
                 continue
             batch = sink.take()
             values = batch.values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -88,6 +89,8 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: dict[int, Stream[Any]] = {}
         self._restarts: deque[float] = deque()
+        self._group_tasks: dict[int, list[asyncio.Task[None]]] = {}
+        self._group_failures: dict[int, Exception] = {}
         self._running = False
         self.processed_failures = 0
         self.restarts = 0
@@ -202,21 +205,60 @@ class Agent:
         while self._running:
             stream = self._channel.stream()
             self._streams[index] = stream
+            stream._origin.spawn = functools.partial(self._spawn_for_group, index, stream)
             try:
-                await self._run_once(stream)
-                return
-            except asyncio.CancelledError:
-                raise
+                try:
+                    await self._run_once(stream)
+                    return
+                except asyncio.CancelledError:
+                    failure = self._group_failures.pop(index, None)
+                    if failure is None:
+                        raise
+                    raise failure from None
             except Exception as exc:
                 self._failed(stream, exc)
+                await self._stop_group_instances(index)
                 await stream.aclose()
                 if not self._supervise_failure(exc, index):
                     return
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
+                await self._stop_group_instances(index)
                 await stream.aclose()
                 self._streams.pop(index, None)
+
+    def _spawn_for_group(self, index: int, stream: Stream[Any]) -> bool:
+        """Start another instance of this agent on the same consumption, for a group no loop waits for."""
+        if not self._running:
+            return False
+        shared: Stream[Any] = Stream(stream._origin)
+        task = asyncio.get_running_loop().create_task(
+            self._run_group_instance(index, shared), name=f"agent {self.name}#{index} group instance"
+        )
+        self._group_tasks.setdefault(index, []).append(task)
+        return True
+
+    async def _run_group_instance(self, index: int, shared: Stream[Any]) -> None:
+        """A group instance's failure restarts the instance it belongs to (whose events it was handling)."""
+        try:
+            await self._run_once(shared)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(shared, exc)
+            main = self._tasks[index] if index < len(self._tasks) else None
+            if main is not None and not main.done():
+                self._group_failures[index] = exc
+                main.cancel()
+
+    async def _stop_group_instances(self, index: int) -> None:
+        tasks = self._group_tasks.pop(index, [])
+        current = asyncio.current_task()
+        tasks = [task for task in tasks if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run_once(self, stream: Stream[Any]) -> None:
         result = self.fun(stream)

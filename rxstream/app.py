@@ -18,6 +18,10 @@ from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .streams import Stream
 from .subscriptions import ErrorPolicy, Subscription
+from .tables import GlobalTable as _GlobalTable
+from .tables import SetTable as _SetTable
+from .tables import Table as _Table
+from .tables import TableManager
 from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
 
@@ -85,6 +89,8 @@ class App:
         self.agents: dict[str, Agent] = {}
         self.topics: dict[str, Topic[Any, Any]] = {}
         self.channels: list[Channel[Any, Any]] = []
+        self.tables: dict[str, _Table] = {}
+        self._tables = TableManager(self)
         self.commands: dict[str, Callable[..., Any]] = {}
         self._subscriptions: dict[int, Subscription] = {}
         self._timers: list[tuple[float, Callable[..., Any], bool]] = []
@@ -100,6 +106,7 @@ class App:
         self._send_error: str | None = None
         self._running_tasks: list[asyncio.Task[Any]] = []
         self._started = False
+        self._consuming = False
         self._stopper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event() if _loop_running() else None
         self.crashed: BaseException | None = None
@@ -188,6 +195,46 @@ class App:
 
         return decorate
 
+    def Table(
+        self,
+        name: str,
+        *,
+        default: Callable[[], Any] | None = None,
+        partitions: int | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        store: str | None = None,
+        use_partitioner: bool = False,
+        help: str | None = None,
+        on_window_close: Callable[[Any, Any], Any] | None = None,
+    ) -> _Table:
+        """Declare a table: dict-like state sharded like its source topic, logged to a compacted changelog.
+
+        >>> counts = app.Table("word-counts", default=int)      # counts[word] += 1 inside an agent
+        """
+        return self._tables.add(
+            _Table(
+                self,
+                name,
+                default=default,
+                partitions=partitions,
+                key_type=key_type,
+                value_type=value_type,
+                store=store,
+                use_partitioner=use_partitioner,
+                help=help,
+                on_window_close=on_window_close,
+            )
+        )
+
+    def GlobalTable(self, name: str, **options: Any) -> _GlobalTable:
+        """Declare a table every worker holds whole (options as for `Table`)."""
+        return self._tables.add(_GlobalTable(self, name, **options))
+
+    def SetTable(self, name: str, **options: Any) -> _SetTable:
+        """Declare a table of sets: ``table[key].add(x)`` (options as for `Table`)."""
+        return self._tables.add(_SetTable(self, name, **options))
+
     def stream(self, channel: Channel[Any, Any] | str) -> Stream[Any]:
         """A stream reading a channel or topic (declare it before the app starts)."""
         if isinstance(channel, str):
@@ -258,7 +305,7 @@ class App:
         )
         self._subscriptions[key] = subscription
         if topic is not None and not topic.internal:
-            if self._conductor is not None and self._conductor.consumer is not None:
+            if self._consuming or (self._conductor is not None and self._conductor.running):
                 self._late_subscribe(topic, subscription)
             else:
                 self._main_conductor().add(topic, subscription)
@@ -271,9 +318,15 @@ class App:
                 self.id,
                 commit_interval=self.commit_interval,
                 flush=self._flush,
+                on_assigned=self._tables.on_assigned,
+                on_revoked=self._tables_revoked,
                 on_crash=self.crash,
             )
         return self._conductor
+
+    async def _tables_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        consumer = self._conductor.consumer if self._conductor is not None else None
+        await self._tables.on_revoked(revoked, consumer.assignment() if consumer is not None else frozenset())
 
     def _late_subscribe(self, topic: Topic[Any, Any], subscription: Subscription) -> None:
         """A topic first read after start gets a consumer of its own (its own group, same app)."""
@@ -325,6 +378,7 @@ class App:
         """Wait for buffered and background sends so that commits never run ahead of what was produced."""
         for topic in list(self.topics.values()):
             await topic._send_buffer()
+        await self._tables.checkpoint()
         pending = [t for t in self._sends if not t.done()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
@@ -388,6 +442,14 @@ class App:
         self._started = True
         self._stopped = asyncio.Event()
         self.crashed = None
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # undo what did start: a failed start leaves the app stopped, not half-running
+            raise
+
+    async def _start(self) -> None:
+        """The steps of `start` that a failure undoes."""
         transport = await self._producer()
         for agent in self.agents.values():
             agent.channel.subscription()
@@ -396,10 +458,12 @@ class App:
             for spec in topic.specs(self.topic_partitions):
                 specs.setdefault(spec.name, spec)
         await transport.create_topics(list(specs.values()))
+        await self._tables.start(consuming=self._conductor is not None)
         for agent in self.agents.values():
             await agent.start()
         if self._conductor is not None:
             await self._conductor.start()
+        self._consuming = True  # topics first read from now on get a consumer of their own
         loop = asyncio.get_running_loop()
         for interval, fun, _ in self._timers:
             self._running_tasks.append(
@@ -432,6 +496,7 @@ class App:
         if not self._started:
             return
         self._started = False
+        self._consuming = False
         for task in self._running_tasks:
             task.cancel()
         await asyncio.gather(*self._running_tasks, return_exceptions=True)
@@ -439,14 +504,26 @@ class App:
         conductors = [c for c in (self._conductor, *self._late, self._reply_conductor) if c is not None]
         for conductor in conductors:
             await conductor.pause()
+        for subscription in self._subscriptions.values():
+            subscription.close(drain=False)  # streams end after what their readers already hold
         await asyncio.gather(*(agent.stop() for agent in self.agents.values()))
-        await self._flush()
+        try:
+            await self._flush()
+        except Exception as exc:  # a lost send: every commit below fails the same way, nothing passes it
+            if self.crashed is None:
+                self.crashed = exc
+            logger.error("app %s: sends failed while stopping, offsets are not committed: %s", self.id, exc)
         for conductor in conductors:
             try:
                 await conductor.stop()
             except Exception:
                 logger.exception("app %s: stopping consumer %s failed", self.id, conductor.group_id)
         self._late = []
+        await self._tables.stop()
+        if self._reply_conductor is not None:
+            forget = getattr(self._transport, "delete_group", None)
+            if forget is not None:  # memory://: a worker's private reply group must not hold the topic back
+                forget(self._reply_conductor.group_id)
         self._reply_conductor = None
         current = asyncio.current_task()
         owned = [t for t in (*self._background_tasks, *self._sends) if t is not current]
@@ -455,7 +532,10 @@ class App:
         await asyncio.gather(*owned, return_exceptions=True)
         if self._transport is not None and self._transport_started:
             self._transport_started = False
-            await self._transport.stop()
+            try:
+                await self._transport.stop()
+            except Exception:
+                logger.exception("app %s: disconnecting from %s failed", self.id, self.broker)
         for waiter in self._replies.values():
             waiter.cancel()
         if self._stopped is not None:
@@ -483,14 +563,20 @@ class App:
 
     async def run(self, *, install_signal_handlers: bool = True) -> int:
         """Run until SIGINT/SIGTERM or a crash; returns the exit code (0 clean, 1 crashed)."""
-        await self.start()
-        assert self._stopped is not None
         loop = asyncio.get_running_loop()
-        if install_signal_handlers:
+        signalled = asyncio.Event()
+        if install_signal_handlers:  # before start: a signal during start-up stops the app once it is up
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self._stop_soon)
+                loop.add_signal_handler(sig, signalled.set)
         try:
-            await self._stopped.wait()
+            await self.start()
+            assert self._stopped is not None
+            waits = [loop.create_task(signalled.wait()), loop.create_task(self._stopped.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
         finally:
             if install_signal_handlers:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -504,8 +590,8 @@ class App:
 
         main(argv, app=self)
 
-    def _background(self, coro: Awaitable[Any], what: str, *, send: bool = False) -> None:
-        """Run ``coro`` in a task the app owns; its failure is logged with ``what``.
+    def _background(self, coro: Awaitable[Any], what: str, *, send: bool = False) -> asyncio.Task[None]:
+        """Run ``coro`` in a task the app owns (returned); its failure is logged with ``what``.
 
         Sends (``send=True``) are awaited before every commit.
         """
@@ -524,6 +610,7 @@ class App:
         owner = self._sends if send else self._background_tasks
         owner.add(task)
         task.add_done_callback(owner.discard)
+        return task
 
     # ------------------------------------------------------------ inspection
 
@@ -535,18 +622,23 @@ class App:
         """Commit acknowledged offsets now (the app also does this every commit_interval)."""
         return await self._conductor.commit() if self._conductor is not None else {}
 
+    async def peek(
+        self, topic: Topic[Any, Any] | str, n: int = 5, *, events: bool = False, timeout: float | None = None
+    ) -> list[Any]:
+        """The first ``n`` values (or events) of a topic, read without consuming or committing offsets."""
+        from .peek import peek_only_stream
+
+        if isinstance(topic, str):
+            topic = self.topics.get(topic) or Topic(self, topic)
+        return await peek_only_stream(topic).peek(n, events=events, timeout=timeout)
+
     def __repr__(self) -> str:
         return f"<App {self.id} broker={self.broker} agents={len(self.agents)} topics={len(self.topics)}>"
 
     def _repr_html_(self) -> str:
-        import html
+        from .display import app_html
 
-        agents = "".join(f"<li><code>{html.escape(name)}</code></li>" for name in self.agents)
-        topics = "".join(f"<li><code>{html.escape(name)}</code></li>" for name in self.topics)
-        return (
-            f"<div><b>App</b> <code>{html.escape(self.id)}</code> on <code>{html.escape(self.broker)}</code>"
-            f"<br>agents:<ul>{agents}</ul>topics:<ul>{topics}</ul></div>"
-        )
+        return app_html(self)
 
 
 def _loop_running() -> bool:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import operator
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .codecs import CodecArg, decode_value, encode_value, get_codec
-from .errors import ConfigurationError, DecodeError
+from .errors import ConfigurationError, DecodeError, TransportError
 from .events import Headers, Message
+from .peek import topic_source
 from .streams import Stream
 from .subscriptions import ErrorPolicy, Subscription
-from .transport.base import RecordMetadata, TopicSpec
+from .transport.base import RecordMetadata, TopicSpec, Transport
 
 if TYPE_CHECKING:
     from .app import App
@@ -144,6 +146,13 @@ class Topic(Channel[K, V]):
         self._plain = key_type is None and value_type is None
         self._buffer: list[tuple[Any, Any, int | None, Headers | None]] = []
         self._flush_scheduled = False
+        self._objects: bool | None = None
+        self._created = False
+        self._sender: asyncio.Task[None] | None = None  # the one task sending the buffer, batch after batch
+        self._rounds = 0  # batches the sender took from the buffer
+        self._rounds_done = 0  # ... and finished sending (stored, failed or cancelled)
+        self._round_done: asyncio.Future[None] | None = None  # resolved when the batch in flight ends
+        self._send_failure: BaseException | None = None
         self.policy = ErrorPolicy.make(on_error, dead_letter or f"{names[0]}-dead-letter", max_redeliveries)
 
     @property
@@ -166,6 +175,14 @@ class Topic(Channel[K, V]):
         if self._subscription is None:
             self._subscription = self.app._subscription(self, maxsize=max(2, self.maxsize // _BATCH))
         return self._subscription
+
+    async def _transport(self) -> Transport:
+        """The started transport, with this topic created as declared (a send before start would not)."""
+        transport = await self.app._producer()
+        if not self._created:
+            await transport.create_topics(self.specs(self.app.topic_partitions))
+            self._created = True
+        return transport
 
     def encode(self, key: Any, value: Any) -> tuple[Any, Any]:
         """Key and value as the transport wants them (bytes for Kafka, objects in memory)."""
@@ -226,7 +243,7 @@ class Topic(Channel[K, V]):
         headers: Headers | None = None,
     ) -> RecordMetadata:
         """Append a message to the topic and wait until it is stored; returns where it went."""
-        transport = await self.app._producer()
+        transport = await self._transport()
         raw_key, raw_value = self.encode(key, value)
         return await transport.send(
             self.name, raw_key, raw_value, partition=partition, timestamp=timestamp, headers=headers
@@ -234,7 +251,7 @@ class Topic(Channel[K, V]):
 
     async def send_many(self, values: Any, *, key: Any = None) -> None:
         """Append many values (optionally all with ``key``) in one batch."""
-        transport = await self.app._producer()
+        transport = await self._transport()
         if transport.needs_bytes:
             raw_key = encode_value(key, self.key_serializer)
             serializer = self.value_serializer
@@ -246,7 +263,12 @@ class Topic(Channel[K, V]):
     def buffer_nowait(self, value: Any) -> bool:
         """Queue a value for the next batched send if the buffer has room; False means await send_buffered."""
         buffer = self._buffer
-        if len(buffer) >= _SEND_BATCH - 1 or not self._raw_objects:
+        objects = self._objects
+        if objects is None:
+            if self.app._transport is None:
+                return False
+            objects = self._objects = self._raw_objects
+        if len(buffer) >= _SEND_BATCH - 1 or not objects:
             return False
         buffer.append((None, value, None, None))
         if not self._flush_scheduled:
@@ -274,27 +296,55 @@ class Topic(Channel[K, V]):
 
     def _flush_soon(self) -> None:
         self._flush_scheduled = False
-        if self._buffer:
-            self.app._background(self._send_buffer(), f"send to {self.name}", send=True)
+        if self._buffer and (self._sender is None or self._sender.done()):
+            self._sender = self.app._background(self._send_rounds(), f"send to {self.name}")
 
     @property
     def _raw_objects(self) -> bool:
         transport = self.app._transport
         return transport is not None and not transport.needs_bytes
 
+    async def _send_rounds(self) -> None:
+        """Send the buffer until it is empty, one batch in flight: values queued meanwhile form the next."""
+        try:
+            transport = await self._transport()
+            while self._buffer:
+                records, self._buffer = self._buffer, []
+                self._rounds += 1
+                try:
+                    await transport.send_many(self.name, records)
+                finally:
+                    self._rounds_done += 1
+                    done, self._round_done = self._round_done, None
+                    if done is not None and not done.done():
+                        done.set_result(None)
+        except Exception as exc:
+            self._send_failure = exc
+            self.app._send_failed(exc, self.name)
+            raise
+
     async def _send_buffer(self) -> None:
-        records, self._buffer = self._buffer, []
-        if records:
-            transport = await self.app._producer()
-            try:
-                await transport.send_many(self.name, records)
-            except Exception as exc:
-                self.app._send_failed(exc, self.name)
-                raise
+        """Wait until everything queued now is stored (the app does this before every commit)."""
+        target = self._rounds + (1 if self._buffer else 0)
+        while self._rounds_done < target and self._send_failure is None:
+            sender = self._sender
+            if sender is None or sender.done():
+                if not self._buffer:
+                    break  # the batch with our values ended: stored, or failed (raised below)
+                sender = self._sender = self.app._background(self._send_rounds(), f"send to {self.name}")
+            done = self._round_done
+            if done is None:
+                done = self._round_done = asyncio.get_running_loop().create_future()
+            await asyncio.wait((done, sender), return_when=asyncio.FIRST_COMPLETED)
+        failure = self._send_failure
+        if failure is not None:
+            raise TransportError(f"sending to topic {self.name!r} failed: {failure}") from failure
 
     def stream(self) -> Stream[V]:
-        """A stream of this topic's values, read by the app's consumer group."""
-        return self.subscription().stream()
+        """A stream of this topic's values, read by the app's consumer group (``peek`` reads it without)."""
+        stream = self.subscription().stream()._with_peek(functools.partial(topic_source, self))
+        stream._origin.app = self.app
+        return stream
 
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.names)}>"

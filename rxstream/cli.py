@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, RxStreamError
 
 if TYPE_CHECKING:
     from .app import App
@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> None:
     except ConfigurationError as exc:
         print(f"rxstream: {exc}", file=sys.stderr)
         sys.exit(2)
+    except RxStreamError as exc:  # e.g. the broker is unreachable: the message names it, no traceback needed
+        print(f"rxstream: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _peek_app(argv: list[str]) -> App | None:
@@ -131,3 +134,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
 def _type_name(topic: Any) -> str:
     value_type = topic.value_type
     return getattr(value_type, "__name__", repr(value_type)) if value_type is not None else "-"
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from .errors import TransportError
 from .transport.base import Consumer, TopicPartition, Transport
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Conductor:
         max_records: int = 2048,
         commit_every: int = 100_000,
         on_assigned: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
+        on_revoked: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
         on_crash: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.transport = transport
@@ -46,12 +48,14 @@ class Conductor:
         self.max_records = max_records
         self.commit_every = commit_every
         self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
         self._on_crash = on_crash
         self.topics: dict[str, Topic[object, object]] = {}
         self.readers: dict[str, list[Subscription]] = {}
         self._consumer: Consumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._committed: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
         self._commit_lock = asyncio.Lock()
         self._running = False
         self.rebalances = 0
@@ -64,6 +68,11 @@ class Conductor:
             readers = self.readers.setdefault(name, [])
             if subscription not in readers:
                 readers.append(subscription)
+
+    @property
+    def running(self) -> bool:
+        """Whether start() began: the subscribed topics are fixed from then on."""
+        return self._running
 
     @property
     def consumer(self) -> Consumer | None:
@@ -115,6 +124,12 @@ class Conductor:
                 await subscription.drain()
         try:
             await self.commit()
+        except TransportError as exc:
+            logger.error(
+                "consumer %s: the commit on stop failed, its events are processed again: %s",
+                self.group_id,
+                exc,
+            )
         finally:
             consumer, self._consumer = self._consumer, None
             if consumer is not None:
@@ -123,12 +138,25 @@ class Conductor:
     async def _fetch_loop(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        subscriptions = [s for subs in self.readers.values() for s in subs]
         since_commit = 0
+        failures = 0
         while self._running:
-            for subscription in subscriptions:
-                await subscription.wait_for_room()
-            records = await consumer.getmany(timeout=0.1, max_records=self.max_records)
+            self._flow_control(consumer)
+            try:
+                records = await consumer.getmany(timeout=0.1, max_records=self.max_records)
+            except TransportError as exc:  # the broker went away: the client reconnects, we back off
+                failures += 1
+                delay = _backoff(failures)
+                logger.warning(
+                    "consumer %s: fetch failed (%d in a row), retrying in %.1fs: %s",
+                    self.group_id,
+                    failures,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
             for tp, messages in records.items():
                 if messages:
                     self._dispatch(tp, messages)
@@ -136,7 +164,28 @@ class Conductor:
             if since_commit >= self.commit_every:
                 # a fast consumer commits early too, so a transport bounded by committed offsets never stalls
                 since_commit = 0
-                await self.commit()
+                await self._try_commit()
+
+    def _flow_control(self, consumer: Consumer) -> None:
+        """Pause the partitions of topics whose readers are full, resume the others (per-topic backpressure).
+
+        Pauses are applied again on every fetch: a Kafka rebalance lifts them.
+        """
+        full = {
+            name
+            for name, subscriptions in self.readers.items()
+            if any(s.queued >= s.maxsize for s in subscriptions)
+        }
+        if not full and not self._paused:
+            return
+        owned = consumer.assignment()
+        paused = {tp for tp in owned if tp.topic in full}
+        if paused:
+            consumer.pause(sorted(paused))
+        resumed = [tp for tp in self._paused if tp not in paused and tp in owned]
+        if resumed:
+            consumer.resume(resumed)
+        self._paused = paused
 
     def _dispatch(self, tp: TopicPartition, messages: list[Message]) -> None:
         topic = self.topics.get(tp.topic)
@@ -152,9 +201,23 @@ class Conductor:
                 subscription.undecodable(message, exc)
 
     async def _commit_loop(self) -> None:
+        failures = 0
         while self._running:
-            await asyncio.sleep(self.commit_interval)
+            interval = self.commit_interval
+            await asyncio.sleep(min(interval, _backoff(failures)) if failures else interval)
+            failures = 0 if await self._try_commit() else failures + 1
+
+    async def _try_commit(self) -> bool:
+        """Commit; a failure (a rebalance under way, the broker away) is logged and left to the next try.
+
+        Nothing is lost: what was not committed stays acknowledged, and the next commit covers it.
+        """
+        try:
             await self.commit()
+        except TransportError as exc:
+            logger.warning("consumer %s: commit failed, retrying: %s", self.group_id, exc)
+            return False
+        return True
 
     def committable(self) -> dict[TopicPartition, int]:
         """Per partition, the offset every subscription has acknowledged up to (what a commit would store)."""
@@ -213,7 +276,29 @@ class Conductor:
                 for subscription in subscriptions:
                     subscription.forget(gone)
             logger.info("consumer %s: partitions revoked: %s", self.group_id, sorted(revoked))
+            if self._on_revoked is not None:
+                await self._hook(self._on_revoked, revoked, "revoked")
         if assigned:
             logger.info("consumer %s: partitions assigned: %s", self.group_id, sorted(assigned))
             if self._on_assigned is not None:
-                await self._on_assigned(assigned)
+                await self._hook(self._on_assigned, assigned, "assigned")
+
+    async def _hook(
+        self,
+        hook: Callable[[Sequence[TopicPartition]], Awaitable[None]],
+        partitions: Sequence[TopicPartition],
+        what: str,
+    ) -> None:
+        """Run a rebalance hook; its failure crashes the app (the transport would only log it)."""
+        try:
+            await hook(partitions)
+        except Exception as exc:
+            logger.exception("consumer %s: handling %s partitions %s failed", self.group_id, what, partitions)
+            if self._on_crash is None:
+                raise
+            self._on_crash(exc)
+
+
+def _backoff(failures: int) -> float:
+    """Seconds to wait after ``failures`` failures in a row: 0.1 s doubling up to 5 s."""
+    return float(min(0.1 * 2 ** max(failures - 1, 0), 5.0))

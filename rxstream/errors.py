@@ -10,10 +10,12 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "ImproperlyConfigured",
+    "MissingDependencyError",
     "RxStreamError",
     "StreamConsumedError",
     "StreamEmptyError",
     "StreamError",
+    "TableError",
     "TransportError",
     "ValidationError",
 ]
@@ -87,8 +89,16 @@ class EncodeError(RxStreamError):
     """A key or value could not be encoded for sending."""
 
 
+class TableError(RxStreamError):
+    """A table was used in a way tables do not support; the message names the table, key and partition."""
+
+
 class TransportError(RxStreamError):
     """The broker could not be reached or refused an operation."""
+
+
+class MissingDependencyError(RxStreamError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
 
 
 class AgentError(RxStreamError):

@@ -158,6 +158,11 @@ class Event:
             where = f" {m.topic}[{m.partition}]@{m.offset}"
         return f"<Event{where} key={self.key!r} value={self.value!r}>"
 
+    def _repr_html_(self) -> str:
+        from .display import event_html
+
+        return event_html(self)
+
 
 class _EventSource(Protocol):
     def current_event(self) -> Event | None: ...

@@ -34,13 +34,7 @@ class OffsetTracker:
         """Mark one offset processed; idempotent, and offsets never delivered are ignored."""
         committable = self._committable
         if offset == committable:
-            committable += 1
-            acked = self._acked
-            if acked:
-                while committable in acked:
-                    acked.discard(committable)
-                    committable += 1
-            self._committable = committable
+            self._advance(committable + 1)
         elif committable < offset < self._end:
             self._acked.add(offset)
 
@@ -50,13 +44,7 @@ class OffsetTracker:
             return
         first, last = offsets[0], offsets[-1]
         if first == self._committable and last - first + 1 == len(offsets) and last < self._end:
-            committable = last + 1
-            acked = self._acked
-            if acked:
-                while committable in acked:
-                    acked.discard(committable)
-                    committable += 1
-            self._committable = committable
+            self._advance(last + 1)
             return
         committable = self._committable
         end = self._end
@@ -69,6 +57,14 @@ class OffsetTracker:
                     committable += 1
             elif committable < offset < end:
                 acked.add(offset)
+        self._committable = committable
+
+    def _advance(self, committable: int) -> None:
+        """Move the committable offset to ``committable`` and past any acknowledged offsets that follow."""
+        acked = self._acked
+        while committable in acked:
+            acked.discard(committable)
+            committable += 1
         self._committable = committable
 
     def is_acked(self, offset: int) -> bool:

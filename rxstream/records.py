@@ -608,6 +608,11 @@ class Record:
                 raise EncodeError(f"{type(self).__name__}.{name}: {exc}") from exc
         return out
 
+    def _repr_html_(self) -> str:
+        from .display import record_html
+
+        return record_html(self)
+
 
 _JSON_SCALARS = frozenset({str, int, float, bool, NoneType})
 

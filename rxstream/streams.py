@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
 from . import _rx
 from ._rx import Batch, Context, Cursor, Operator
-from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError
+from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
 from .events import Event
 
 __all__ = ["Stream"]
@@ -20,11 +30,16 @@ K = TypeVar("K")
 
 Step = Callable[[Context], Operator]
 
+PeekSource = Callable[[Context, int, float | None], AbstractAsyncContextManager[Observable[Batch]]]
+"""Opens a source that reads a stream's values again without consuming them: (context, n, timeout)."""
+
 
 class _Origin:
     """Where a chain starts: builds its source observable for one consumption; consumed at most once."""
 
-    __slots__ = ("active", "build", "consumed_by", "context", "label", "scheduler")
+    __slots__ = (
+        "active", "app", "build", "consumed_by", "context", "dealers", "label", "peek", "scheduler", "spawn"
+    )
 
     def __init__(
         self,
@@ -33,13 +48,20 @@ class _Origin:
         *,
         scheduler: abc.SchedulerBase | None = None,
         context: Context | None = None,
+        peek: PeekSource | None = None,
     ) -> None:
         self.build = build
         self.label = label
         self.scheduler = scheduler
         self.context = context
+        self.peek = peek
         self.consumed_by: str | None = None
         self.active: Stream[Any] | None = None
+        self.app: Any = None
+        """The app whose topic this chain reads (group_by routes through a repartition topic then)."""
+        self.dealers: dict[str, _rx.GroupDealer] = {}
+        self.spawn: Callable[[], bool] | None = None
+        """Set by an agent: starts another instance of it for a group no loop is waiting for."""
 
 
 def _check_callable(fun: Any, operator: str) -> None:
@@ -90,7 +112,9 @@ class Stream(Generic[T]):
         def build(ctx: Context) -> Observable[Batch]:
             return _rx.pump(lambda: _rx.chunks_of(iterable), ctx)
 
-        return cls(_Origin(build, f"from_iterable({_short(iterable)})", scheduler=scheduler))
+        label = f"from_iterable({_short(iterable)})"
+        peek = _reread(build, label, once=isinstance(iterable, Iterator))
+        return cls(_Origin(build, label, scheduler=scheduler, peek=peek))
 
     @classmethod
     def from_async_iterable(
@@ -105,7 +129,9 @@ class Stream(Generic[T]):
         def build(ctx: Context) -> Observable[Batch]:
             return _rx.pump(lambda: _rx.chunks_of_async(iterable), ctx)
 
-        return cls(_Origin(build, f"from_async_iterable({_short(iterable)})", scheduler=scheduler))
+        label = f"from_async_iterable({_short(iterable)})"
+        peek = _reread(build, label, once=isinstance(iterable, AsyncIterator))
+        return cls(_Origin(build, label, scheduler=scheduler, peek=peek))
 
     @classmethod
     def from_observable(
@@ -125,9 +151,16 @@ class Stream(Generic[T]):
         )
 
     @classmethod
-    def _from_batches(cls, build: Callable[[Context], Observable[Batch]], label: str) -> Stream[Any]:
+    def _from_batches(
+        cls, build: Callable[[Context], Observable[Batch]], label: str, *, peek: PeekSource | None = None
+    ) -> Stream[Any]:
         """A stream over an observable of batches (transports and channels use this)."""
-        return cls(_Origin(build, label))
+        return cls(_Origin(build, label, peek=peek))
+
+    def _with_peek(self, peek: PeekSource) -> Stream[T]:
+        """This stream, made peekable by ``peek`` (a topic's stream reads it with a throwaway group)."""
+        self._origin.peek = peek
+        return self
 
     # ------------------------------------------------------------ chaining
 
@@ -160,11 +193,7 @@ class Stream(Generic[T]):
 
     def events(self) -> Stream[Event]:
         """The `Event` of every value, with its metadata and ``ack``/``reject``/``forward``."""
-
-        def events(batch: Batch) -> Batch:
-            return batch.derive([batch.event_at(i) for i in range(len(batch.values))])
-
-        return self._then("events()", lambda ctx: _rx.transform(events))
+        return self._then("events()", lambda ctx: _rx.transform(_events_of))
 
     def enumerate(self, start: int = 0) -> Stream[tuple[int, T]]:
         """(index, value) pairs, counting from ``start``."""
@@ -234,14 +263,23 @@ class Stream(Generic[T]):
         return _multi("concat", parts, lambda observables, ctx: _concat(observables))
 
     def join(
-        self, *streams: Stream[Any], on: Callable[[Any], Any] | None = None, within: float
+        self, *streams: Any, on: Callable[[Any], Any] | None = None, within: float | None = None
     ) -> Stream[tuple[Any, ...]]:
-        """Windowed inner join: a tuple of values sharing a key that arrived within ``within`` seconds."""
-        others = _check_streams(streams, "join")
-        if not others:
-            raise ConfigurationError("Stream.join() needs at least one other stream")
+        """Windowed inner join: a tuple of values sharing a key that arrived within ``within`` seconds.
+
+        With a single table (any mapping) instead: ``(value, table.get(key))`` for every value, the key being
+        the event key or ``on(value)`` (stream-table enrichment; looked up as the value passes the join).
+        """
         if on is not None:
             _check_callable(on, "join")
+        if len(streams) == 1 and isinstance(streams[0], Mapping):
+            table = streams[0]
+            return self._then(f"join({_name(table)})", lambda ctx: _rx.lookup_join(table.get, on))
+        others = _check_streams(streams, "join")
+        if not others:
+            raise ConfigurationError("Stream.join() needs at least one other stream, or one table")
+        if within is None:
+            raise ConfigurationError("Stream.join() of streams needs within=SECONDS, the join window")
         _check_positive(within, "within", "join")
 
         def key_of(batch: Batch, i: int) -> Any:
@@ -304,6 +342,23 @@ class Stream(Generic[T]):
             )
         stream_cls = type(self)
         label = f"group_by({name or _name(key)})"
+        origin = self._origin
+        source: Stream[Any] = self
+        app = origin.app
+        if app is not None and topic is not False:
+            if topic is None:
+                if name is None and getattr(key, "__name__", "<lambda>") == "<lambda>":
+                    raise ConfigurationError(
+                        "Stream.group_by() on a topic routes every event through a repartition topic named "
+                        "after `name`; the key function is a lambda, so pass name=... (or topic=...)"
+                    )
+                topic = app.topic(f"{app.id}-{name or getattr(key, '__name__', 'key')}-repartition")
+            elif isinstance(topic, str):
+                topic = app.topic(topic)
+            repartition = topic
+            source = self._then(
+                f"repartition({_name(repartition)})", lambda ctx: _through(ctx, repartition, key)
+            )
 
         def step(ctx: Context) -> Operator:
             dealer: _rx.GroupDealer
@@ -323,10 +378,21 @@ class Stream(Generic[T]):
                 origin = _Origin(lambda _: group.observable(), f"{label}[{group.key!r}]", context=ctx)
                 return stream_cls(origin, noack=self._noack, starving=starving)
 
-            dealer = _rx.GroupDealer(key, ctx, make_substream, group_timeout, max_groups)
+            dealer = _rx.GroupDealer(key, ctx, make_substream, group_timeout, max_groups, spawn=origin.spawn)
+            origin.dealers[label] = dealer
             return _rx.grouped(dealer)
 
-        return self._then(label, step, grouped=True)
+        return source._then(label, step, grouped=True)
+
+    def through(self, channel: Any) -> Stream[T]:
+        """Send every value to ``channel`` (a topic or channel) and continue with the values read back.
+
+        Upstream events are acknowledged once their value was handed to the channel; on a topic that is a
+        repartition by hand: the values continue on the worker that owns their partition.
+        """
+        if not (callable(getattr(channel, "send", None)) and callable(getattr(channel, "stream", None))):
+            raise ConfigurationError(f"Stream.through() takes a channel or topic, got {channel!r}")
+        return self._then(f"through({_name(channel)})", lambda ctx: _through(ctx, channel, None))
 
     def pipe(self, *operators: Callable[[Observable[Any]], Observable[Any]]) -> Stream[Any]:
         """Apply raw reactivex operators to the values."""
@@ -378,12 +444,29 @@ class Stream(Generic[T]):
     def __aiter__(self) -> AsyncIterator[T]:
         if self._iterator is not None:
             raise StreamConsumedError(f"{self!r} is already being iterated; a stream has one consumer")
+        origin = self._origin
+        if self._grouped and origin.consumed_by is not None and origin.spawn is not None:
+            dealer = origin.dealers.get(self._steps[-1][0])
+            if dealer is not None:  # another instance of an agent, started for a group nobody waited for
+                claimed: AsyncIterator[Any] = dealer.claimed()
+                self._iterator = claimed
+                return claimed
         ctx = self._context()
         observable = self._compile(ctx)
+        idle = None
+        if self._grouped and origin.spawn is not None:
+            label = self._steps[-1][0]
+            dealers = origin.dealers
+
+            def idle(waiting: bool) -> None:
+                dealer = dealers.get(label)
+                if dealer is not None:
+                    dealer.set_outer_idle(waiting)
+
         self._iterator = _rx.iterate(
-            observable, ctx, self._cursor, auto_ack=not self._noack, starving=self._starving
+            observable, ctx, self._cursor, auto_ack=not self._noack, starving=self._starving, idle=idle
         )
-        self._origin.active = self
+        origin.active = self
         return self._iterator
 
     async def to_list(self, limit: int | None = None) -> list[T]:
@@ -401,6 +484,45 @@ class Stream(Generic[T]):
             raise StreamEmptyError(f"{self!r} completed without a value")
         first: T = values[0]
         return first
+
+    async def peek(self, n: int = 5, *, events: bool = False, timeout: float | None = None) -> list[Any]:
+        """The first ``n`` values (``events=True``: `Event`s) from the source's start, without consuming.
+
+        The chain runs on a second reading of the source: the stream keeps its single consumption, nothing
+        is acknowledged or committed, and agents reading the same topic see every value as before. A topic
+        is read by a throwaway consumer group up to its current end (``timeout``: how long an empty fetch
+        waits before the retained log counts as read); lists, tuples and ranges are iterated again.
+        Iterators, channels, observables and combined streams cannot be read twice: StreamError.
+
+        >>> await app.stream(orders).map(lambda o: o.amount).peek(3)
+        """
+        _check_positive(n, "n", "peek", integer=True)
+        peek = self._origin.peek
+        if peek is None:
+            raise StreamError(
+                f"{self!r} cannot be peeked: only streams of topics and of re-iterable values (lists, "
+                f"tuples, ranges) can be read again without consuming them; peek sources before combining"
+            )
+        ctx = self._context()
+        steps = [step for _, step in self._steps]
+        if events:
+            steps.append(lambda ctx: _rx.transform(_events_of))
+        async with peek(ctx, n, timeout) as source:
+            observable = source
+            for step in steps:
+                observable = observable.pipe(step(ctx))
+            return await _rx.collect(observable, ctx, n)
+
+    async def to_dataframe(self, limit: int | None = None) -> Any:
+        """A pandas DataFrame of the values (consumed like ``to_list``) with their metadata, for notebooks.
+
+        Columns: ``value`` (or a record's fields), then ``key``, ``topic``, ``partition``, ``offset`` and
+        ``timestamp`` where known. Needs pandas: ``pip install 'rxstream[notebook]'``.
+        """
+        from . import display
+
+        display.require("pandas", "Stream.to_dataframe()")
+        return display.dataframe(await self.events().to_list(limit))
 
     def subscribe(
         self,
@@ -446,10 +568,48 @@ class Stream(Generic[T]):
         return f"<Stream {self.label}>"
 
     def _repr_html_(self) -> str:
-        import html
+        from .display import stream_html
 
-        steps = "".join(f"<li><code>{html.escape(label)}</code></li>" for label, _ in self._steps)
-        return f"<div><b>Stream</b> from <code>{html.escape(self._origin.label)}</code><ol>{steps}</ol></div>"
+        origin = self._origin
+        steps = [label for label, _ in self._steps]
+        return stream_html(
+            origin.label, steps, consumed_by=origin.consumed_by, noack=self._noack, peekable=bool(origin.peek)
+        )
+
+
+def _events_of(batch: Batch) -> Batch:
+    """The batch's values replaced by their events."""
+    return batch.derive([batch.event_at(i) for i in range(len(batch.values))])
+
+
+def _reread(build: Callable[[Context], Observable[Batch]], label: str, *, once: bool) -> PeekSource:
+    """How to peek a source of values: build it again, unless it is an iterator peeking would eat."""
+
+    @asynccontextmanager
+    async def peek(ctx: Context, n: int, timeout: float | None) -> AsyncIterator[Observable[Batch]]:
+        if once:
+            raise StreamError(
+                f"cannot peek {label}: it reads an iterator, which can be read only once, so peeking would "
+                f"eat its values; pass a list, tuple or range (or collect it with to_list())"
+            )
+        yield build(ctx)
+
+    return peek
+
+
+def _through(ctx: Context, channel: Any, key_of: Callable[[Any], Any] | None) -> Operator:
+    """The operator of ``through``: forward values (keyed by ``key_of``) and read them back."""
+    buffered = getattr(channel, "send_buffered", None)
+
+    async def send(value: Any) -> None:
+        key = key_of(value) if key_of is not None else None
+        if buffered is not None:
+            await buffered(value, key=key)
+        else:
+            await channel.send(key=key, value=value)
+
+    downstream: Stream[Any] = channel.stream()
+    return _rx.rerouted(_rx.side_effect(send, ctx, "through"), downstream._compile(ctx))
 
 
 def _multi(

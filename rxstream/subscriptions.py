@@ -28,6 +28,9 @@ __all__ = ["ErrorPolicy", "Subscription"]
 
 logger = logging.getLogger(__name__)
 
+MAX_BATCH = 256
+"""The most messages of one fetch queued as one batch (a reader's unit of acknowledgment)."""
+
 OnError = Literal["dead_letter", "skip", "crash"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("dead_letter", "skip", "crash")
 
@@ -95,8 +98,7 @@ class Subscription:
         self._handled: set[Message] = set()
         self._attempts: dict[tuple[str, int, int], int] = {}
         self._data = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
         self._stopping = False
@@ -124,11 +126,12 @@ class Subscription:
             present = {m.offset for m in fetched}
             tracker.ack_many([o for o in range(first, last + 1) if o not in present])
         if messages:
-            self._queue.append(messages)
+            if len(messages) <= MAX_BATCH:
+                self._queue.append(messages)
+            else:  # a reader acknowledges per batch: smaller ones commit sooner and replay less after a crash
+                self._queue.extend(messages[i : i + MAX_BATCH] for i in range(0, len(messages), MAX_BATCH))
             self.delivered_count += len(messages)
             self._data.set()
-        if len(self._queue) >= self.maxsize:
-            self._room.clear()
 
     def deliver_one(self, message: Message) -> None:
         """Queue one message (a channel send), joining the last queued batch of its partition if it can."""
@@ -146,8 +149,6 @@ class Subscription:
             last.append(message)
         else:
             queue.append([message])
-            if len(queue) >= self.maxsize:
-                self._room.clear()
         self.delivered_count += 1
         self._data.set()
 
@@ -168,9 +169,10 @@ class Subscription:
         gone = set(partitions)
         for topic, partition in gone:
             self._trackers.get(topic, {}).pop(partition, None)
-        self._queue = deque(
-            batch for batch in self._queue if (batch[0].topic, batch[0].partition) not in gone
-        )
+        queue = self._queue  # filtered in place: readers hold this very deque
+        kept = [batch for batch in queue if (batch[0].topic, batch[0].partition) not in gone]
+        queue.clear()
+        queue.extend(kept)
         self._update_room()
 
     @property
@@ -179,21 +181,38 @@ class Subscription:
         return len(self._queue)
 
     async def wait_for_room(self) -> None:
-        """Wait until the queue is below its limit (backpressure towards the fetcher or sender)."""
-        while len(self._queue) >= self.maxsize and not self.closed:
-            self._room.clear()
-            await self._room.wait()
+        """Wait until the queue is below its limit; waiting senders go in turn (first come, first served)."""
+        queue = self._queue
+        waiters = self._room_waiters
+        if (len(queue) < self.maxsize and not waiters) or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        waiters.append(waiter)
+        while True:
+            await waiter
+            if len(queue) < self.maxsize or self.closed:
+                break
+            waiter = loop.create_future()
+            waiters.appendleft(waiter)  # still full: keep this sender's place at the front
+        self._update_room()  # pass the turn on while there is room
 
     def _update_room(self) -> None:
-        if len(self._queue) < self.maxsize:
-            self._room.set()
+        """Wake the next waiting sender if the queue has room."""
+        waiters = self._room_waiters
+        while waiters and (len(self._queue) < self.maxsize or self.closed):
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if not self.closed:
+                    return
 
     def close(self, *, drain: bool = True) -> None:
         """End every reader's stream: once the queue is drained, or (``drain=False``) at the next pull."""
         self.closed = True
         self._stopping = not drain
         self._data.set()
-        self._room.set()
+        self._update_room()
 
     # ------------------------------------------------------------ reading
 

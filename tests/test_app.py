@@ -392,3 +392,83 @@ def test_bad_declarations_fail_clearly() -> None:
 
     with pytest.raises(ConfigurationError, match="broker must be a URL"):
         App("x", broker="localhost:9092")
+
+
+async def test_nested_group_by_in_an_agent_counts_every_key_on_an_endless_topic() -> None:
+    app = App("groups", broker=memory_url())
+    clicks = app.topic("clicks", partitions=2)
+    counts: Counter[str] = Counter()
+
+    @app.agent(clicks)
+    async def per_user(stream: rxstream.Stream[dict[str, Any]]) -> None:
+        async for user, events in stream.group_by(lambda e: e["user"], name="by-user"):
+            async for event in events:
+                assert event["user"] == user
+                counts[user] += 1
+
+    async with app:
+        await clicks.send_many([{"user": user, "n": i} for i in range(10) for user in "abc"])
+        await eventually(lambda: counts == {"a": 10, "b": 10, "c": 10})
+        assert "groups-by-user-repartition" in app.topics
+        assert per_user.processed_failures == 0
+
+
+def test_group_by_on_a_topic_needs_a_name_for_a_lambda_key() -> None:
+    app = App("unnamed", broker=memory_url())
+    with pytest.raises(ConfigurationError, match="pass name="):
+        app.topic("t").stream().group_by(lambda e: e)
+
+
+async def test_through_continues_from_the_channel_it_sends_to() -> None:
+    app = App("relay", broker=memory_url())
+    source = app.topic("source", partitions=2)
+    relay = app.topic("relay", partitions=2)
+    got: list[int] = []
+
+    @app.agent(source)
+    async def rekey(stream: rxstream.Stream[int]) -> None:
+        async for n in stream.map(lambda n: n * 10).through(relay):
+            got.append(n)
+
+    async with app:
+        await source.send_many(range(20))
+        await eventually(lambda: len(got) == 20)
+        relayed = await read_all(app, "relay")
+    assert sorted(got) == [n * 10 for n in range(20)]
+    assert sorted(m.value for m in relayed) == sorted(got)
+
+
+async def test_a_topic_sent_to_before_start_gets_its_declared_partitions() -> None:
+    app = App("early", broker=memory_url(), topic_partitions=8)
+    topic = app.topic("few", partitions=3)
+    await topic.send(value=1)
+    assert len(await app.transport.end_offsets("few")) == 3
+    await app.stop()
+
+
+async def test_an_unread_stream_does_not_stall_other_topics() -> None:
+    app = App("stall", broker=memory_url())
+    ignored = app.topic("ignored", partitions=1, maxsize=256)
+    busy = app.topic("busy", partitions=1)
+    app.stream(ignored)  # declared, never read: its queue fills up
+    got: list[int] = []
+
+    @app.agent(busy)
+    async def reader(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            got.append(n)
+
+    async with app:
+        await ignored.send_many(range(5000))
+        await asyncio.sleep(0.2)
+        await busy.send_many(range(100))
+        await eventually(lambda: len(got) == 100)
+
+
+async def test_a_stream_read_after_start_on_an_app_without_agents_receives_messages() -> None:
+    app = App("late", broker=memory_url())
+    topic = app.topic("news", partitions=1)
+    async with app:
+        stream = app.stream(topic)
+        await topic.send(value="hello")
+        assert await asyncio.wait_for(stream.first(), 10) == "hello"

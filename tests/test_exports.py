@@ -7,11 +7,16 @@ EXPECTED = [
     "App",
     "Channel",
     "Event",
+    "GlobalTable",
     "Message",
     "Record",
     "RxStreamError",
+    "SetTable",
     "Stream",
+    "Table",
     "Topic",
+    "WindowSet",
+    "WindowedTable",
     "current_event",
 ]
 

@@ -64,10 +64,13 @@ def _describe(tp: TopicPartition) -> str:
 class _Partition:
     """One partition's log (offsets from ``base`` on), the groups holding it back and who waits on it."""
 
-    __slots__ = ("base", "floors", "log", "low", "readers", "space_waiters", "tp")
+    __slots__ = ("base", "compacting", "floors", "log", "low", "readers", "space_waiters", "tp")
 
-    def __init__(self, tp: TopicPartition) -> None:
+    def __init__(self, tp: TopicPartition, compacting: bool = False) -> None:
         self.tp = tp
+        self.compacting = compacting
+        """A compacted topic (a table changelog) never makes senders wait: readers that never commit
+        (table recovery, global-table readers) must not hold its writers back."""
         self.log: list[Message] = []
         self.base = 0
         self.floors: dict[str, int] = {}
@@ -85,7 +88,7 @@ class _Partition:
     def room(self, max_backlog: int) -> int:
         """How many messages fit before some known group lags ``max_backlog`` behind (no group: no limit)."""
         low = self.low
-        if low is None:
+        if low is None or self.compacting:
             return sys.maxsize
         return max_backlog - (self.base + len(self.log) - max(low, self.base))
 
@@ -140,7 +143,7 @@ class _Topic:
         if partitions < 1:
             raise ConfigurationError(f"topic {name!r} needs at least one partition, got {partitions}")
         self.name = name
-        self.partitions = [_Partition(TopicPartition(name, i)) for i in range(partitions)]
+        self.partitions = [_Partition(TopicPartition(name, i), compacting) for i in range(partitions)]
         self.compacting = compacting
         self.next_rr = 0
 

@@ -1,0 +1,252 @@
+"""Changelogs: the compacted topic every table change is written to, and the reader that replays it.
+
+Writes go through the topic's batched send buffer, which the app flushes before every offset commit, so an
+event is never committed before the table change it caused was stored. Recovery reads with a consumer of
+a throw-away group (earliest offsets, never committing) up to the end offsets taken when it began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..channels import Topic
+from ..errors import TableError
+from ..events import Headers, Message
+from ..transport.base import Consumer, TopicPartition, Transport
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["ChangelogReader", "ChangelogTopic", "RecoveryStats"]
+
+logger = logging.getLogger(__name__)
+
+Apply = Callable[[int, Sequence[Message]], None]
+"""Applies a batch of changelog messages of one partition (in offset order)."""
+
+
+class ChangelogTopic(Topic[Any, Any]):
+    """A table's compacted changelog topic; `put` queues a change for the partition it belongs to."""
+
+    def __init__(self, app: App, name: str, *, partitions: int | None, value_serializer: Any = None) -> None:
+        super().__init__(
+            app,
+            name,
+            partitions=partitions,
+            compacting=True,
+            key_serializer="json",
+            value_serializer=value_serializer,
+            on_error="crash",
+            internal=True,
+        )
+
+    def put(self, key: Any, value: Any, partition: int, headers: Headers | None = None) -> None:
+        """Queue one change (``value`` None is a deletion) for the next batched send; never waits."""
+        if self._raw_objects:
+            self._buffer.append((key, value, partition, headers))
+        else:
+            raw_key, raw_value = self.encode(key, value)
+            self._buffer.append((raw_key, raw_value, partition, headers))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    async def flush(self) -> None:
+        """Send what is queued now (the app also does this before every commit)."""
+        await self._send_buffer()
+
+
+class RecoveryStats(NamedTuple):
+    """What one recovery did: partitions, records applied, seconds taken."""
+
+    partitions: tuple[int, ...]
+    records: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Records per second."""
+        return self.records / self.seconds if self.seconds > 0 else float(self.records)
+
+
+class ChangelogReader:
+    """Reads a changelog topic's partitions from given offsets: to the end (recovery), then on (follow).
+
+    Each reader is a consumer of its own group (``auto_offset_reset="earliest"``, never committing), so it
+    is the group's only member and owns every partition; partitions it does not need are paused.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        topic: str,
+        apply: Apply,
+        *,
+        label: str,
+        group_prefix: str,
+        progress_interval: float = 1.0,
+        stall_timeout: float = 60.0,
+    ) -> None:
+        self.transport = transport
+        self.topic = topic
+        self._apply = apply
+        self.label = label
+        self.group_id = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
+        self.progress_interval = progress_interval
+        self.stall_timeout = stall_timeout
+        self._consumer: Consumer | None = None
+        self._ready = False
+        """Whether start() returned (a Kafka consumer cannot seek from a listener called inside start)."""
+        self._starts: dict[int, int] = {}
+        self._wanted: set[int] = set()
+        self.applied = 0
+
+    async def _on_rebalance(
+        self, revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]
+    ) -> None:
+        if self._ready and assigned:
+            self._position(assigned)
+
+    def _position(self, assigned: Sequence[TopicPartition] | frozenset[TopicPartition]) -> None:
+        """Pause the partitions not asked for and seek the others to their start offsets."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        unwanted = [tp for tp in assigned if tp.partition not in self._wanted]
+        if unwanted:
+            consumer.pause(unwanted)
+        for tp in assigned:
+            start = self._starts.get(tp.partition)
+            if start is not None and tp.partition in self._wanted:
+                consumer.seek(tp, start)
+
+    async def catch_up(self, starts: Mapping[int, int], *, follow: bool = False) -> RecoveryStats:
+        """Apply every record from ``starts`` (partition -> offset) up to the end offsets taken now.
+
+        With ``follow`` the consumer stays open for `follow` (a global table's background reader).
+        """
+        began = time.monotonic()
+        ends = await self.transport.end_offsets(self.topic)
+        self._starts = dict(starts)
+        self._wanted = set(starts)
+        todo = {
+            TopicPartition(self.topic, p): ends.get(TopicPartition(self.topic, p), 0)
+            for p, start in starts.items()
+            if ends.get(TopicPartition(self.topic, p), 0) > start
+        }
+        total = sum(end - starts[tp.partition] for tp, end in todo.items())
+        partitions = tuple(sorted(starts))
+        if not todo and not follow:
+            return RecoveryStats(partitions, 0, time.monotonic() - began)
+        logger.info(
+            "%s: recovering %d changelog records of partitions %s from %r",
+            self.label,
+            total,
+            list(partitions),
+            self.topic,
+        )
+        consumer = self._consumer = self.transport.consumer(
+            self.group_id, [self.topic], self._on_rebalance, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        self._ready = True
+        self._position(consumer.assignment())
+        applied = 0
+        last_report = last_progress = time.monotonic()
+        try:
+            while todo:
+                batch = await consumer.getmany(timeout=0.2, max_records=10_000)
+                for tp, messages in batch.items():
+                    end = todo.get(tp)
+                    if end is None:
+                        if follow and tp.partition in self._wanted:
+                            self._apply(tp.partition, messages)
+                        continue
+                    if messages[-1].offset >= end:
+                        messages = [m for m in messages if m.offset < end]
+                        if messages:
+                            self._apply(tp.partition, messages)
+                            applied += len(messages)
+                        del todo[tp]
+                    else:
+                        self._apply(tp.partition, messages)
+                        applied += len(messages)
+                        if messages[-1].offset + 1 >= end:
+                            del todo[tp]
+                    if tp not in todo and not follow:
+                        consumer.pause([tp])
+                now = time.monotonic()
+                if batch:
+                    last_progress = now
+                elif now - last_progress > self.stall_timeout:
+                    raise TableError(
+                        f"{self.label}: changelog {self.topic!r} recovery stalled for "
+                        f"{self.stall_timeout:.0f} s with partitions {sorted(tp.partition for tp in todo)} "
+                        "short of their end offsets"
+                    )
+                if now - last_report >= self.progress_interval and todo:
+                    last_report = now
+                    _log_progress(self.label, applied, total, now - began)
+        except BaseException:
+            await self.close()
+            raise
+        self.applied += applied
+        took = time.monotonic() - began
+        stats = RecoveryStats(partitions, applied, took)
+        logger.info(
+            "%s: recovered %d/%d changelog records of partitions %s in %.2f s (%.0f records/s)",
+            self.label,
+            applied,
+            total,
+            list(partitions),
+            took,
+            stats.rate,
+        )
+        if not follow:
+            await self.close()
+        return stats
+
+    async def follow(self) -> None:
+        """Apply new records as they arrive until cancelled or closed (after ``catch_up(follow=True)``)."""
+        if self._consumer is None:
+            raise TableError(f"{self.label}: follow() needs catch_up(..., follow=True) first")
+        while (consumer := self._consumer) is not None:
+            batch = await consumer.getmany(timeout=0.5, max_records=10_000)
+            for tp, messages in batch.items():
+                if tp.partition in self._wanted:
+                    self._apply(tp.partition, messages)
+                    self.applied += len(messages)
+
+    async def close(self) -> None:
+        """Leave the reader's group, and forget it where the transport keeps groups (memory://)."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        await consumer.stop()
+        forget: Callable[[str], Awaitable[None] | None] | None = getattr(self.transport, "delete_group", None)
+        if forget is not None:
+            try:
+                result = forget(self.group_id)
+                if result is not None:
+                    await result
+            except Exception:
+                logger.exception("%s: forgetting recovery group %s failed", self.label, self.group_id)
+
+
+def _log_progress(label: str, done: int, total: int, elapsed: float) -> None:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = (total - done) / rate if rate > 0 else float("inf")
+    logger.info(
+        "%s: recovered %d/%d changelog records (%.0f%%, %.0f records/s, ETA %.1f s)",
+        label,
+        done,
+        total,
+        100.0 * done / total if total else 100.0,
+        rate,
+        eta,
+    )

@@ -1,0 +1,88 @@
+"""The app's tables: opened before agents start, recovered on assignment, dropped on revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from ..errors import ConfigurationError
+from ..transport.base import TopicPartition
+from .table import Table
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["TableManager"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=Table)
+
+
+class TableManager:
+    """Connects tables to the app's lifecycle and to its consumer's rebalances.
+
+    A table is sharded like the topics the app consumes: owning partition ``p`` of any consumed topic means
+    owning partition ``p`` of every table (so source topics must be co-partitioned with the tables, as in
+    Faust). The consumer awaits `on_assigned` before fetching new partitions, so agents see no event of a
+    partition before its table state was recovered.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def add(self, table: T) -> T:
+        """Register a declared table and its changelog topic."""
+        tables = self.app.tables
+        if table.name in tables:
+            raise ConfigurationError(f"app {self.app.id!r} already has a table named {table.name!r}")
+        changelog = table.changelog
+        if changelog.name in self.app.topics:
+            raise ConfigurationError(
+                f"table {table.name!r}: its changelog topic {changelog.name!r} is already declared as a topic"
+            )
+        tables[table.name] = table
+        self.app.topics[changelog.name] = changelog
+        return table
+
+    async def start(self, *, consuming: bool) -> None:
+        """Open stores and recover global tables; with no consumer, this worker owns every partition."""
+        tables = list(self.app.tables.values())
+        for table in tables:
+            await table._start()
+        if not consuming:
+            for table in tables:
+                await table._recover(set(range(table.partitions)))
+
+    async def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        """Recover every table's state of the newly assigned partitions (before they are fetched)."""
+        partitions = {tp.partition for tp in assigned}
+        tables = list(self.app.tables.values())
+        if tables and partitions:
+            await asyncio.gather(*(table._recover(partitions) for table in tables))
+
+    async def on_revoked(self, revoked: Sequence[TopicPartition], owned: frozenset[TopicPartition]) -> None:
+        """Drop table state of partition numbers no longer owned through any topic (kept when stopping)."""
+        if not self.app._started:
+            return  # a clean stop: keep the state readable; the next start recovers afresh
+        gone = set(revoked)
+        still = {tp.partition for tp in owned if tp not in gone}
+        partitions = {tp.partition for tp in revoked} - still
+        if partitions:
+            for table in list(self.app.tables.values()):
+                await table._revoke(partitions)
+
+    async def checkpoint(self) -> None:
+        """Persist persistent stores with their changelog offsets (the app does this before commits)."""
+        for table in list(self.app.tables.values()):
+            await table._checkpoint()
+
+    async def stop(self) -> None:
+        """Checkpoint and close every table's store; stop global tables' readers."""
+        for table in list(self.app.tables.values()):
+            try:
+                await table._stop()
+            except Exception:
+                logger.exception("app %s: stopping table %s failed", self.app.id, table.name)

@@ -1,0 +1,547 @@
+"""Tables: dict-like state sharded like the source topic, every change written to a compacted changelog.
+
+    counts = app.Table("word-counts", default=int)
+
+    @app.agent(words)
+    async def count(stream):
+        async for word in stream:
+            counts[word] += 1          # stored locally and queued for {app_id}-word-counts-changelog
+
+A change goes to the changelog partition of the event being processed (``current_event()``), so the
+worker that owns a source partition owns the same table partition; when partitions are assigned the table
+replays their changelog before agents see new events, and when they are revoked it drops their state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, MutableMapping, MutableSet, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..codecs import decode_value
+from ..errors import ConfigurationError, DecodeError, TableError
+from ..events import Message, current_event
+from ..records import decoder_for
+from ..transport.base import TopicPartition
+from ..transport.partitioner import partition_for
+from .changelog import ChangelogReader, ChangelogTopic, RecoveryStats
+from .stores import MISSING, Store, store_for
+from .stores.rocksdb import hashable
+
+if TYPE_CHECKING:
+    from ..app import App
+    from .windowed import WindowedTable, _Windowing
+
+__all__ = ["GlobalTable", "SetTable", "Table"]
+
+logger = logging.getLogger(__name__)
+
+
+class Table(MutableMapping[Any, Any]):
+    """A dict-like table (``MutableMapping``) whose changes are written to ``{app_id}-{name}-changelog``.
+
+    ``default`` is a callable giving the value of a missing key (``default=int`` for counters); reading a
+    missing key does not store it. Set and delete only while an agent processes an event (the change goes
+    to that event's partition), or with ``use_partitioner=True`` anywhere (the key's hash picks the
+    partition). A value of None cannot be stored: None is the changelog's deletion marker.
+    """
+
+    kind = "table"
+
+    def __init__(
+        self,
+        app: App,
+        name: str,
+        *,
+        default: Callable[[], Any] | None = None,
+        partitions: int | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        store: str | None = None,
+        use_partitioner: bool = False,
+        help: str | None = None,
+        on_window_close: Callable[[Any, Any], Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"app.Table() needs a non-empty string name, got {name!r}")
+        if default is not None and not callable(default):
+            raise ConfigurationError(
+                f"table {name!r}: default must be a callable returning the value of a missing key "
+                f"(like default=int), got {default!r}"
+            )
+        if partitions is not None and (
+            isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1
+        ):
+            raise ConfigurationError(
+                f"table {name!r}: partitions must be a positive integer, got {partitions!r}"
+            )
+        if on_window_close is not None and not callable(on_window_close):
+            raise ConfigurationError(
+                f"table {name!r}: on_window_close must be callable, got {on_window_close!r}"
+            )
+        self.app = app
+        self.name = name
+        self.default = default
+        self.key_type = key_type
+        self.value_type = value_type
+        self.use_partitioner = use_partitioner
+        self.help = help or ""
+        self.on_window_close = on_window_close
+        self.store_url = store or app.store
+        self.changelog = ChangelogTopic(app, f"{app.id}-{name}-changelog", partitions=partitions)
+        self._partitions = partitions or app.topic_partitions
+        self._windowing: _Windowing | None = None
+        self._key_decoder = decoder_for(key_type) if key_type is not None else None
+        self._store: Store = store_for(
+            self.store_url,
+            app_id=app.id,
+            table=name,
+            decode_key=self._decode_key,
+            value_type=None,
+        )
+        self._value_decoder = decoder_for(value_type) if value_type is not None else None
+        self.last_recovery: RecoveryStats | None = None
+        self.recovered_records = 0
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def partitions(self) -> int:
+        """How many partitions the table (and its changelog) has."""
+        return self._partitions
+
+    @property
+    def store(self) -> Store:
+        """Where the values live (memory or RocksDB)."""
+        return self._store
+
+    @property
+    def changelog_topic(self) -> str:
+        """The name of the compacted changelog topic."""
+        return self.changelog.name
+
+    # ------------------------------------------------------------ mapping
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._store.get(key)
+        if value is MISSING:
+            if self.default is None:
+                raise KeyError(key)
+            return self.default()
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if value is None:
+            raise TableError(
+                f"table {self.name!r}: cannot store None for key {key!r}: None marks a deletion in the "
+                "changelog; use `del table[key]`"
+            )
+        partition = self._write_partition(key)
+        self._store.set(key, value, partition)
+        self.changelog.put(key, value, partition)
+
+    def __delitem__(self, key: Any) -> None:
+        if self._store.get(key) is MISSING:
+            raise KeyError(key)
+        partition = self._write_partition(key)
+        self._store.delete(key, partition)
+        self.changelog.put(key, None, partition)
+
+    def __contains__(self, key: object) -> bool:
+        return self._store.get(key) is not MISSING
+
+    def __iter__(self) -> Iterator[Any]:
+        return (key for key, _ in self._store.items())
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value of ``key``; if missing, the table's ``default()`` if it has one, else ``default``."""
+        value = self._store.get(key)
+        if value is not MISSING:
+            return value
+        return self.default() if self.default is not None else default
+
+    def as_dict(self) -> dict[Any, Any]:
+        """A plain dict copy of what this worker holds."""
+        return dict(self._store.items())
+
+    def _write_partition(self, key: Any) -> int:
+        """The partition a change of ``key`` belongs to: the current event's, or the key's hash."""
+        if self.use_partitioner:
+            return partition_for(key, self._partitions)
+        try:
+            event = current_event()
+        except RuntimeError:
+            raise TableError(
+                f"table {self.name!r}: cannot change key {key!r} outside of a stream iteration: a change is "
+                "written to the changelog partition of the event being processed. Change the table inside "
+                "an agent's `async for`, or create it with use_partitioner=True to pick the partition by key"
+            ) from None
+        message = event.message
+        if message is None:
+            raise TableError(
+                f"table {self.name!r}: cannot change key {key!r}: the current event has no message (a "
+                "stream of plain values), so it has no partition; use use_partitioner=True"
+            )
+        partition = message.partition
+        if partition >= self._partitions:
+            raise TableError(
+                f"table {self.name!r}: key {key!r} comes from topic {message.topic!r} partition "
+                f"{partition} but the table has {self._partitions} partitions; declare the table with the "
+                "partition count of its source topic (partitions=...)"
+            )
+        return partition
+
+    def _set_in(self, key: Any, value: Any, partition: int, headers: dict[str, str] | None = None) -> None:
+        """Store and log a change in a given partition (windows use this for their own bookkeeping)."""
+        self._store.set(key, value, partition)
+        self.changelog.put(key, value, partition, headers)
+
+    def _delete_in(self, key: Any, partition: int, headers: dict[str, str] | None = None) -> None:
+        """Delete and log a deletion in a given partition."""
+        self._store.delete(key, partition)
+        self.changelog.put(key, None, partition, headers)
+
+    # ------------------------------------------------------------ windows
+
+    def tumbling(
+        self,
+        size: float,
+        expires: float | None = None,
+        *,
+        grace: float = 0.0,
+        on_window_close: Callable[[Any, Any], Any] | None = None,
+        late_events: Any = None,
+    ) -> WindowedTable:
+        """A windowed view over fixed ``size``-second windows; ``wt[key] += 1`` counts per window."""
+        from .windows import TumblingWindow
+
+        return self._windowed(
+            TumblingWindow(size, expires=expires), grace, on_window_close, late_events, None
+        )
+
+    def hopping(
+        self,
+        size: float,
+        step: float,
+        expires: float | None = None,
+        *,
+        grace: float = 0.0,
+        on_window_close: Callable[[Any, Any], Any] | None = None,
+        late_events: Any = None,
+    ) -> WindowedTable:
+        """A windowed view over ``size``-second windows starting every ``step`` seconds (they overlap)."""
+        from .windows import HoppingWindow
+
+        return self._windowed(
+            HoppingWindow(size, step, expires=expires), grace, on_window_close, late_events, None
+        )
+
+    def sliding(
+        self,
+        before: float,
+        after: float,
+        expires: float | None = None,
+        *,
+        grace: float = 0.0,
+        on_window_close: Callable[[Any, Any], Any] | None = None,
+        late_events: Any = None,
+        merge: Callable[[Any, Any], Any] | None = None,
+    ) -> WindowedTable:
+        """A windowed view where the window of an event at ``t`` is ``[t - before, t + after)``.
+
+        Values are kept per event time and folded with ``merge`` (default ``+``) when a window is read.
+        """
+        from .windows import SlidingWindow
+
+        return self._windowed(
+            SlidingWindow(before, after, expires=expires), grace, on_window_close, late_events, merge
+        )
+
+    def session(
+        self,
+        gap: float,
+        expires: float | None = None,
+        *,
+        grace: float = 0.0,
+        on_window_close: Callable[[Any, Any], Any] | None = None,
+        late_events: Any = None,
+        merge: Callable[[Any, Any], Any] | None = None,
+    ) -> WindowedTable:
+        """A windowed view over sessions: a key's events less than ``gap`` seconds apart share a window."""
+        from .windows import SessionWindow
+
+        return self._windowed(SessionWindow(gap, expires=expires), grace, on_window_close, late_events, merge)
+
+    def _windowed(
+        self,
+        window: Any,
+        grace: float,
+        on_window_close: Callable[[Any, Any], Any] | None,
+        late_events: Any,
+        merge: Callable[[Any, Any], Any] | None,
+    ) -> WindowedTable:
+        from .windowed import WindowedTable, _Windowing
+
+        if self._windowing is not None:
+            raise ConfigurationError(
+                f"table {self.name!r} is already windowed ({self._windowing.window!r}); declare another "
+                "table for another window"
+            )
+        callback = on_window_close if on_window_close is not None else self.on_window_close
+        self._windowing = _Windowing(self, window, grace, callback, late_events, merge)
+        return WindowedTable(self, self._windowing)
+
+    # ------------------------------------------------------------ changelog decoding
+
+    def _decode_key(self, key: Any) -> Any:
+        """A changelog key as the table uses it (JSON lists back to tuples, validated by key_type)."""
+        key = hashable(key)
+        if self._windowing is not None:
+            inner, where = key
+            return (self._coerce_key(inner), self._windowing.decode_where(where))
+        return self._coerce_key(key)
+
+    def _coerce_key(self, key: Any) -> Any:
+        if self._key_decoder is None:
+            return key
+        try:
+            return self._key_decoder(key)
+        except Exception as exc:
+            raise DecodeError(
+                f"table {self.name!r}: changelog key {key!r} is not a {self.key_type!r}: {exc}"
+            ) from exc
+
+    def _decode_value(self, value: Any) -> Any:
+        """A changelog value as the table stores it (validated by value_type)."""
+        if value is None or self._value_decoder is None:
+            return value
+        try:
+            return self._value_decoder(value)
+        except Exception as exc:
+            raise DecodeError(
+                f"table {self.name!r}: changelog value {value!r} is not a {self.value_type!r}: {exc}"
+            ) from exc
+
+    def _record(self, message: Message) -> tuple[Any, Any]:
+        key, value = message.key, message.value
+        if isinstance(key, (bytes, bytearray)):
+            key = decode_value(bytes(key), self.changelog.key_serializer)
+        if isinstance(value, (bytes, bytearray)):
+            value = decode_value(bytes(value), self.changelog.value_serializer)
+        return self._decode_key(key), self._decode_value(value)
+
+    def _apply_changelog(self, partition: int, messages: Sequence[Message]) -> None:
+        """Apply recovered changelog messages of one partition."""
+        try:
+            records = [self._record(m) for m in messages]
+        except DecodeError as exc:
+            first = messages[0]
+            raise DecodeError(
+                exc.reason, topic=first.topic, partition=partition, offset=first.offset
+            ) from exc
+        self._store.apply_changelog(partition, records, messages[-1].offset + 1)
+        if self._windowing is not None:
+            self._windowing.recovered_headers(partition, messages)
+
+    # ------------------------------------------------------------ lifecycle (called by the TableManager)
+
+    async def _start(self) -> None:
+        """Open the store (forgetting state held from a previous run) and learn the changelog's partitions."""
+        self._store.revoke(self._store.partitions())
+        self._store.open()
+        self._partitions = await self.app.transport.partitions_for(self.changelog.name)
+
+    async def _recover(self, partitions: set[int]) -> RecoveryStats | None:
+        """Take over ``partitions``: replay their changelog (from what the store persisted) into the store."""
+        new = sorted(p for p in partitions if p < self._partitions and p not in self._store.partitions())
+        if not new:
+            return None
+        self._store.assign(new)
+        starts = {p: self._store.persisted_offset(p) or 0 for p in new}
+        reader = ChangelogReader(
+            self.app.transport,
+            self.changelog.name,
+            self._apply_changelog,
+            label=f"table {self.name!r}",
+            group_prefix=f"{self.app.id}-{self.name}-recovery",
+        )
+        stats = await reader.catch_up(starts)
+        self.last_recovery = stats
+        self.recovered_records += stats.records
+        if self._windowing is not None:
+            self._windowing.rebuild(new)
+        return stats
+
+    async def _revoke(self, partitions: set[int]) -> None:
+        """Stop serving ``partitions`` (they moved to another worker)."""
+        gone = [p for p in partitions if p in self._store.partitions()]
+        if not gone:
+            return
+        # the new owner replays the changelog once every revocation returned: what is queued or in flight
+        # must be stored first (the app's flush also checkpoints persistent stores)
+        await self.app._flush()
+        self._store.revoke(gone)
+        if self._windowing is not None:
+            self._windowing.forget(gone)
+        logger.info("table %r: dropped the state of revoked partitions %s", self.name, sorted(gone))
+
+    async def _checkpoint(self) -> None:
+        """Persist what a persistent store holds with the changelog offsets it reflects (after a flush)."""
+        store = self._store
+        if not store.persistent or not store.partitions():
+            return
+        await self.changelog.flush()
+        ends = await self.app.transport.end_offsets(self.changelog.name)
+        store.checkpoint({p: ends[TopicPartition(self.changelog.name, p)] for p in store.partitions()})
+
+    async def _stop(self) -> None:
+        """Checkpoint and close the store (a memory table keeps its values readable after the app stops)."""
+        try:
+            await self._checkpoint()
+        finally:
+            if self._store.persistent:
+                self._store.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} store={self.store_url} keys={len(self._store)}>"
+
+    def _repr_html_(self) -> str:
+        from ..display import table_html
+
+        return table_html(self.name, self._store.items(), len(self._store))
+
+
+class GlobalTable(Table):
+    """A table every worker holds whole: all partitions are recovered on start and a background reader
+    applies every worker's changes as they reach the changelog (eventually consistent; a worker's own writes
+    are visible to it at once)."""
+
+    kind = "global"
+
+    def __init__(self, app: App, name: str, **kwargs: Any) -> None:
+        super().__init__(app, name, **kwargs)
+        self._reader: ChangelogReader | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    async def _start(self) -> None:
+        await super()._start()
+        partitions = list(range(self._partitions))
+        self._store.assign(partitions)
+        starts = {p: self._store.persisted_offset(p) or 0 for p in partitions}
+        reader = self._reader = ChangelogReader(
+            self.app.transport,
+            self.changelog.name,
+            self._apply_changelog,
+            label=f"global table {self.name!r}",
+            group_prefix=f"{self.app.id}-{self.name}-global-{id(self):x}",
+        )
+        stats = await reader.catch_up(starts, follow=True)
+        self.last_recovery = stats
+        self.recovered_records += stats.records
+        self._follower = asyncio.get_running_loop().create_task(
+            reader.follow(), name=f"changelog reader of global table {self.name}"
+        )
+        self._follower.add_done_callback(self._follower_done)
+
+    def _follower_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            logger.error("global table %r: its changelog reader failed: %r", self.name, error)
+            assert error is not None
+            self.app.crash(error)
+
+    async def _recover(self, partitions: set[int]) -> RecoveryStats | None:
+        return None  # a global table holds every partition from the start
+
+    async def _revoke(self, partitions: set[int]) -> None:
+        return None
+
+    async def _stop(self) -> None:
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.close()
+        await super()._stop()
+
+
+class SetTable(Table):
+    """A table whose values are sets: ``table[key].add(x)``, ``.discard(x)``, ``|=``, ``-=``.
+
+    Each change stores (and logs) the key's whole new set; a key whose set becomes empty is deleted.
+    """
+
+    kind = "set"
+
+    def __init__(self, app: App, name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", frozenset)
+        super().__init__(app, name, **kwargs)
+
+    def __getitem__(self, key: Any) -> _ManagedSet:
+        value = self._store.get(key)
+        return _ManagedSet(self, key, frozenset() if value is MISSING else value)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, _ManagedSet):
+            return  # the result of an in-place operator, already stored
+        members = frozenset(value)
+        if not members:
+            if key in self:
+                del self[key]
+            return
+        super().__setitem__(key, members)
+
+    def _decode_value(self, value: Any) -> Any:
+        value = super()._decode_value(value)
+        return frozenset(hashable(v) for v in value) if value is not None else None
+
+
+class _ManagedSet(MutableSet[Any]):
+    """The set of one key of a SetTable: reading it is free, changing it writes the key's new set."""
+
+    __slots__ = ("_items", "key", "table")
+
+    def __init__(self, table: SetTable, key: Any, items: frozenset[Any]) -> None:
+        self.table = table
+        self.key = key
+        self._items = items
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _store(self, items: frozenset[Any]) -> None:
+        if items == self._items:
+            return
+        self._items = items
+        SetTable.__setitem__(self.table, self.key, items)
+
+    def add(self, value: Any) -> None:
+        """Add ``value`` to the key's set."""
+        self._store(self._items | {value})
+
+    def discard(self, value: Any) -> None:
+        """Remove ``value`` from the key's set if present."""
+        self._store(self._items - {value})
+
+    def __ior__(self, other: Any) -> _ManagedSet:  # type: ignore[misc]
+        self._store(self._items | frozenset(other))
+        return self
+
+    def __isub__(self, other: Any) -> _ManagedSet:  # type: ignore[misc]
+        self._store(self._items - frozenset(other))
+        return self
+
+    def __repr__(self) -> str:
+        return f"{self.table.name}[{self.key!r}]={set(self._items)!r}"
