@@ -141,7 +141,9 @@ class Conductor:
         since_commit = 0
         failures = 0
         while self._running:
-            self._flow_control(consumer)
+            if self._flow_control(consumer):
+                await self._wait_for_any_room()
+                continue
             try:
                 records = await consumer.getmany(timeout=0.1, max_records=self.max_records)
             except TransportError as exc:  # the broker went away: the client reconnects, we back off
@@ -166,10 +168,11 @@ class Conductor:
                 since_commit = 0
                 await self._try_commit()
 
-    def _flow_control(self, consumer: Consumer) -> None:
+    def _flow_control(self, consumer: Consumer) -> bool:
         """Pause the partitions of topics whose readers are full, resume the others (per-topic backpressure).
 
-        Pauses are applied again on every fetch: a Kafka rebalance lifts them.
+        Pauses are applied again on every fetch: a Kafka rebalance lifts them. Returns whether every owned
+        partition is paused (then the fetcher waits for room instead of polling).
         """
         full = {
             name
@@ -177,7 +180,7 @@ class Conductor:
             if any(s.queued >= s.maxsize for s in subscriptions)
         }
         if not full and not self._paused:
-            return
+            return False
         owned = consumer.assignment()
         paused = {tp for tp in owned if tp.topic in full}
         if paused:
@@ -186,6 +189,19 @@ class Conductor:
         if resumed:
             consumer.resume(resumed)
         self._paused = paused
+        return bool(owned) and paused == owned
+
+    async def _wait_for_any_room(self) -> None:
+        """Wait until some full reader has room again."""
+        full = [s for subscriptions in self.readers.values() for s in subscriptions if s.queued >= s.maxsize]
+        if not full:
+            return
+        waits = [asyncio.ensure_future(s.wait_for_room()) for s in full]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def _dispatch(self, tp: TopicPartition, messages: list[Message]) -> None:
         topic = self.topics.get(tp.topic)
@@ -249,6 +265,7 @@ class Conductor:
                 return {}
             await self._flush()
             await consumer.commit(offsets)
+            logger.debug("consumer %s: committed %s", self.group_id, offsets)
             self._committed.update(offsets)
             for subscriptions in self.readers.values():
                 for subscription in subscriptions:
