@@ -568,7 +568,10 @@ class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         """Then it hands out the new assignment (which may repeat revoked partitions): ``([], assigned)``."""
-        await self._owner._notify([], _tps(assigned))
+        try:
+            await self._owner._notify([], _tps(assigned))
+        finally:
+            self._owner._joined.set()
 
 
 class KafkaConsumer:
@@ -607,6 +610,11 @@ class KafkaConsumer:
         self._consumer: Any = None
         self._stopped = False
         self._listener_error: BaseException | None = None
+        self._joined = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._listening = 0
+        self._generation = 0
 
     def __repr__(self) -> str:
         return f"<KafkaConsumer group={self.group_id!r} topics={list(self.topics)} {self.transport.url}>"
@@ -619,6 +627,11 @@ class KafkaConsumer:
         """Await the rxstream listener; keep its error for the next getmany (aiokafka would only log it)."""
         if not revoked and not assigned:
             return
+        # aiokafka may fetch newly assigned partitions while the listener runs (e.g. a table restoring its
+        # state): getmany waits until it settles and drops what was fetched across a rebalance
+        self._generation += 1
+        self._listening += 1
+        self._settled.clear()
         try:
             await self.on_rebalance(revoked, assigned)
         except Exception as exc:
@@ -627,6 +640,10 @@ class KafkaConsumer:
             )
             if self._listener_error is None:
                 self._listener_error = exc
+        finally:
+            self._listening -= 1
+            if not self._listening:
+                self._settled.set()
 
     async def start(self) -> None:
         """Create missing topics, join the group and wait for the first assignment (bounded)."""
@@ -651,6 +668,12 @@ class KafkaConsumer:
             await transport._bounded(
                 consumer.start(),
                 f"joining {self._describe()} for topics {list(self.topics)}",
+                timeout=transport.connect_timeout + rebalance_ms / 1000,
+            )
+            # the first assignment (and the listener's work on it) completes before start returns
+            await transport._bounded(
+                self._joined.wait(),
+                f"waiting for the first assignment of {self._describe()}",
                 timeout=transport.connect_timeout + rebalance_ms / 1000,
             )
         except BaseException:
@@ -690,12 +713,21 @@ class KafkaConsumer:
         if self._stopped:
             return {}
         consumer = self._started()
+        if not self._settled.is_set():
+            await self._settled.wait()
+        generation = self._generation
         try:
             batches = await consumer.getmany(
                 timeout_ms=max(0, round(timeout * 1000)), max_records=max_records
             )
         except KafkaError as exc:
             raise self.transport._error(f"fetching for {self._describe()}", exc) from exc
+        if generation != self._generation or not self._settled.is_set():
+            owned = consumer.assignment()
+            for tp, records in batches.items():  # fetched across a rebalance: read them again once settled
+                if records and tp in owned:
+                    consumer.seek(tp, records[0].offset)
+            return {}
         return {
             TopicPartition(tp.topic, tp.partition): [_message(r) for r in records]
             for tp, records in batches.items()

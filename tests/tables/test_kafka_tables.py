@@ -7,8 +7,6 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import pytest
-
 import rxstream
 from rxstream import App
 from tests.test_app import eventually
@@ -33,12 +31,6 @@ def worker(bootstrap: str, app_id: str) -> tuple[App, Any, Any, list[str]]:
     return app, words, counts, seen
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="kafka.py hands out events of newly assigned partitions while the rebalance listener (table "
-    "recovery) still runs (aiokafka assigns before calling on_partitions_assigned, and start() returns "
-    "before the listener finished), so an event can be counted on state that is not recovered yet",
-)
 async def test_a_stopped_workers_partitions_and_table_state_move_to_the_survivor(
     kafka_bootstrap: str,
 ) -> None:
