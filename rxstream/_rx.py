@@ -254,7 +254,7 @@ class Flow:
 class Context:
     """What one consumption of a stream shares: the scheduler, the loop and the flow control."""
 
-    __slots__ = ("_loop", "flow", "groups", "scheduler")
+    __slots__ = ("_loop", "flow", "scheduler")
 
     def __init__(self, scheduler: abc.SchedulerBase | None = None, high: int = 4) -> None:
         try:
@@ -270,7 +270,6 @@ class Context:
         self._loop = loop
         self.scheduler: abc.SchedulerBase = scheduler
         self.flow = Flow(high)
-        self.groups: GroupDealer | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -1051,11 +1050,6 @@ class GroupDealer:
         self._handoff: deque[tuple[Any, Any]] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
-
-    @property
-    def dealing(self) -> bool:
-        """Whether new groups may be dealt to other loops (inside an agent), so no loop can starve."""
-        return self._spawn is not None
 
     def set_outer_idle(self, idle: bool) -> None:
         """The first outer loop reports whether it waits for a group (then it gets the next new one)."""
