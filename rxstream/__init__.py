@@ -2,6 +2,7 @@
 
 from .agents import Agent
 from .app import App
+from .auth import SASLCredentials, SSLCredentials
 from .channels import Channel, Topic
 from .errors import RxStreamError
 from .events import Event, Message, current_event
@@ -18,6 +19,8 @@ __all__ = [
     "Message",
     "Record",
     "RxStreamError",
+    "SASLCredentials",
+    "SSLCredentials",
     "SetTable",
     "Stream",
     "Table",

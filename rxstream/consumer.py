@@ -282,6 +282,10 @@ class Conductor:
         if revoked:
             try:
                 await self.commit(only=revoked)
+            except TransportError as exc:  # e.g. the group already moved on: the new owners replay them
+                logger.warning(
+                    "consumer %s: commit on revocation of %s failed: %s", self.group_id, list(revoked), exc
+                )
             except Exception:
                 logger.exception(
                     "consumer %s: commit on revocation of %s failed", self.group_id, list(revoked)

@@ -12,7 +12,7 @@ import pytest
 
 import rxstream
 from rxstream import App, Record, current_event
-from rxstream.errors import AgentError, ConfigurationError
+from rxstream.errors import AgentError, ConfigurationError, TransportError
 from rxstream.transport.base import TopicPartition
 
 
@@ -472,3 +472,57 @@ async def test_a_stream_read_after_start_on_an_app_without_agents_receives_messa
         stream = app.stream(topic)
         await topic.send(value="hello")
         assert await asyncio.wait_for(stream.first(), 10) == "hello"
+
+
+async def test_a_worker_whose_partitions_are_revoked_goes_on_reading_the_ones_it_keeps() -> None:
+    url = memory_url()
+    seen: list[tuple[str, int]] = []
+    apps = []
+    for label in ("first", "second"):
+        app = App("pair", broker=url)
+        topic = app.topic("work", partitions=4)
+
+        @app.agent(topic)
+        async def work(stream: rxstream.Stream[int], label: str = label) -> None:
+            async for n in stream:
+                seen.append((label, n))
+
+        apps.append((app, topic))
+    first, second = apps
+    async with first[0]:
+        await first[1].send_many(range(10))
+        await eventually(lambda: len(seen) == 10)
+        async with second[0]:  # joining revokes two of the first worker's partitions
+            await first[1].send_many(range(10, 110))
+            await eventually(lambda: len({n for _, n in seen}) == 110)
+    assert {label for label, n in seen if n >= 10} == {"first", "second"}
+
+
+async def test_a_failed_commit_is_logged_and_retried_instead_of_crashing_the_app(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = App("retry", broker=memory_url(), commit_interval=0.05)
+    topic = app.topic("numbers", partitions=1)
+
+    @app.agent(topic)
+    async def reader(stream: rxstream.Stream[int]) -> None:
+        async for _ in stream:
+            pass
+
+    async with app:
+        conductor = app._conductor
+        assert conductor is not None and conductor.consumer is not None
+        consumer = conductor.consumer
+        commit = consumer.commit
+        failures = [TransportError("commit refused: the group is rebalancing")] * 2
+
+        async def flaky_commit(offsets: Any) -> None:
+            if failures:
+                raise failures.pop()
+            await commit(offsets)
+
+        consumer.commit = flaky_commit  # type: ignore[method-assign]
+        await topic.send_many(range(5))
+        await eventually(lambda: conductor._committed.get(TopicPartition("numbers", 0)) == 5)
+        assert app.crashed is None and not failures
+    assert sum("commit failed, retrying" in r.getMessage() for r in caplog.records) == 2

@@ -11,6 +11,8 @@ EXPECTED = [
     "Message",
     "Record",
     "RxStreamError",
+    "SASLCredentials",
+    "SSLCredentials",
     "SetTable",
     "Stream",
     "Table",

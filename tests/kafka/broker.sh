@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A single-node Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1 for tests and CI.
 #
-#   broker.sh start PORT CONTROLLER_PORT DATA_DIR   write DATA_DIR/server.properties, format the storage,
+#   broker.sh start PORT CONTROLLER_PORT DATA_DIR   write DATA_DIR/server.properties, format the storage
+#                                                  (unless formatted before: a restart keeps the data),
 #                                                  start the broker in the background (log: DATA_DIR/broker.log,
 #                                                  pid: DATA_DIR/broker.pid) and print its PID
 #   broker.sh stop PID_OR_DATA_DIR                 SIGTERM, then SIGKILL after RXSTREAM_KAFKA_STOP_TIMEOUT (20 s)
@@ -100,6 +101,8 @@ cluster_id() {
 
 format_storage() {
     local java="$1" dir="$2" id cls
+    # formatted before: a restart on the same data keeps its cluster id (formatting again would refuse it)
+    [[ -f "$dir/metadata/meta.properties" ]] && return 0
     id="$(cluster_id)"
     # kafka.tools.StorageTool is where 4.0-4.1 keep it (in kafka_2.13); a later version may move it to
     # org.apache.kafka.tools, so try that if the first class is missing.

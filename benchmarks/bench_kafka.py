@@ -1,0 +1,354 @@
+"""Events/s through an App on Kafka (consume -> map -> produce) against a raw aiokafka loop, and latency.
+
+Run: python benchmarks/bench_kafka.py [--events N] [--repeat R] [--bootstrap HOST:PORT] [--rate R --seconds S]
+
+Broker: ``--bootstrap``, else ``RXSTREAM_KAFKA_BOOTSTRAP``, else a private single-node broker is started
+from the jars ``tests/kafka/install.sh`` caches (Java 17 needed) on free ports, and stopped at the end.
+
+Throughput: a fresh 4-partition source topic is pre-filled with N small JSON values; the clock runs from
+the first consumed message until all N results are in the sink topic. The App is one agent, ``map`` on
+each decoded value with the app's JSON codec, yielding to a sink topic (acks, batched sink sends flushed
+before every commit, commits every 2.8 s). The baseline, measured in the same run, is a hand-written
+at-least-once aiokafka loop with the same client settings (rxstream's producer and consumer defaults,
+getmany of up to 2048 records): decode, map, encode, pack per-partition batches with ``create_batch``,
+``send_batch`` them, and commit consumed offsets every 2.8 s once the batches before are stored.
+
+Latency: a producer in the same process sends R messages per second for S seconds (2,000/s for 5 s by
+default), each stamped with its send time; the latency is the time until the App's agent sees it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+
+from rxstream import App, Stream
+from rxstream.transport.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
+
+PARTITIONS = 4
+MAX_RECORDS = 2048  # what the App's consumer asks getmany for
+COMMIT_INTERVAL = 2.8  # the App's default
+KAFKA_DIR = Path(__file__).resolve().parent.parent / "tests" / "kafka"
+
+
+def transform(order: dict[str, Any]) -> dict[str, Any]:
+    """The map both pipelines run."""
+    return {"id": order["id"], "doubled": order["amount"] * 2}
+
+
+# ---------------------------------------------------------------------------------------------------
+# the broker
+
+
+class Broker:
+    """A broker to benchmark against: the one given, or a private one started from tests/kafka."""
+
+    def __init__(self, bootstrap: str | None) -> None:
+        self.bootstrap = bootstrap or ""
+        self._pid: int | None = None
+        self._dir: str | None = None
+
+    async def __aenter__(self) -> Broker:
+        if not self.bootstrap:
+            self._start()
+        await _wait_ready(self.bootstrap, 90.0)
+        return self
+
+    def _start(self) -> None:
+        subprocess.run(["bash", str(KAFKA_DIR / "install.sh")], check=True, stdout=subprocess.DEVNULL)
+        ports = []
+        for _ in range(2):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                ports.append(sock.getsockname()[1])
+        self._dir = tempfile.mkdtemp(prefix="rxstream-bench-kafka-")
+        cmd = ["bash", str(KAFKA_DIR / "broker.sh"), "start", str(ports[0]), str(ports[1]), self._dir]
+        env = {**os.environ, "RXSTREAM_KAFKA_WATCH_PID": str(os.getpid())}
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=120)
+        self._pid = int(out.stdout.strip().splitlines()[-1])
+        self.bootstrap = f"127.0.0.1:{ports[0]}"
+        print(f"started a broker at {self.bootstrap} (pid {self._pid})")
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._pid is not None:
+            subprocess.run(["bash", str(KAFKA_DIR / "broker.sh"), "stop", str(self._pid)], timeout=60)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+async def _wait_ready(bootstrap: str, timeout: float) -> None:
+    """Wait until the broker lists topics (aiokafka's connection errors meanwhile are not printed)."""
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        await _probe(bootstrap, timeout)
+    finally:
+        quiet.setLevel(level)
+
+
+async def _probe(bootstrap: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await asyncio.wait_for(admin.start(), 10)
+            await asyncio.wait_for(admin.list_topics(), 10)
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no Kafka broker answers at {bootstrap}: {exc!r}") from exc
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+async def _topics(bootstrap: str, *names: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names])
+        for _ in range(100):  # until every partition has a leader
+            described = await admin.describe_topics(list(names))
+            if all(len(t["partitions"]) == PARTITIONS for t in described):
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+async def _prefill(bootstrap: str, topic: str, n: int) -> None:
+    """N JSON orders, packed into batches round-robin over the partitions."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
+    await producer.start()
+    try:
+        futures = []
+        for start in range(0, n, 10_000):
+            batches: dict[int, Any] = {}
+            for i in range(start, min(n, start + 10_000)):
+                value = json.dumps({"id": f"o{i}", "amount": i * 0.5}).encode()
+                partition = i % PARTITIONS
+                batch = batches.get(partition)
+                if batch is None or batch.append(key=None, value=value, timestamp=None) is None:
+                    if batch is not None:
+                        futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = batches[partition] = producer.create_batch()
+                    batch.append(key=None, value=value, timestamp=None)
+            for partition, batch in batches.items():
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _until_complete(bootstrap: str, topic: str, n: int, timeout: float) -> float:
+    """The time at which ``topic`` holds ``n`` records (polled every 5 ms)."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        deadline = time.monotonic() + timeout
+        while sum((await reader.end_offsets(tps)).values()) < n:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only part of {n} results reached {topic} within {timeout:g}s")
+            await asyncio.sleep(0.005)
+        return time.perf_counter()
+    finally:
+        await reader.stop()
+
+
+# ---------------------------------------------------------------------------------------------------
+# throughput
+
+
+async def through_app(bootstrap: str, n: int) -> float:
+    """Seconds from the App's first event until all N results are in its sink topic."""
+    s = uuid.uuid4().hex[:8]
+    source, sink = f"bench-src-{s}", f"bench-sink-{s}"
+    await _topics(bootstrap, source, sink)
+    await _prefill(bootstrap, source, n)
+    app = App(f"bench-{s}", broker=f"kafka://{bootstrap}", topic_partitions=PARTITIONS)
+    first: list[float] = []
+
+    @app.agent(app.topic(source), sink=[app.topic(sink)])
+    async def double(stream: Stream[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        async for order in stream:
+            if not first:
+                first.append(time.perf_counter())
+            yield transform(order)
+
+    async with app:
+        done = await _until_complete(bootstrap, sink, n, 600)
+    return done - first[0]
+
+
+async def through_aiokafka(bootstrap: str, n: int) -> float:
+    """Seconds from the raw loop's first record until all N results are in its sink topic."""
+    s = uuid.uuid4().hex[:8]
+    source, sink = f"raw-src-{s}", f"raw-sink-{s}"
+    await _topics(bootstrap, source, sink)
+    await _prefill(bootstrap, source, n)
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{s}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **CONSUMER_DEFAULTS,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
+    await producer.start()
+    await consumer.start()
+    first: list[float] = []
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_raw_loop(consumer, producer, sink, first))
+    try:
+        done = await _until_complete(bootstrap, sink, n, 600)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+        await producer.stop()
+    return done - first[0]
+
+
+async def _raw_loop(consumer: Any, producer: Any, sink: str, first: list[float]) -> None:
+    """getmany, map, pack and send batches; every COMMIT_INTERVAL commit once what came before is stored."""
+    positions: dict[Any, int] = {}
+    pending: list[asyncio.Future[Any]] = []
+    next_partition = 0
+    last_commit = time.monotonic()
+    while True:
+        fetched = await consumer.getmany(timeout_ms=100, max_records=MAX_RECORDS)
+        if not fetched:
+            continue
+        if not first:
+            first.append(time.perf_counter())
+        batches: dict[int, Any] = {}
+        for tp, records in fetched.items():
+            for record in records:
+                value = json.dumps(transform(json.loads(record.value))).encode()
+                partition = next_partition
+                next_partition = (next_partition + 1) % PARTITIONS
+                batch = batches.get(partition)
+                if batch is None or batch.append(key=None, value=value, timestamp=None) is None:
+                    if batch is not None:
+                        pending.append(await producer.send_batch(batch, sink, partition=partition))
+                    batch = batches[partition] = producer.create_batch()
+                    batch.append(key=None, value=value, timestamp=None)
+            positions[tp] = records[-1].offset + 1
+        for partition, batch in batches.items():
+            pending.append(await producer.send_batch(batch, sink, partition=partition))
+        if len(pending) > 64 or time.monotonic() - last_commit >= COMMIT_INTERVAL:
+            await asyncio.gather(*pending)
+            pending = []
+            if time.monotonic() - last_commit >= COMMIT_INTERVAL:
+                await consumer.commit(dict(positions))
+                last_commit = time.monotonic()
+
+
+# ---------------------------------------------------------------------------------------------------
+# latency
+
+
+async def latency(bootstrap: str, rate: int, seconds: float) -> list[float]:
+    """Milliseconds from send to the agent, for ``rate`` messages/s during ``seconds``."""
+    s = uuid.uuid4().hex[:8]
+    source = f"lat-src-{s}"
+    await _topics(bootstrap, source)
+    app = App(f"lat-{s}", broker=f"kafka://{bootstrap}", topic_partitions=PARTITIONS)
+    seen: list[float] = []
+
+    @app.agent(app.topic(source))
+    async def observe(stream: Stream[dict[str, Any]]) -> None:
+        async for order in stream:
+            seen.append((time.perf_counter() - order["t"]) * 1000)
+
+    total = int(rate * seconds)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # aiokafka's defaults: linger 0, acks=1
+    await producer.start()
+    try:
+        async with app:
+            tick = 0.01
+            per_tick = max(1, round(rate * tick))
+            start = time.perf_counter()
+            sent = 0
+            while sent < total:
+                for _ in range(min(per_tick, total - sent)):
+                    value = json.dumps({"id": f"o{sent}", "t": time.perf_counter()}).encode()
+                    await producer.send(source, value)  # queued: delivery is not awaited here
+                    sent += 1
+                delay = start + (sent / rate) - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await producer.flush()
+            await _wait_for(lambda: len(seen) >= total, 30)
+    finally:
+        await producer.stop()
+    return seen
+
+
+async def _wait_for(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit("the agent did not see every message in time")
+        await asyncio.sleep(0.01)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    async with Broker(args.bootstrap or os.environ.get("RXSTREAM_KAFKA_BOOTSTRAP")) as broker:
+        n = args.events
+        raw, ours = [], []
+        for _ in range(args.repeat):  # interleaved, so a noisy moment hits both
+            raw.append(await through_aiokafka(broker.bootstrap, n))
+            ours.append(await through_app(broker.bootstrap, n))
+        base, app = statistics.median(raw), statistics.median(ours)
+        print(f"raw aiokafka getmany -> map -> send_batch loop: {n / base:,.0f} events/s")
+        print(f"App: topic -> agent(map) -> sink topic, acks+commits: {n / app:,.0f} events/s")
+        print(f"ratio App / raw loop: {base / app:.2f}")
+        seen = await latency(broker.bootstrap, args.rate, args.seconds)
+        print(
+            f"latency send -> agent at {args.rate:,}/s for {args.seconds:g}s ({len(seen):,} messages): "
+            f"p50 {percentile(seen, 0.5):.1f} ms, p99 {percentile(seen, 0.99):.1f} ms, "
+            f"max {max(seen):.1f} ms"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--bootstrap", help="host:port of a running broker (default: RXSTREAM_KAFKA_BOOTSTRAP)"
+    )
+    parser.add_argument("--rate", type=int, default=2_000, help="messages/s of the latency run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
