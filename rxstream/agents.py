@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._rx import failure_of
 from .channels import Channel, Topic
@@ -81,7 +81,7 @@ class Agent:
         self._sinks = [_sink_for(target, self.name) for target in (sink or [])]
         self._sink_targets = list(sink or [])
         self.on_error = on_error
-        self.supervisor_strategy: Strategy = strategy  # type: ignore[assignment]
+        self.supervisor_strategy = cast(Strategy, strategy)
         self._help = help or (inspect.getdoc(fun) or "").split("\n")[0]
         self.max_restarts = max_restarts
         self.restart_window = restart_window
@@ -263,7 +263,7 @@ class Agent:
     async def _run_once(self, stream: Stream[Any]) -> None:
         result = self.fun(stream)
         if not inspect.isasyncgen(result):
-            await result  # type: ignore[misc]
+            await cast(Awaitable[Any], result)
             return
         sinks = self._sinks
         nowait = [getattr(target, "buffer_nowait", None) for target in self._sink_targets]
@@ -422,7 +422,7 @@ class AgentTestContext:
                     self.results[offset] = value
                     self.sent.append(value)
             else:
-                await result  # type: ignore[misc]
+                await cast(Awaitable[Any], result)
         except Exception as exc:
             self._error = exc
         finally:

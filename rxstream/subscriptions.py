@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from reactivex import Observable
 
@@ -56,7 +56,7 @@ class ErrorPolicy(NamedTuple):
             or max_redeliveries < 0
         ):
             raise ConfigurationError(f"max_redeliveries must be an integer >= 0, got {max_redeliveries!r}")
-        return cls(on_error, dead_letter, max_redeliveries, backoff)  # type: ignore[arg-type]
+        return cls(cast(OnError, on_error), dead_letter, max_redeliveries, backoff)
 
 
 class _Reader:
