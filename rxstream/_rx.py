@@ -14,7 +14,7 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from itertools import chain, compress, islice
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
@@ -31,6 +31,8 @@ __all__ = [
     "Context",
     "Operator",
 ]
+
+T_ = TypeVar("T_")
 
 BATCH_SIZE = 1024
 """How many values a source puts in one batch."""
@@ -1404,6 +1406,21 @@ def subscribe_values(
             print(f"rxstream: unhandled stream error: {exc!r}", file=sys.stderr)
 
     return observable.subscribe(batch_next, report, on_completed)
+
+
+def merged(observables: Sequence[Observable[Batch]]) -> Observable[Batch]:
+    """Batches of all sources, interleaved as they arrive."""
+    return reactivex.merge(*observables)
+
+
+def concatenated(observables: Sequence[Observable[Batch]]) -> Observable[Batch]:
+    """Batches of each source in turn; the next is subscribed when the previous completes."""
+    return reactivex.concat(*observables)
+
+
+def deferred(build: Callable[[], Observable[T_]]) -> Observable[T_]:
+    """An observable built at subscription time (so each subscription compiles its own pipeline)."""
+    return reactivex.defer(lambda _: build())
 
 
 def events_of(observable: Observable[Batch]) -> Observable[Event]:

@@ -255,12 +255,12 @@ class Stream(Generic[T]):
     def combine(self, *streams: Stream[Any]) -> Stream[Any]:
         """Merge this stream with ``streams``: values of all, interleaved as they arrive."""
         parts = [self, *_check_streams(streams, "combine")]
-        return _multi("combine", parts, lambda observables, ctx: _merge(observables))
+        return _multi("combine", parts, lambda observables, ctx: _rx.merged(observables))
 
     def concat(self, *streams: Stream[Any]) -> Stream[Any]:
         """This stream's values, then each of ``streams`` in turn once the previous completed."""
         parts = [self, *_check_streams(streams, "concat")]
-        return _multi("concat", parts, lambda observables, ctx: _concat(observables))
+        return _multi("concat", parts, lambda observables, ctx: _rx.concatenated(observables))
 
     def join(
         self, *streams: Any, on: Callable[[Any], Any] | None = None, within: float | None = None
@@ -430,9 +430,7 @@ class Stream(Generic[T]):
     @property
     def observable(self) -> Observable[Event]:
         """The compiled pipeline as an observable of events (subscribe from the asyncio loop)."""
-        import reactivex
-
-        return reactivex.defer(lambda _: _rx.events_of(self._compile(self._context())))
+        return _rx.deferred(lambda: _rx.events_of(self._compile(self._context())))
 
     @property
     def label(self) -> str:
@@ -624,18 +622,6 @@ def _multi(
 
     label = f"{what}({', '.join(s.label for s in streams)})"
     return Stream(_Origin(build, label, scheduler=streams[0]._origin.scheduler))
-
-
-def _merge(observables: list[Observable[Batch]]) -> Observable[Batch]:
-    import reactivex
-
-    return reactivex.merge(*observables)
-
-
-def _concat(observables: list[Observable[Batch]]) -> Observable[Batch]:
-    import reactivex
-
-    return reactivex.concat(*observables)
 
 
 def _check_streams(streams: Sequence[Any], operator: str) -> list[Stream[Any]]:
