@@ -162,18 +162,19 @@ EVENT_ACKER = _EventAcknowledger()
 
 
 def _ack_pairs(pairs: Iterable[tuple[Acknowledger | None, Any]]) -> None:
-    """Acknowledge (acknowledger, reference) pairs, one call per run of the same acknowledger."""
+    """Acknowledge (acknowledger, reference) pairs, one call per run of one acknowledger and partition."""
     run: list[Any] = []
-    current: Acknowledger | None = None
+    current: tuple[Any, ...] = (None,)
     for acker, ref in pairs:
-        if acker is not current:
-            if current is not None and run:
-                current.ack(run)
+        where = (acker, getattr(ref, "topic", None), getattr(ref, "partition", None))
+        if where != current:
+            if current[0] is not None and run:
+                current[0].ack(run)
             run = []
-            current = acker
+            current = where
         run.append(ref)
-    if current is not None and run:
-        current.ack(run)
+    if current[0] is not None and run:
+        current[0].ack(run)
 
 
 def _pairs_of(batch: Batch, start: int, stop: int) -> list[tuple[Acknowledger | None, Any]]:
@@ -239,24 +240,29 @@ class Flow:
         """Whether sources should wait before pushing another batch."""
         return self.buffered + self.inflight >= self.high
 
-    async def wait(self) -> None:
-        """Wait until the consumer has caught up."""
-        while self.blocked():
+    def sink_full(self) -> bool:
+        """Whether the consumer's own buffer is full (work in flight elsewhere not counted)."""
+        return self.buffered >= self.high
+
+    async def wait(self, *, sink_only: bool = False) -> None:
+        """Wait until the consumer has caught up (``sink_only``: until its buffer has room)."""
+        full = self.sink_full if sink_only else self.blocked
+        while full():
             if self._ready is None:
                 self._ready = asyncio.Event()
             self._ready.clear()
             await self._ready.wait()
 
     def release(self) -> None:
-        """Wake waiting sources if there is room again."""
-        if self._ready is not None and not self.blocked():
+        """Wake waiting sources if there is room again (each re-checks its own condition)."""
+        if self._ready is not None and not self.sink_full():
             self._ready.set()
 
 
 class Context:
     """What one consumption of a stream shares: the scheduler, the loop and the flow control."""
 
-    __slots__ = ("_loop", "flow", "scheduler")
+    __slots__ = ("_loop", "flow", "scheduler", "sink_only")
 
     def __init__(self, scheduler: abc.SchedulerBase | None = None, high: int = 4) -> None:
         try:
@@ -272,6 +278,20 @@ class Context:
         self._loop = loop
         self.scheduler: abc.SchedulerBase = scheduler
         self.flow = Flow(high)
+        self.sink_only = False
+
+    def reader(self) -> Context:
+        """This consumption as seen by a source that must not wait for work in flight elsewhere.
+
+        ``through`` reads back from the channel it writes to: if its reader waited for the writes in
+        flight, and the writes waited for the channel to have room, neither would move.
+        """
+        view = Context.__new__(Context)
+        view._loop = self._loop
+        view.scheduler = self.scheduler
+        view.flow = self.flow
+        view.sink_only = True
+        return view
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -300,6 +320,8 @@ def pump(
     source again (a subscription uses it to put unacknowledged messages back).
     """
     flow = ctx.flow
+    full = flow.sink_full if ctx.sink_only else flow.blocked
+    sink_only = ctx.sink_only
 
     def subscribe(
         observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
@@ -310,8 +332,8 @@ def pump(
                 async for batch in iterator:
                     if batch.values:
                         observer.on_next(batch)
-                    if flow.blocked():
-                        await flow.wait()
+                    if full():
+                        await flow.wait(sink_only=sink_only)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -90,7 +90,8 @@ class Agent:
         self._streams: dict[int, Stream[Any]] = {}
         self._restarts: deque[float] = deque()
         self._group_tasks: dict[int, list[asyncio.Task[None]]] = {}
-        self._group_failures: dict[int, Exception] = {}
+        self._restart_requests: dict[int, Exception | None] = {}
+        """Instances cancelled to be restarted: with the group instance's error, or None (one_for_all)."""
         self._running = False
         self.processed_failures = 0
         self.restarts = 0
@@ -172,7 +173,7 @@ class Agent:
         if self._running:
             return
         self._running = True
-        self._channel.subscription()
+        self._channel.subscription().reopen()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._supervise(index), name=f"agent {self.name}#{index}")
@@ -206,17 +207,22 @@ class Agent:
             stream = self._channel.stream()
             self._streams[index] = stream
             stream._origin.spawn = functools.partial(self._spawn_for_group, index, stream)
+            counted = False
             try:
                 try:
                     await self._run_once(stream)
                     return
                 except asyncio.CancelledError:
-                    failure = self._group_failures.pop(index, None)
-                    if failure is None:
+                    if index not in self._restart_requests:
                         raise
+                    failure = self._restart_requests.pop(index)
+                    if failure is None:  # a sibling failed under one_for_all: restart without blame
+                        continue
+                    counted = True  # a group instance failed and was counted already
                     raise failure from None
             except Exception as exc:
-                self._failed(stream, exc)
+                if not counted:
+                    self._failed(stream, exc)
                 await self._stop_group_instances(index)
                 await stream.aclose()
                 if not self._supervise_failure(exc, index):
@@ -249,7 +255,7 @@ class Agent:
             self._failed(shared, exc)
             main = self._tasks[index] if index < len(self._tasks) else None
             if main is not None and not main.done():
-                self._group_failures[index] = exc
+                self._restart_requests[index] = exc
                 main.cancel()
 
     async def _stop_group_instances(self, index: int) -> None:
@@ -339,10 +345,9 @@ class Agent:
         self.restarts += 1
         if self.supervisor_strategy == "one_for_all":
             for other, task in enumerate(self._tasks):
-                if other != index and not task.done():
-                    stream = self._streams.get(other)
-                    if stream is not None:
-                        self.app._background(stream.aclose(), f"restart of agent {self.name}#{other}")
+                if other != index and not task.done() and other not in self._restart_requests:
+                    self._restart_requests[other] = None
+                    task.cancel()
         return True
 
     def test_context(self, *, timeout: float = 10.0) -> AgentTestContext:

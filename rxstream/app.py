@@ -451,6 +451,8 @@ class App:
     async def _start(self) -> None:
         """The steps of `start` that a failure undoes."""
         transport = await self._producer()
+        for subscription in self._subscriptions.values():
+            subscription.reopen()  # a restarted app reads again what its stop closed
         for agent in self.agents.values():
             agent.channel.subscription()
         specs: dict[str, TopicSpec] = {}

@@ -607,7 +607,7 @@ def _through(ctx: Context, channel: Any, key_of: Callable[[Any], Any] | None) ->
             await channel.send(key=key, value=value)
 
     downstream: Stream[Any] = channel.stream()
-    return _rx.rerouted(_rx.side_effect(send, ctx, "through"), downstream._compile(ctx))
+    return _rx.rerouted(_rx.side_effect(send, ctx, "through"), downstream._compile(ctx.reader()))
 
 
 def _multi(

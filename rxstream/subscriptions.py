@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal, NamedTuple, cast
@@ -59,6 +60,9 @@ class ErrorPolicy(NamedTuple):
         return cls(cast(OnError, on_error), dead_letter, max_redeliveries, backoff)
 
 
+_partition_of = operator.attrgetter("topic", "partition")
+
+
 class _Reader:
     """One consumption of a subscription: the batches it was handed and has not finished."""
 
@@ -96,6 +100,7 @@ class Subscription:
         self._readers: set[_Reader] = set()
         self._rejected: set[Message] = set()
         self._handled: set[Message] = set()
+        self._superseded: set[Message] = set()
         self._attempts: dict[tuple[str, int, int], int] = {}
         self._data = asyncio.Event()
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -169,6 +174,10 @@ class Subscription:
         gone = set(partitions)
         for topic, partition in gone:
             self._trackers.get(topic, {}).pop(partition, None)
+        for held in (self._rejected, self._superseded, self._handled):
+            held.difference_update([m for m in held if (m.topic, m.partition) in gone])
+        for key in [k for k in self._attempts if (k[0], k[1]) in gone]:
+            del self._attempts[key]
         queue = self._queue  # filtered in place: readers hold this very deque
         kept = [batch for batch in queue if (batch[0].topic, batch[0].partition) not in gone]
         queue.clear()
@@ -206,6 +215,11 @@ class Subscription:
                 waiter.set_result(None)
                 if not self.closed:
                     return
+
+    def reopen(self) -> None:
+        """Accept readers again after `close` (an agent or app started after a stop)."""
+        self.closed = False
+        self._stopping = False
 
     def close(self, *, drain: bool = True) -> None:
         """End every reader's stream: once the queue is drained, or (``drain=False``) at the next pull."""
@@ -269,11 +283,8 @@ class Subscription:
             tracker = trackers.get(first.topic, {}).get(first.partition)
             if tracker is None:
                 continue  # the partition moved away meanwhile
-            left = [
-                m
-                for m in messages
-                if not tracker.is_acked(m.offset) and m not in self._handled and m not in self._rejected
-            ]
+            left = [m for m in messages if not tracker.is_acked(m.offset) and not self._excluded(m)]
+            self._superseded.difference_update(messages)
             if left:
                 back.append(left)
         reader.outstanding.clear()
@@ -284,14 +295,25 @@ class Subscription:
     # ------------------------------------------------------------ acknowledging
 
     def ack(self, refs: Sequence[Any]) -> None:
-        """Mark messages processed (one step per run of consecutive offsets of a partition)."""
-        if self._rejected:
-            refs = [m for m in refs if m not in self._rejected]
+        """Mark messages processed (one step per run of consecutive offsets of a partition).
+
+        Messages waiting for redelivery, replaced by a redelivered copy, or in the hands of the error policy
+        are not acknowledged here: only the copy, or the policy once it is done, may complete them.
+        """
+        if self._rejected or self._superseded or self._handled:
+            refs = [m for m in refs if not self._excluded(m)]
             if not refs:
                 return
+        if self._attempts:
+            for m in refs:
+                self._attempts.pop((m.topic, m.partition, m.offset), None)
         first = refs[0]
         last = refs[-1]
-        if first.topic == last.topic and first.partition == last.partition:
+        if (
+            first.topic == last.topic
+            and first.partition == last.partition
+            and len(set(map(_partition_of, refs))) == 1
+        ):
             tracker = self._trackers.get(first.topic, {}).get(first.partition)
             if tracker is not None:
                 if last.offset - first.offset + 1 == len(refs):
@@ -304,6 +326,9 @@ class Subscription:
             tracker = trackers.get(message.topic, {}).get(message.partition)
             if tracker is not None:
                 tracker.ack(message.offset)
+
+    def _excluded(self, message: Message) -> bool:
+        return message in self._rejected or message in self._superseded or message in self._handled
 
     def reject(self, ref: Any) -> None:
         """Redeliver a message after a back-off, or apply the error policy once redeliveries ran out."""
@@ -336,6 +361,7 @@ class Subscription:
 
     def _redeliver(self, message: Message) -> None:
         self._rejected.discard(message)
+        self._superseded.add(message)  # a late automatic ack of the original must not complete the copy
         copy = Message(
             message.topic,
             message.partition,
@@ -372,12 +398,12 @@ class Subscription:
                 )
             else:
                 logger.error("%s: message at %s %s: %r; skipped as configured", self.label, where, what, exc)
-        except Exception as failure:  # the policy itself failed: never lose the message silently
+        except Exception as failure:  # the policy itself failed: the message stays unacknowledged
             logger.exception("%s: the error policy for %s failed", self.label, where)
-            self._handled.discard(message)
             self._crash(failure)
             return
         self._handled.discard(message)
+        self._attempts.pop((message.topic, message.partition, message.offset), None)
         tracker = self._trackers.get(message.topic, {}).get(message.partition)
         if tracker is not None:
             tracker.ack(message.offset)

@@ -526,3 +526,134 @@ async def test_a_failed_commit_is_logged_and_retried_instead_of_crashing_the_app
         await eventually(lambda: conductor._committed.get(TopicPartition("numbers", 0)) == 5)
         assert app.crashed is None and not failures
     assert sum("commit failed, retrying" in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_a_rejected_event_is_not_committed_before_its_redelivered_copy_is_processed() -> None:
+    app = App("reject-race", broker=memory_url())
+    topic = app.topic("inbox", partitions=1, max_redeliveries=3)
+    seen: list[int] = []
+    stuck = asyncio.Event()
+
+    @app.agent(topic)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for value in stream:
+            seen.append(value)
+            if value == 0 and seen.count(0) == 1:
+                current_event().reject()
+            elif value == 1:
+                await asyncio.sleep(0.3)  # the rest of the batch outlasts the redelivery back-off
+            elif value == 0:
+                await stuck.wait()  # the redelivered copy is still being processed
+
+    async with app:
+        await topic.send_many([0, 1, 2])
+        await eventually(lambda: seen.count(0) == 2)
+        await asyncio.sleep(0.1)
+        assert app.committed_offsets()[TopicPartition("inbox", 0)] == 0
+        stuck.set()
+        await eventually(lambda: app.committed_offsets()[TopicPartition("inbox", 0)] == 3)
+
+
+async def test_a_rejected_event_handed_to_the_crash_policy_is_never_committed() -> None:
+    app = App("reject-crash", broker=memory_url())
+    topic = app.topic("inbox", partitions=1, max_redeliveries=0, on_error="crash")
+
+    @app.agent(topic)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for value in stream:
+            if value == 0:
+                current_event().reject()
+
+    runner = asyncio.get_running_loop().create_task(app.run(install_signal_handlers=False))
+    await eventually(lambda: app._started)
+    await topic.send_many([0, 1, 2])
+    assert await asyncio.wait_for(runner, 10) == 1
+    transport = App("reject-crash-check", broker=app.broker).transport
+    await transport.start()
+    probe = transport.consumer(app.id, ["inbox"], _quiet)  # the app's own group: what did it commit?
+    assert await probe.committed(TopicPartition("inbox", 0)) in (None, 0)
+    await transport.stop()
+
+
+async def _quiet(revoked: Any, assigned: Any) -> None:
+    return None
+
+
+async def test_take_across_partitions_acknowledges_each_partition_exactly() -> None:
+    app = App("take-mixed", broker=memory_url())
+    topic = app.topic("inbox", partitions=2)
+    got: list[list[str]] = []
+
+    @app.agent(topic)
+    async def process(stream: rxstream.Stream[str]) -> None:
+        async for chunk in stream.take(3):
+            got.append(chunk)
+
+    async with app:
+        await topic.send(value="a0", partition=0)
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("inbox", 0)) == 0)
+        await topic.send(value="b0", partition=1)
+        await asyncio.sleep(0.05)
+        await topic.send(value="a1", partition=0)
+        await eventually(lambda: len(got) == 1)
+        await topic.send_many(["x", "y", "z"], key="k")  # the next batch request acknowledges the first
+        await eventually(lambda: len(got) == 2)
+        committed = app.committed_offsets()
+    assert sorted(got[0]) == ["a0", "a1", "b0"]
+    assert committed[TopicPartition("inbox", 1)] >= 1
+    assert committed[TopicPartition("inbox", 0)] >= 2
+
+
+async def test_through_a_small_channel_with_a_backlog_does_not_deadlock() -> None:
+    app = App("through-backlog", broker=memory_url())
+    topic = app.topic("source", partitions=1)
+    channel = app.channel(maxsize=256)
+    got: list[int] = []
+
+    @app.agent(topic)
+    async def relay(stream: rxstream.Stream[int]) -> None:
+        async for value in stream.through(channel):
+            got.append(value)
+
+    await topic.send_many(range(5000))
+    async with app:
+        await eventually(lambda: len(got) == 5000, timeout=30)
+    assert got == list(range(5000))
+
+
+async def test_an_agent_restarted_after_stop_processes_again() -> None:
+    app = App("restart", broker=memory_url())
+    channel = app.channel()
+    got: list[int] = []
+
+    @app.agent(channel)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for value in stream:
+            got.append(value)
+
+    async with app:
+        await process.send(1)
+        await eventually(lambda: got == [1])
+        await process.stop()
+        await process.start()
+        await process.send(2)
+        await eventually(lambda: got == [1, 2])
+
+
+async def test_one_for_all_restarts_every_instance() -> None:
+    app = App("all-for-one", broker=memory_url())
+    topic = app.topic("t", partitions=1)
+    starts: list[int] = []
+
+    @app.agent(topic, concurrency=2, supervisor_strategy="one_for_all")
+    async def process(stream: rxstream.Stream[str]) -> None:
+        starts.append(1)
+        async for value in stream:
+            if value == "boom":
+                raise ValueError("boom")
+
+    async with app:
+        await eventually(lambda: len(starts) == 2)
+        await topic.send(value="boom")
+        await eventually(lambda: len(starts) >= 4)
+        assert process.processed_failures >= 1
