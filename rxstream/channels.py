@@ -216,6 +216,15 @@ class Topic(Channel[K, V]):
             ) from exc
         if key is message.key and value is message.value:
             return message
+        if self.app.transport.needs_bytes:
+            # a byte transport's messages are fresh per fetch and seen by this app only: decode in place
+            if message.raw_key is None:
+                message.raw_key = _raw(message.key)
+            if message.raw_value is None:
+                message.raw_value = _raw(message.value)
+            message.key = key
+            message.value = value
+            return message
         return _with(message, key, value)
 
     def decode_batch(
