@@ -12,8 +12,8 @@ import asyncio
 import inspect
 import sys
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from itertools import chain, compress, islice
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from itertools import compress, islice
 from typing import Any, TypeAlias, TypeVar
 
 import reactivex
@@ -102,16 +102,6 @@ class Batch:
         if isinstance(ref, _Group):
             ref = ref.pairs[-1][1] if ref.pairs else None
         return getattr(ref, "key", None)
-
-    def pairs(self) -> Iterator[tuple[Acknowledger | None, Any]]:
-        """Every (acknowledger, reference) in this batch, unpacking grouped references."""
-        refs = self.refs
-        if refs is None:
-            return iter(())
-        if self.acker is GROUP_ACKER:
-            return chain.from_iterable(group.pairs for group in refs if group is not None)
-        acker = self.acker
-        return ((acker, ref) for ref in refs if ref is not None)
 
     def __len__(self) -> int:
         return len(self.values)

@@ -87,7 +87,6 @@ class Agent:
         self.restart_window = restart_window
         self.shutdown_timeout = shutdown_timeout
         self._tasks: list[asyncio.Task[None]] = []
-        self._streams: dict[int, Stream[Any]] = {}
         self._restarts: deque[float] = deque()
         self._group_tasks: dict[int, list[asyncio.Task[None]]] = {}
         self._restart_requests: dict[int, Exception | None] = {}
@@ -205,7 +204,6 @@ class Agent:
         backoff = 0.05
         while self._running:
             stream = self._channel.stream()
-            self._streams[index] = stream
             stream._origin.spawn = functools.partial(self._spawn_for_group, index, stream)
             counted = False
             try:
@@ -232,7 +230,6 @@ class Agent:
             finally:
                 await self._stop_group_instances(index)
                 await stream.aclose()
-                self._streams.pop(index, None)
 
     def _spawn_for_group(self, index: int, stream: Stream[Any]) -> bool:
         """Start another instance of this agent on the same consumption, for a group no loop waits for."""

@@ -107,7 +107,6 @@ class Subscription:
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
         self._stopping = False
-        self.delivered_count = 0
 
     # ------------------------------------------------------------ feeding
 
@@ -135,7 +134,6 @@ class Subscription:
                 self._queue.append(messages)
             else:  # a reader acknowledges per batch: smaller ones commit sooner and replay less after a crash
                 self._queue.extend(messages[i : i + MAX_BATCH] for i in range(0, len(messages), MAX_BATCH))
-            self.delivered_count += len(messages)
             self._data.set()
 
     def deliver_one(self, message: Message) -> None:
@@ -154,7 +152,6 @@ class Subscription:
             last.append(message)
         else:
             queue.append([message])
-        self.delivered_count += 1
         self._data.set()
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
@@ -417,10 +414,6 @@ class Subscription:
         """Wait for error-policy work (dead-letter sends) still in flight."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def attempts(self, message: Message) -> int:
-        """How many times ``message`` failed or was rejected so far."""
-        return self._attempts.get((message.topic, message.partition, message.offset), 0)
 
     def __repr__(self) -> str:
         return f"<Subscription {self.label} queued={len(self._queue)} readers={len(self._readers)}>"

@@ -45,7 +45,7 @@ def get_transport(url: str, **options: Any) -> Transport:
         return MemoryTransport(url, **options)
     if scheme == "kafka":
         # imported here: aiokafka's client machinery loads only for apps that use Kafka
-        from .kafka import KafkaTransport  # type: ignore[import-not-found,unused-ignore]
+        from .kafka import KafkaTransport
 
         transport: Transport = KafkaTransport(url, **options)
         return transport
