@@ -231,7 +231,7 @@ class Topic(Channel[K, V]):
         self, messages: list[Message]
     ) -> tuple[list[Message], list[tuple[Message, DecodeError]]]:
         """Decode a fetched batch: the good messages, and the ones that failed with why."""
-        if self._plain and bytes not in set(map(type, map(_value_of, messages))):
+        if self._plain and bytes not in map(type, map(_value_of, messages)):
             return messages, []
         good: list[Message] = []
         bad: list[tuple[Message, DecodeError]] = []

@@ -39,25 +39,31 @@ class OffsetTracker:
             self._acked.add(offset)
 
     def ack_many(self, offsets: Sequence[int]) -> None:
-        """Mark offsets processed; a run that continues the acknowledged prefix is one step."""
+        """Mark offsets processed; a run that continues the acknowledged prefix is one step.
+
+        Other offsets go through C-level set operations: the acknowledged prefix then moves past a whole
+        span at once when every offset in it is acknowledged.
+        """
         if not offsets:
-            return
-        first, last = offsets[0], offsets[-1]
-        if first == self._committable and last - first + 1 == len(offsets) and last < self._end:
-            self._advance(last + 1)
             return
         committable = self._committable
         end = self._end
+        first, last = offsets[0], offsets[-1]
+        if first == committable and last - first + 1 == len(offsets) and last < end:
+            self._advance(last + 1)
+            return
+        if min(offsets) < committable or max(offsets) >= end:
+            offsets = [offset for offset in offsets if committable <= offset < end]
+            if not offsets:
+                return
         acked = self._acked
-        for offset in offsets:
-            if offset == committable:
-                committable += 1
-                while committable in acked:
-                    acked.discard(committable)
-                    committable += 1
-            elif committable < offset < end:
-                acked.add(offset)
-        self._committable = committable
+        acked.update(offsets)
+        if committable in acked:
+            span = range(committable, max(offsets) + 1)
+            if acked.issuperset(span):
+                acked.difference_update(span)
+                committable = span.stop
+            self._advance(committable)
 
     def _advance(self, committable: int) -> None:
         """Move the committable offset to ``committable`` and past any acknowledged offsets that follow."""

@@ -61,6 +61,43 @@ class ErrorPolicy(NamedTuple):
 
 
 _partition_of = operator.attrgetter("topic", "partition")
+_offset_of = operator.attrgetter("offset")
+_value_of = operator.attrgetter("value")
+
+
+class _PartitionAcks:
+    """The acknowledger of batches whose messages all come from one partition: no per-message sorting."""
+
+    __slots__ = ("partition", "subscription", "topic")
+
+    def __init__(self, subscription: Subscription, topic: str, partition: int) -> None:
+        self.subscription = subscription
+        self.topic = topic
+        self.partition = partition
+
+    def ack(self, refs: Sequence[Any]) -> None:
+        """Mark messages of this partition processed (the subscription's rules on held messages apply)."""
+        subscription = self.subscription
+        if (
+            subscription._rejected
+            or subscription._superseded
+            or subscription._handled
+            or subscription._attempts
+        ):
+            subscription.ack(refs)
+            return
+        tracker = subscription._trackers.get(self.topic, {}).get(self.partition)
+        if tracker is None or not refs:
+            return
+        first, last = refs[0].offset, refs[-1].offset
+        if last - first + 1 == len(refs):
+            tracker.ack_many(range(first, last + 1))
+        else:
+            tracker.ack_many(list(map(_offset_of, refs)))
+
+    def reject(self, ref: Any) -> None:
+        """Redeliver this message, or hand it to the error policy."""
+        self.subscription.reject(ref)
 
 
 class _Reader:
@@ -102,6 +139,7 @@ class Subscription:
         self._handled: set[Message] = set()
         self._superseded: set[Message] = set()
         self._attempts: dict[tuple[str, int, int], int] = {}
+        self._acks: dict[tuple[str, int], _PartitionAcks] = {}
         self._data = asyncio.Event()
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -251,7 +289,13 @@ class Subscription:
             self._update_room()
             self._prune(reader)
             reader.outstanding.append(messages)
-            yield Batch([m.value for m in messages], messages, self)
+            first = messages[0]
+            acks = self._acks.get((first.topic, first.partition))
+            if acks is None:
+                acks = self._acks[first.topic, first.partition] = _PartitionAcks(
+                    self, first.topic, first.partition
+                )
+            yield Batch(list(map(_value_of, messages)), messages, acks)
 
     def _prune(self, reader: _Reader) -> None:
         """Forget outstanding batches that are fully acknowledged."""
@@ -316,7 +360,7 @@ class Subscription:
                 if last.offset - first.offset + 1 == len(refs):
                     tracker.ack_many(range(first.offset, last.offset + 1))
                 else:
-                    tracker.ack_many([m.offset for m in refs])
+                    tracker.ack_many(list(map(_offset_of, refs)))
                 return
         trackers = self._trackers
         for message in refs:

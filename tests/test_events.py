@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -139,3 +140,32 @@ def test_offset_tracker_commits_only_the_contiguous_acknowledged_prefix() -> Non
     assert tracker.pending == 0
     tracker.mark_committed(15)
     assert not tracker.needs_commit
+
+
+def test_offset_tracker_ack_many_matches_one_by_one_acks_in_any_order() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        start = rng.randrange(0, 5)
+        many, single = OffsetTracker(committed=start), OffsetTracker(committed=start)
+        many.delivered(start, start + 40)
+        single.delivered(start, start + 40)
+        for _ in range(6):
+            chunk = sorted(rng.sample(range(start - 3, start + 45), rng.randrange(1, 12)))
+            if rng.random() < 0.3:
+                rng.shuffle(chunk)
+            many.ack_many(chunk)
+            for offset in chunk:
+                single.ack(offset)
+            assert many.committable == single.committable
+            assert many.pending == single.pending
+            assert all(many.is_acked(o) == single.is_acked(o) for o in range(start - 3, start + 45))
+
+
+def test_offset_tracker_ack_many_steps_over_a_prefix_acknowledged_out_of_order() -> None:
+    tracker = OffsetTracker(committed=0)
+    tracker.delivered(0, 999)
+    tracker.ack_many([o for o in range(1, 1000) if o % 3])  # what a filter drops, acked at once
+    assert tracker.committable == 0
+    tracker.ack_many(range(0, 1000, 3))  # what it kept, acked after processing
+    assert tracker.committable == 1000
+    assert tracker.pending == 0
