@@ -6,6 +6,7 @@ import asyncio
 import functools
 import operator
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .codecs import CodecArg, decode_value, encode_value, get_codec
@@ -147,6 +148,8 @@ class Topic(Channel[K, V]):
         self._buffer: list[tuple[Any, Any, int | None, Headers | None]] = []
         self._flush_scheduled = False
         self._objects: bool | None = None
+        """Whether the transport takes values as objects; None until it started."""
+        self._dumps: Callable[[Any], bytes] = get_codec(self.value_serializer).dumps
         self._created = False
         self._sender: asyncio.Task[None] | None = None  # the one task sending the buffer, batch after batch
         self._rounds = 0  # batches the sender took from the buffer
@@ -231,11 +234,28 @@ class Topic(Channel[K, V]):
         self, messages: list[Message]
     ) -> tuple[list[Message], list[tuple[Message, DecodeError]]]:
         """Decode a fetched batch: the good messages, and the ones that failed with why."""
-        if self._plain and bytes not in map(type, map(_value_of, messages)):
-            return messages, []
+        plain_bytes = False
+        if self._plain:
+            if bytes not in map(type, map(_value_of, messages)):
+                return messages, []
+            plain_bytes = self.app.transport.needs_bytes and self.value_serializer != "raw"
+        loads = get_codec(self.value_serializer).loads
         good: list[Message] = []
         bad: list[tuple[Message, DecodeError]] = []
         for message in messages:
+            value = message.value
+            if plain_bytes and message.key is None and type(value) is bytes:
+                # the common Kafka message of a plain topic, decoded in place as decode() would
+                try:
+                    decoded = loads(value)
+                except Exception:
+                    pass  # decode() below raises the error that names this message
+                else:
+                    if message.raw_value is None:
+                        message.raw_value = value
+                    message.value = decoded
+                    good.append(message)
+                    continue
             try:
                 good.append(self.decode(message))
             except DecodeError as exc:
@@ -270,15 +290,27 @@ class Topic(Channel[K, V]):
         await transport.send_many(self.name, records)
 
     def buffer_nowait(self, value: Any) -> bool:
-        """Queue a value for the next batched send if the buffer has room; False means await send_buffered."""
+        """Queue a value for the next batched send if the buffer has room; False means await send_buffered.
+
+        On a byte transport the value is encoded here; one that fails to encode is left to
+        `send_buffered`, which raises the error that names it.
+        """
         buffer = self._buffer
+        if len(buffer) >= _SEND_BATCH - 1:
+            return False
         objects = self._objects
         if objects is None:
             if self.app._transport is None:
                 return False
             objects = self._objects = self._raw_objects
-        if len(buffer) >= _SEND_BATCH - 1 or not objects:
-            return False
+            self._dumps = get_codec(self.value_serializer).dumps
+        if not objects and value is not None:
+            try:
+                value = self._dumps(value)
+            except Exception:
+                return False
+            if type(value) is not bytes:
+                return False
         buffer.append((None, value, None, None))
         if not self._flush_scheduled:
             self._flush_scheduled = True

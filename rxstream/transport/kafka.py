@@ -475,16 +475,21 @@ class KafkaTransport:
         producer = self._started_producer()
         await self._ensure_topics([topic])
         count = await self._partition_ids(producer, topic)
-        routed = []
+        routed: list[tuple[int, Any, Any, list[tuple[str, bytes]] | None]] = []
+        counter = self._round_robin.setdefault(topic, itertools.count())
         for key, value, partition, headers in records:
-            _check_bytes("key", key, topic)
-            _check_bytes("value", value, topic)
-            routed.append((self._route(topic, key, partition, count), key, value, _headers(headers, topic)))
+            if type(value) is not bytes or key is not None or partition is not None or headers:
+                _check_bytes("key", key, topic)
+                _check_bytes("value", value, topic)
+                partition = self._route(topic, key, partition, count)
+                routed.append((partition, key, value, _headers(headers, topic)))
+            else:  # the common record of a sink: bytes, no key, no headers
+                routed.append((next(counter) % count, None, value, None))
         open_batches: dict[int, Any] = {}
         futures: list[asyncio.Future[Any]] = []
         try:
+            timestamp_ms = round(time.time() * 1000)
             for partition, key, value, encoded in routed:
-                timestamp_ms = round(time.time() * 1000)
                 batch = open_batches.get(partition)
                 if batch is not None:
                     if (

@@ -394,6 +394,46 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_o
     assert headers["rxstream-reason"].startswith("raised 2 times")
 
 
+async def test_a_plain_topic_decodes_in_place_and_dead_letters_what_fails_to_decode_or_encode(
+    kafka_bootstrap: str, producer: KafkaTransport
+) -> None:
+    s = _suffix()
+    app = App(f"plain-{s}", broker=f"kafka://{kafka_bootstrap}", commit_interval=0.2)
+    events = app.topic(f"events-{s}", partitions=1, max_redeliveries=0)
+    relayed = app.topic(f"relayed-{s}", partitions=1)
+    keys: list[Any] = []
+
+    @app.agent(events, sink=[relayed])
+    async def relay(stream: rxstream.Stream[Any]) -> AsyncIterator[Any]:
+        async for event in stream.events():
+            keys.append(event.key)
+            value = event.value
+            yield {"n": 5, "opaque": object()} if value["n"] == 5 else value
+
+    async with asyncio.timeout(60):
+        async with app:
+            await producer.send(events.name, None, b'{"n": 1}')
+            await producer.send(events.name, None, b"not json")
+            await producer.send(events.name, b"k", b'{"n": 3}')
+            for n in (4, 5, 6):
+                await producer.send(events.name, None, b'{"n": %d}' % n)
+            await _until(
+                lambda: app.committed_offsets().get(TopicPartition(events.name, 0)) == 6,
+                "every offset acknowledged",
+                30,
+            )
+        dead = await _read(kafka_bootstrap, f"{events.name}-dead-letter", 2)
+        out = await _read(kafka_bootstrap, relayed.name, 4)
+
+    assert [json.loads(r.value) for r in out] == [{"n": 1}, {"n": 3}, {"n": 4}, {"n": 6}]
+    assert keys == [None, "k", None, None, None]
+    by_offset = {int(dict(r.headers)["rxstream-offset"]): r for r in dead}
+    assert sorted(by_offset) == [1, 4]
+    assert by_offset[1].value == b"not json"
+    assert by_offset[4].value == b'{"n": 5}'
+    assert "cannot represent object" in dict(by_offset[4].headers)["rxstream-error"].decode()
+
+
 # ---------------------------------------------------------------------------------------------------
 # worker processes in one consumer group
 
