@@ -272,13 +272,18 @@ class Agent:
         nowait = [getattr(target, "buffer_nowait", None) for target in self._sink_targets]
         fast = [(quick, sink) for quick, sink in zip(nowait, sinks, strict=True)]
         origin = stream._origin
+        seen: Any = None  # the last batch checked for messages that carry headers (an ask's reply-to)
+        with_headers = False
         try:
             async for value in result:
                 active = origin.active
                 if active is not None:
                     cursor = active._cursor
                     batch = cursor.batch
-                    if batch is not None:
+                    if batch is not seen:
+                        seen = batch
+                        with_headers = batch is not None and _any_headers(batch.refs)
+                    if with_headers and batch is not None:
                         refs = batch.refs
                         ref = refs[cursor.index] if refs is not None else None
                         if ref is None and refs is not None:
@@ -353,6 +358,11 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"<Agent {self.name} on {self._channel!r} concurrency={self._concurrency}>"
+
+
+def _any_headers(refs: list[Any] | None) -> bool:
+    """Whether any message of a batch has headers (only those can be asks waiting for a reply)."""
+    return refs is not None and any(getattr(ref, "headers", None) for ref in refs)
 
 
 def _text(value: Any) -> str:
