@@ -23,6 +23,8 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -39,6 +41,16 @@ SCHEME = "memory://"
 OFFSET_RESETS = ("earliest", "latest")
 _NO_HEADERS: Headers = MappingProxyType({})
 _Record = tuple[Any, Any, int | None, Headers | None]
+
+
+_key_of = itemgetter(0)
+_value_of = itemgetter(1)
+
+
+def _all_none(records: Sequence[_Record], field: int) -> bool:
+    """Whether field ``field`` (0 key, 2 partition, 3 headers) is None in every record (a C-level scan)."""
+    column = list(map(itemgetter(field), records))
+    return column.count(None) == len(column)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -95,10 +107,25 @@ class _Partition:
     def extend(self, records: Sequence[_Record], stamp: float) -> None:
         """Append records as messages with the next offsets."""
         topic, index = self.tp
+        start = self.base + len(self.log)
+        if _all_none(records, 3):
+            self.log.extend(
+                map(
+                    Message,
+                    repeat(topic),
+                    repeat(index),
+                    range(start, start + len(records)),
+                    repeat(stamp),
+                    map(_key_of, records),
+                    map(_value_of, records),
+                    repeat(_NO_HEADERS),
+                )
+            )
+            return
         self.log.extend(
             [
                 Message(topic, index, offset, stamp, key, value, dict(headers) if headers else _NO_HEADERS)
-                for offset, (key, value, _, headers) in enumerate(records, self.base + len(self.log))
+                for offset, (key, value, _, headers) in enumerate(records, start)
             ]
         )
 
@@ -165,8 +192,13 @@ class _Topic:
         Every record is routed before any is appended, so a bad partition number appends nothing.
         """
         count = len(self.partitions)
-        buckets: list[list[_Record]] = [[] for _ in range(count)]
         turn = self.next_rr
+        if records and _all_none(records, 0) and _all_none(records, 2):  # keyless: round-robin by slicing
+            n = len(records)
+            buckets = [list(records[(i - turn) % count :: count]) for i in range(count)]
+            self.next_rr = (turn + n) % count
+            return buckets, (turn + n - 1) % count
+        buckets = [[] for _ in range(count)]
         index = 0
         for record in records:
             key, partition = record[0], record[2]

@@ -288,3 +288,26 @@ async def test_keyless_messages_go_round_robin() -> None:
     topic = fresh_name()
     partitions = [(await transport.send(topic, None, i)).partition for i in range(8)]
     assert partitions == [0, 1, 2, 3, 0, 1, 2, 3]
+
+
+async def test_batched_keyless_messages_continue_the_round_robin_and_keyed_ones_hash() -> None:
+    transport = MemoryTransport("memory://rr-many", default_partitions=4)
+    topic = fresh_name()
+    assert (await transport.send(topic, None, "a")).partition == 0
+    await transport.send_many(topic, [(None, f"b{i}", None, None) for i in range(6)])
+    mixed = [(None, "c0", None, None), ("k", "c1", None, None), (None, "c2", None, None)]
+    await transport.send_many(topic, mixed)
+    assert (await transport.send(topic, None, "d")).partition == 1
+    consumer = await _started(transport.consumer("g", [topic], _ignore))
+    by_partition: dict[int, list[object]] = {p: [] for p in range(4)}
+    async with asyncio.timeout(TIMEOUT):
+        while sum(map(len, by_partition.values())) < 11:
+            for tp, messages in (await consumer.getmany(0.1, 20)).items():
+                by_partition[tp.partition].extend(m.value for m in messages)
+    keyed = partition_for("k", 4)
+    expected: dict[int, list[object]] = {0: ["a", "b3"], 1: ["b0", "b4"], 2: ["b1", "b5"], 3: ["b2", "c0"]}
+    expected[keyed].append("c1")
+    expected[0].append("c2")
+    expected[1].append("d")
+    assert by_partition == expected
+    await transport.stop()
