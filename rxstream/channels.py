@@ -6,7 +6,6 @@ import asyncio
 import functools
 import operator
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .codecs import CodecArg, decode_value, encode_value, get_codec
@@ -149,7 +148,6 @@ class Topic(Channel[K, V]):
         self._flush_scheduled = False
         self._objects: bool | None = None
         """Whether the transport takes values as objects; None until it started."""
-        self._dumps: Callable[[Any], bytes] = get_codec(self.value_serializer).dumps
         self._created = False
         self._sender: asyncio.Task[None] | None = None  # the one task sending the buffer, batch after batch
         self._rounds = 0  # batches the sender took from the buffer
@@ -303,10 +301,9 @@ class Topic(Channel[K, V]):
             if self.app._transport is None:
                 return False
             objects = self._objects = self._raw_objects
-            self._dumps = get_codec(self.value_serializer).dumps
         if not objects and value is not None:
             try:
-                value = self._dumps(value)
+                value = get_codec(self.value_serializer).dumps(value)
             except Exception:
                 return False
             if type(value) is not bytes:
