@@ -6,6 +6,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import operator
 import time
 import uuid
 from collections import deque
@@ -360,9 +361,17 @@ class Agent:
         return f"<Agent {self.name} on {self._channel!r} concurrency={self._concurrency}>"
 
 
+_headers_of = operator.attrgetter("headers")
+
+
 def _any_headers(refs: list[Any] | None) -> bool:
     """Whether any message of a batch has headers (only those can be asks waiting for a reply)."""
-    return refs is not None and any(getattr(ref, "headers", None) for ref in refs)
+    if refs is None:
+        return False
+    try:
+        return any(map(_headers_of, refs))  # C-level when every reference is a message
+    except AttributeError:  # grouped values, events or None among them
+        return any(getattr(ref, "headers", None) for ref in refs)
 
 
 def _text(value: Any) -> str:
