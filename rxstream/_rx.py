@@ -151,6 +151,23 @@ class _EventAcknowledger:
 EVENT_ACKER = _EventAcknowledger()
 
 
+class _SharedRefs:
+    """Acknowledges a flat_map's output, where the items of one input but the last carry a None reference."""
+
+    __slots__ = ("acker",)
+
+    def __init__(self, acker: Acknowledger) -> None:
+        self.acker = acker
+
+    def ack(self, refs: Sequence[Any]) -> None:
+        owned = [ref for ref in refs if ref is not None]
+        if owned:
+            self.acker.ack(owned)
+
+    def reject(self, ref: Any) -> None:
+        self.acker.reject(ref)
+
+
 def _ack_pairs(pairs: Iterable[tuple[Acknowledger | None, Any]]) -> None:
     """Acknowledge (acknowledger, reference) pairs, one call per run of one acknowledger and partition."""
     run: list[Any] = []
@@ -629,6 +646,7 @@ def flat_map_values(
         values: list[Any] = []
         refs: list[Any] | None = [] if batch.refs is not None else None
         acker = batch.acker
+        shared = False
         error: Exception | None = None
         for i, value in enumerate(batch.values):
             ref = batch.refs[i] if batch.refs is not None else None
@@ -643,7 +661,9 @@ def flat_map_values(
                 values.extend(items)
                 if refs is not None:
                     if items:
-                        refs.extend([None] * (len(items) - 1))
+                        if len(items) > 1:
+                            refs.extend([None] * (len(items) - 1))
+                            shared = True
                         refs.append(ref)
                     elif ref is not None and acker is not None:
                         acker.ack((ref,))
@@ -652,6 +672,8 @@ def flat_map_values(
                     inner = inner.pipe(ops.do_action(on_completed=_acking(acker, ref)))
                 parts.append(inner)
         if values:
+            if shared and acker is not None:
+                acker = _SharedRefs(acker)
             parts.insert(0, reactivex.just(Batch(values, refs, acker)))
         if error is not None:
             parts.append(reactivex.throw(error))

@@ -112,6 +112,30 @@ async def test_a_handler_that_raises_loses_nothing_and_dead_letters_the_poison_v
     assert process.restarts >= 3
 
 
+async def test_flat_map_in_an_agent_acknowledges_an_input_once_its_last_item_is_processed() -> None:
+    app = App("expand", broker=memory_url())
+    numbers = app.topic("numbers", partitions=1, max_redeliveries=2)
+    seen: list[tuple[int, str]] = []
+    failed_once: list[bool] = []
+
+    @app.agent(numbers)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for item in stream.flat_map(lambda n: [(n, "a"), (n, "b"), (n, "c")]):
+            if item == (3, "b") and not failed_once:
+                failed_once.append(True)
+                raise ValueError("fails half-way through the items of 3")
+            seen.append(item)
+
+    async with app:
+        await numbers.send_many(range(6))
+        await eventually(lambda: (5, "c") in seen)
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("numbers", 0)) == 6)
+    assert process.restarts == 1
+    # 3 was not acknowledged when its second item failed: it came again, whole; nothing is missing
+    assert seen.count((3, "a")) == 2 and seen.count((3, "b")) == 1
+    assert set(seen) == {(n, part) for n in range(6) for part in "abc"}
+
+
 async def test_cancel_mid_batch_redelivers_unacknowledged_events_on_restart() -> None:
     url = memory_url()
     first = App("worker", broker=url)
