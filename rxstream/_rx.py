@@ -561,16 +561,89 @@ def map_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:
 
 
 def _keep(batch: Batch, mask: list[Any], upto: int | None = None) -> Batch:
-    """The values whose mask is truthy; the references of the others are acknowledged at once."""
+    """The values whose mask is truthy.
+
+    The references of the others are acknowledged at once when no kept value precedes them in the batch,
+    else together with the kept value before them (see `_Sifted`). Commits are the same as if all were
+    acknowledged at once, as no commit can pass that kept value before it is done; and the acknowledgment
+    of a batch stays one contiguous run.
+    """
     values = batch.values if upto is None else batch.values[:upto]
     refs = batch.refs
     if refs is None:
         return Batch(list(compress(values, mask)))
     refs = refs if upto is None else refs[:upto]
-    dropped = [ref for ref, keep in zip(refs, mask, strict=False) if not keep and ref is not None]
-    if dropped and batch.acker is not None:
-        batch.acker.ack(dropped)
-    return Batch(list(compress(values, mask)), list(compress(refs, mask)), batch.acker)
+    acker = batch.acker
+    kept_refs = list(compress(refs, mask))
+    if acker is None:
+        return Batch(list(compress(values, mask)), kept_refs)
+    if len(kept_refs) == len(refs):
+        return Batch(list(compress(values, mask)), kept_refs, acker)
+    positions = list(compress(range(len(refs)), mask))
+    if not positions:
+        acker.ack(refs)
+        return Batch([], [], acker)
+    first, last = positions[0], positions[-1]
+    if first:
+        acker.ack(refs[:first])
+    if last + 1 < len(refs):
+        acker.ack(refs[last + 1 :])
+    if last - first + 1 == len(positions):  # nothing dropped between kept values
+        return Batch(list(compress(values, mask)), kept_refs, acker)
+    return Batch(list(compress(values, mask)), kept_refs, _Sifted(acker, refs, positions))
+
+
+class _Sifted:
+    """Acknowledges a filtered batch: a run of kept values also acknowledges the dropped ones after it.
+
+    Runs come in order (the consumer acknowledges a prefix, operators pass increasing runs), so the batch's
+    references up to the next kept value are acknowledged as one contiguous slice. Any other
+    acknowledgment releases every dropped reference at once, as an unfiltered batch would have.
+    """
+
+    __slots__ = ("acker", "done", "next", "positions", "refs", "released")
+
+    def __init__(self, acker: Acknowledger, refs: list[Any], positions: list[int]) -> None:
+        self.acker = acker
+        self.refs = refs
+        self.positions = positions
+        """Where each kept value sits among ``refs``."""
+        self.done = positions[0]
+        """``refs[:done]`` are acknowledged."""
+        self.next = 0
+        """How many kept values a run acknowledged so far."""
+        self.released = False
+
+    def ack(self, refs: Sequence[Any]) -> None:
+        n = len(refs)
+        if not n:
+            return
+        original, positions, k = self.refs, self.positions, self.next
+        if k + n <= len(positions) and refs[0] is original[positions[k]] and refs[-1] is original[
+            positions[k + n - 1]
+        ]:
+            self.next = k + n
+        elif n <= len(positions) and refs[0] is original[positions[0]] and refs[-1] is original[
+            positions[n - 1]
+        ]:
+            self.next = max(k, n)
+        else:
+            if not self.released:
+                self.released = True
+                kept = set(positions)
+                dropped = [original[i] for i in range(self.done, positions[-1]) if i not in kept]
+                if dropped:
+                    self.acker.ack(dropped)
+            self.acker.ack(refs)
+            return
+        m = self.next
+        stop = positions[m] if m < len(positions) else positions[-1] + 1
+        if stop > self.done:
+            self.acker.ack(original[self.done : stop])
+            self.done = stop
+
+    def reject(self, ref: Any) -> None:
+        self.acker.reject(ref)
 
 
 def filter_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:

@@ -78,6 +78,45 @@ async def test_filtered_out_events_are_acknowledged_at_once() -> None:
     assert sorted(log.acked) == [0, 1, 2, 3]
 
 
+async def test_filtered_out_events_between_kept_ones_are_acknowledged_with_the_kept_one_before_them() -> None:
+    log = Log(12)
+    iterator = aiter(Stream.from_iterable(log.events(12)).filter(lambda v: v % 3 == 0 and v < 10))
+    assert await anext(iterator) == 0
+    assert log.acked == [10, 11]  # after the last kept value: at once
+    assert [await anext(iterator) for _ in range(3)] == [3, 6, 9]
+    with pytest.raises(StopAsyncIteration):
+        await anext(iterator)
+    assert sorted(log.acked) == list(range(12))
+    assert log.tracker.committable == 12
+
+
+async def test_a_consumer_that_raises_after_a_filter_commits_up_to_the_value_it_failed_on() -> None:
+    log = Log(10)
+    stream = Stream.from_iterable(log.events(10)).filter(lambda v: v % 3 == 0)  # keeps 0, 3, 6, 9
+    with pytest.raises(RuntimeError):
+        async for value in stream:
+            if value == 6:
+                raise RuntimeError("handler failed on offset 6")
+    await stream.aclose()
+    assert sorted(log.acked) == [0, 1, 2, 3, 4, 5]  # 7 and 8 go again with 6, and are dropped again then
+    assert log.tracker.committable == 6
+
+
+async def test_acknowledging_a_filtered_event_out_of_order_releases_every_dropped_one() -> None:
+    log = Log(10)
+    events = Stream.from_iterable(log.events(10)).noack().filter(lambda v: v % 3 == 0).events()
+    kept = {event.value: event async for event in events}
+    assert log.acked == []
+    kept[6].ack()
+    assert sorted(log.acked) == [1, 2, 4, 5, 6, 7, 8]
+    assert log.tracker.committable == 0
+    kept[0].ack()
+    assert log.tracker.committable == 3
+    kept[3].ack()
+    kept[9].ack()
+    assert log.tracker.committable == 10
+
+
 async def test_take_batches_are_acked_when_the_next_batch_is_requested() -> None:
     log = Log(5)
     iterator = aiter(Stream.from_iterable(log.events(5)).take(2))
