@@ -87,9 +87,10 @@ class Batch:
         if isinstance(ref, _Group):
             if not ref.pairs:
                 return Event(value=value)
-            acker, ref = ref.pairs[-1]
-            inner = Batch([value], [ref], acker)
-            return inner.event_at(0)
+            last = Batch([value], [ref.pairs[-1][1]]).event_at(0)  # the metadata of the last input
+            return Event(
+                last.key, value, last.headers, last.message, last.timestamp, acker=GROUP_ACKER, ref=ref
+            )
         if isinstance(ref, Event):
             return Event(ref.key, value, ref.headers, ref.message, ref.timestamp, acker=acker, ref=ref)
         if isinstance(ref, Message):
@@ -566,7 +567,8 @@ def _keep(batch: Batch, mask: list[Any], upto: int | None = None) -> Batch:
     The references of the others are acknowledged at once when no kept value precedes them in the batch,
     else together with the kept value before them (see `_Sifted`). Commits are the same as if all were
     acknowledged at once, as no commit can pass that kept value before it is done; and the acknowledgment
-    of a batch stays one contiguous run.
+    of a batch stays one contiguous run. After a flat_map, a dropped last item's reference moves to the last
+    kept item of the same input, so the input is acknowledged once that item is done.
     """
     values = batch.values if upto is None else batch.values[:upto]
     refs = batch.refs
@@ -583,14 +585,42 @@ def _keep(batch: Batch, mask: list[Any], upto: int | None = None) -> Batch:
     if not positions:
         acker.ack(refs)
         return Batch([], [], acker)
+    moved = _move_shared_refs(refs, mask, kept_refs) if _shares_refs(acker) else None
     first, last = positions[0], positions[-1]
     if first:
         acker.ack(refs[:first])
     if last + 1 < len(refs):
-        acker.ack(refs[last + 1 :])
+        tail = refs[last + 1 :]
+        acker.ack([ref for i, ref in enumerate(tail, last + 1) if i not in moved] if moved else tail)
     if last - first + 1 == len(positions):  # nothing dropped between kept values
         return Batch(list(compress(values, mask)), kept_refs, acker)
-    return Batch(list(compress(values, mask)), kept_refs, _Sifted(acker, refs, positions))
+    sifted = _Sifted(acker, refs, positions, kept_refs, moved or set())
+    return Batch(list(compress(values, mask)), kept_refs, sifted)
+
+
+def _shares_refs(acker: Acknowledger) -> bool:
+    """Whether a batch acknowledged by ``acker`` has values sharing one reference (a flat_map's items)."""
+    return isinstance(acker, _SharedRefs) or (isinstance(acker, _Sifted) and acker.shared)
+
+
+def _move_shared_refs(refs: list[Any], mask: list[Any], kept_refs: list[Any]) -> set[int]:
+    """Give an input's last kept item the reference its dropped last item carried; the moved positions.
+
+    A flat_map's items of one input carry None but the last, which carries the input's reference.
+    """
+    moved: set[int] = set()
+    pending: int | None = None  # the kept index of the current input's latest kept item
+    kept_index = 0
+    for i, (ref, keep) in enumerate(zip(refs, mask, strict=False)):
+        if keep:
+            pending = kept_index if ref is None else None
+            kept_index += 1
+        elif ref is not None:
+            if pending is not None:
+                kept_refs[pending] = ref
+                moved.add(i)
+            pending = None
+    return moved
 
 
 class _Sifted:
@@ -601,13 +631,20 @@ class _Sifted:
     acknowledgment releases every dropped reference at once, as an unfiltered batch would have.
     """
 
-    __slots__ = ("acker", "done", "next", "positions", "refs", "released")
+    __slots__ = ("acker", "done", "kept", "moved", "next", "positions", "refs", "released", "shared")
 
-    def __init__(self, acker: Acknowledger, refs: list[Any], positions: list[int]) -> None:
+    def __init__(
+        self, acker: Acknowledger, refs: list[Any], positions: list[int], kept: list[Any], moved: set[int]
+    ) -> None:
         self.acker = acker
         self.refs = refs
         self.positions = positions
         """Where each kept value sits among ``refs``."""
+        self.kept = kept
+        """The kept values' references (the batch's ``refs``)."""
+        self.moved = moved
+        """Positions of dropped references that a kept value carries now."""
+        self.shared = _shares_refs(acker)
         self.done = positions[0]
         """``refs[:done]`` are acknowledged."""
         self.next = 0
@@ -618,28 +655,26 @@ class _Sifted:
         n = len(refs)
         if not n:
             return
-        original, positions, k = self.refs, self.positions, self.next
-        if k + n <= len(positions) and refs[0] is original[positions[k]] and refs[-1] is original[
-            positions[k + n - 1]
-        ]:
+        kept, k = self.kept, self.next
+        if k + n <= len(kept) and refs[0] is kept[k] and refs[-1] is kept[k + n - 1]:
             self.next = k + n
-        elif n <= len(positions) and refs[0] is original[positions[0]] and refs[-1] is original[
-            positions[n - 1]
-        ]:
+        elif n <= len(kept) and refs[0] is kept[0] and refs[-1] is kept[n - 1]:
             self.next = max(k, n)
         else:
             if not self.released:
                 self.released = True
-                kept = set(positions)
-                dropped = [original[i] for i in range(self.done, positions[-1]) if i not in kept]
+                skip = self.moved.union(self.positions)
+                original = self.refs
+                dropped = [original[i] for i in range(self.done, self.positions[-1]) if i not in skip]
                 if dropped:
                     self.acker.ack(dropped)
             self.acker.ack(refs)
             return
         m = self.next
-        stop = positions[m] if m < len(positions) else positions[-1] + 1
+        positions = self.positions
+        stop = positions[m] if m < len(positions) else len(self.refs)  # the tail: a moved reference
         if stop > self.done:
-            self.acker.ack(original[self.done : stop])
+            self.acker.ack(self.refs[self.done : stop])
             self.done = stop
 
     def reject(self, ref: Any) -> None:
@@ -958,6 +993,23 @@ def joined(
         arrivals: deque[tuple[float, int, Any]] = deque()
         remaining = [n]
         sub = CompositeDisposable()
+        timer = SerialDisposable()
+        sub.add(timer)
+        armed = [False]
+
+        def arm() -> None:
+            """Expire the oldest arrival when it leaves the window, even if no input comes after it."""
+            if armed[0] or not arrivals:
+                return
+            armed[0] = True
+            due = arrivals[0][0] + within - now(scheduler)
+
+            def fire(_: abc.SchedulerBase, __: Any = None) -> None:
+                armed[0] = False
+                expire(now(scheduler))
+                arm()
+
+            timer.disposable = scheduler.schedule_relative(max(due, 0.0) + 0.001, fire)
 
         def expire(t: float) -> None:
             while arrivals and arrivals[0][0] < t - within:
@@ -991,6 +1043,7 @@ def joined(
                     arrivals.append((t, index, key))
                 if out:
                     observer.on_next(Batch(out))
+                arm()
 
             return on_next
 
@@ -1039,8 +1092,10 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
             inner = out.subscribe(emit, observer.on_error, on_completed, scheduler=scheduler)
 
             def on_next(batch: Batch) -> None:
-                pending.extend(_pairs_of(batch, 0, len(batch.values)))
-                for value in batch.values:
+                # an input joins the pending ones just before it is pushed: an output it causes at once
+                # must not carry the inputs after it
+                for i, value in enumerate(batch.values):
+                    pending.extend(_pairs_of(batch, i, i + 1))
                     values.on_next(value)
 
             outer = source.subscribe(on_next, values.on_error, values.on_completed, scheduler=scheduler)

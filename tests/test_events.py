@@ -126,6 +126,18 @@ async def test_take_batches_are_acked_when_the_next_batch_is_requested() -> None
     assert log.acked == [0, 1]
 
 
+async def test_a_grouped_event_acknowledges_and_rejects_every_input_of_its_group() -> None:
+    log = Log(6)
+    events = Stream.from_iterable(log.events(6)).noack().take(3).events()
+    grouped = [event async for event in events]
+    assert [event.value for event in grouped] == [[0, 1, 2], [3, 4, 5]]
+    assert grouped[0].message is not None and grouped[0].message.offset == 2  # metadata of the last input
+    grouped[0].ack()
+    grouped[1].reject()
+    assert log.acked == [0, 1, 2]
+    assert log.rejected == [3, 4, 5]
+
+
 async def test_events_carry_key_headers_timestamp_and_message() -> None:
     log = Log(2)
     events = await Stream.from_iterable(log.events(2)).map(lambda v: v + 100).events().to_list()

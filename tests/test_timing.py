@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from reactivex.testing import ReactiveTest, TestScheduler
 
-from rxstream import Stream
+from rxstream import Event, Message, Stream
 
 on_next = ReactiveTest.on_next
 on_completed = ReactiveTest.on_completed
@@ -87,3 +88,38 @@ def test_join_pairs_values_with_the_same_key_within_the_window() -> None:
     got = run(scheduler, left.join(right, on=lambda v: v["id"], within=10))
     # id 1 arrives 2 s apart and joins; id 2 arrives 30 s apart, outside the window.
     assert got == [(12, ({"id": 1, "item": "book"}, {"id": 1, "paid": 5}))]
+
+
+class _Clocked:
+    """An acknowledger that notes the virtual time each offset was acknowledged at."""
+
+    def __init__(self, scheduler: TestScheduler) -> None:
+        self.scheduler = scheduler
+        self.acked: dict[int, float] = {}
+
+    def ack(self, refs: Any) -> None:
+        for message in refs:
+            self.acked[message.offset] = self.scheduler.clock
+
+    def reject(self, ref: Any) -> None:
+        raise AssertionError("nothing is rejected here")
+
+    def events(self, topic: str, *values: Any) -> list[Event]:
+        messages = [Message(topic, 0, i, 0.0, value=value) for i, value in enumerate(values)]
+        return [Event(None, m.value, None, m, 0.0, acker=self) for m in messages]
+
+
+def test_join_acknowledges_inputs_as_they_leave_the_window_while_the_sources_stay_open() -> None:
+    scheduler = TestScheduler()
+    left_log, right_log = _Clocked(scheduler), _Clocked(scheduler)
+    lefts = left_log.events("orders", {"id": 1}, {"id": 2})
+    (right,) = right_log.events("payments", {"id": 1})
+    orders = scheduler.create_hot_observable(on_next(10, lefts[0]), on_next(20, lefts[1]), on_completed(900))
+    payments = scheduler.create_hot_observable(on_next(12, right), on_completed(900))
+    left = Stream.from_observable(orders, scheduler=scheduler)
+    joined = left.join(Stream.from_observable(payments, scheduler=scheduler), on=lambda v: v["id"], within=10)
+    got = run(scheduler, joined, until=100)
+    assert [value for _, value in got] == [({"id": 1}, {"id": 1})]
+    # each input is acknowledged about `within` after it arrived, with no later input to trigger it
+    assert left_log.acked == {0: pytest.approx(20, abs=0.01), 1: pytest.approx(30, abs=0.01)}
+    assert right_log.acked == {0: pytest.approx(22, abs=0.01)}
