@@ -170,12 +170,20 @@ class _SharedRefs:
 
 
 def _ack_pairs(pairs: Iterable[tuple[Acknowledger | None, Any]]) -> None:
-    """Acknowledge (acknowledger, reference) pairs, one call per run of one acknowledger and partition."""
+    """Acknowledge (acknowledger, reference) pairs: one call per increasing run of one acknowledger.
+
+    A run is also one partition, and ends where offsets stop increasing (a join pairs a message more than
+    once), since acknowledgers read a run's first and last offsets to tell a contiguous range.
+    """
     run: list[Any] = []
     current: tuple[Any, ...] = (None,)
+    previous = -1
     for acker, ref in pairs:
         where = (acker, getattr(ref, "topic", None), getattr(ref, "partition", None))
-        if where != current:
+        offset = getattr(ref, "offset", None)
+        rising = offset is None or offset > previous
+        previous = offset if offset is not None else -1
+        if where != current or not rising:
             if current[0] is not None and run:
                 current[0].ack(run)
             run = []

@@ -33,7 +33,7 @@ class OffsetTracker:
     def ack(self, offset: int) -> None:
         """Mark one offset processed; idempotent, and offsets never delivered are ignored."""
         committable = self._committable
-        if offset == committable:
+        if offset == committable and offset < self._end:
             self._advance(committable + 1)
         elif committable < offset < self._end:
             self._acked.add(offset)

@@ -209,6 +209,7 @@ class Subscription:
         gone = set(partitions)
         for topic, partition in gone:
             self._trackers.get(topic, {}).pop(partition, None)
+            self._acks.pop((topic, partition), None)
         for held in (self._rejected, self._superseded, self._handled):
             held.difference_update([m for m in held if (m.topic, m.partition) in gone])
         for key in [k for k in self._attempts if (k[0], k[1]) in gone]:

@@ -220,3 +220,34 @@ def test_offset_tracker_ack_many_steps_over_a_prefix_acknowledged_out_of_order()
     tracker.ack_many(range(0, 1000, 3))  # what it kept, acked after processing
     assert tracker.committable == 1000
     assert tracker.pending == 0
+
+
+def test_acknowledging_pairs_never_hands_an_acknowledger_a_run_that_falls_back() -> None:
+    from rxstream._rx import _ack_pairs
+
+    log = Log(8)
+    messages = [Message("orders", 0, i, 0.0, value=i) for i in range(8)]
+    runs: list[list[int]] = []
+
+    class Recorder:
+        def ack(self, refs: Sequence[Any]) -> None:
+            runs.append([m.offset for m in refs])
+            log.ack(refs)
+
+        def reject(self, ref: Any) -> None:
+            raise AssertionError("not rejected")
+
+    acker = Recorder()
+    _ack_pairs([(acker, messages[i]) for i in (5, 4, 7, 7, 2, 3)])  # a join's pairs, in window order
+    assert runs == [[5], [4, 7], [7], [2, 3]]
+    assert log.tracker.committable == 0 and not log.tracker.is_acked(6)
+
+
+def test_an_early_acknowledgment_of_an_offset_not_yet_delivered_is_ignored() -> None:
+    tracker = OffsetTracker(committed=3)
+    tracker.delivered(3, 4)
+    tracker.ack_many([3, 4])
+    tracker.ack(5)  # a stale acknowledgment after a reassignment, say
+    assert tracker.committable == 5
+    tracker.delivered(5, 6)
+    assert not tracker.is_acked(5)

@@ -193,6 +193,8 @@ class _Topic:
         """
         count = len(self.partitions)
         turn = self.next_rr
+        if not isinstance(records, (list, tuple)):
+            records = list(records)
         if records and _all_none(records, 0) and _all_none(records, 2):  # keyless: round-robin by slicing
             n = len(records)
             buckets = [list(records[(i - turn) % count :: count]) for i in range(count)]

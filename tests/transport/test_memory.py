@@ -311,3 +311,13 @@ async def test_batched_keyless_messages_continue_the_round_robin_and_keyed_ones_
     expected[1].append("d")
     assert by_partition == expected
     await transport.stop()
+
+
+async def test_send_many_takes_any_sequence_of_records() -> None:
+    from collections import deque
+
+    transport = MemoryTransport("memory://any-sequence", default_partitions=2)
+    topic = fresh_name()
+    await transport.send_many(topic, deque((None, i, None, None) for i in range(4)))
+    assert sum((await transport.end_offsets(topic)).values()) == 4
+    await transport.stop()
