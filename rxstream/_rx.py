@@ -1223,6 +1223,10 @@ class GroupDealer:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
+    def keep_groups(self) -> None:
+        """Deal every group downstream: an operator consumes the groups, not a loop in an agent instance."""
+        self._spawn = None
+
     def set_outer_idle(self, idle: bool) -> None:
         """The first outer loop reports whether it waits for a group (then it gets the next new one)."""
         self.outer_idle = idle

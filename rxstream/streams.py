@@ -451,6 +451,9 @@ class Stream(Generic[T]):
                 return claimed
         ctx = self._context()
         observable = self._compile(ctx)
+        if not self._grouped:  # groups go to the operators after group_by (the functional form)
+            for dealer in origin.dealers.values():
+                dealer.keep_groups()
         idle = None
         if self._grouped and origin.spawn is not None:
             label = self._steps[-1][0]

@@ -734,3 +734,27 @@ async def test_one_for_all_restarts_every_instance() -> None:
         await topic.send(value="boom")
         await eventually(lambda: len(starts) >= 4)
         assert process.processed_failures >= 1
+
+
+@pytest.mark.parametrize("routing", [{"topic": False}, {"name": "by-rest"}])
+async def test_the_functional_group_by_in_an_agent_processes_every_value(routing: dict[str, Any]) -> None:
+    app = App("grouped", broker=memory_url())
+    numbers = app.topic("numbers", partitions=2)
+    seen: list[tuple[int, int]] = []
+
+    @app.agent(numbers)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        grouped = stream.group_by(lambda n: n % 3, **routing)
+        async for pair in grouped.flat_map(lambda rest, sub: sub.map(lambda n, rest=rest: (rest, n))):
+            seen.append(pair)
+
+    async with app:
+        await numbers.send_many(range(30))
+        await eventually(lambda: len(seen) == 30)
+        await eventually(lambda: _committed(app, "numbers") == 30)
+    assert sorted(seen) == sorted((n % 3, n) for n in range(30))
+    assert process.restarts == 0
+
+
+def _committed(app: App, topic: str) -> int:
+    return sum(offset for tp, offset in app.committed_offsets().items() if tp.topic == topic)
