@@ -204,8 +204,21 @@ def _pairs_of(batch: Batch, start: int, stop: int) -> list[tuple[Acknowledger | 
     return [(acker, ref) for ref in refs[start:stop] if ref is not None]
 
 
+def sources_of(ref: Any) -> list[Any]:
+    """The references a value's reference stands for: its inputs' messages, through groups and expansions."""
+    if ref is None:
+        return []
+    if isinstance(ref, _Group):
+        return [source for _, inner in ref.pairs for source in sources_of(inner)]
+    if isinstance(ref, _Item):
+        return sources_of(ref.origin.ref)
+    return [ref]
+
+
 def describe_ref(ref: Any) -> str:
     """Name where a reference came from, for error messages."""
+    if isinstance(ref, _Item):
+        return describe_ref(ref.origin.ref)
     if isinstance(ref, _Group):
         return ", ".join(describe_ref(inner) for _, inner in ref.pairs) or "a derived value"
     if isinstance(ref, Event):
@@ -742,9 +755,75 @@ def enumerate_values(start: int) -> Operator:
     return operator
 
 
-def _acking(acker: Acknowledger, ref: Any) -> Callable[[], None]:
-    """A callback that acknowledges ``ref``."""
-    return lambda: acker.ack((ref,))
+class _Expanded:
+    """An input expanded into an inner stream: acknowledged once it completed and all its items were."""
+
+    __slots__ = ("acked", "acker", "completed", "emitted", "ref", "settled")
+
+    def __init__(self, acker: Acknowledger, ref: Any) -> None:
+        self.acker = acker
+        self.ref = ref
+        self.emitted = 0
+        self.acked = 0
+        self.completed = False
+        self.settled = False
+
+    def settle(self) -> None:
+        if not self.settled and self.completed and self.acked >= self.emitted:
+            self.settled = True
+            self.acker.ack((self.ref,))
+
+
+class _Item:
+    """One item of an inner stream, as a reference: acknowledging it counts once toward its origin."""
+
+    __slots__ = ("acked", "origin")
+
+    def __init__(self, origin: _Expanded) -> None:
+        self.origin = origin
+        self.acked = False
+
+
+class _ItemAcknowledger:
+    """Acknowledges the items of inner streams (see `_Expanded`)."""
+
+    def ack(self, refs: Sequence[Any]) -> None:
+        for item in refs:
+            if not item.acked:
+                item.acked = True
+                item.origin.acked += 1
+                item.origin.settle()
+
+    def reject(self, ref: Any) -> None:
+        origin = ref.origin
+        if not origin.settled:
+            origin.settled = True
+            origin.acker.reject(origin.ref)
+
+
+ITEM_ACKER = _ItemAcknowledger()
+
+
+def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Any) -> Observable[Batch]:
+    """An inner stream's batches whose items also stand for the input they came from."""
+
+    def subscribe(observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None) -> Any:
+        origin = _Expanded(acker, ref)
+
+        def on_next(batch: Batch) -> None:
+            n = len(batch.values)
+            origin.emitted += n
+            groups = [_Group([*_pairs_of(batch, i, i + 1), (ITEM_ACKER, _Item(origin))]) for i in range(n)]
+            observer.on_next(Batch(batch.values, groups, GROUP_ACKER))
+
+        def on_completed() -> None:
+            origin.completed = True
+            origin.settle()
+            observer.on_completed()
+
+        return inner.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
+
+    return Observable(subscribe)
 
 
 def flat_map_values(
@@ -754,7 +833,7 @@ def flat_map_values(
 
     ``inner_of`` turns a result into an observable of batches, or None for a plain iterable, which expands
     in place (an input is acknowledged with its last item). Observables are merged as they produce, and an
-    input is acknowledged when its inner stream completes.
+    input is acknowledged when its inner stream completed and each of its items was acknowledged.
     """
 
     def expand(batch: Batch) -> Observable[Batch]:
@@ -785,7 +864,7 @@ def flat_map_values(
                         acker.ack((ref,))
             elif inner is not None:
                 if ref is not None and acker is not None:
-                    inner = inner.pipe(ops.do_action(on_completed=_acking(acker, ref)))
+                    inner = _carrying(inner, acker, ref)
                 parts.append(inner)
         if values:
             if shared and acker is not None:

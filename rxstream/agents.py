@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from ._rx import failure_of
+from ._rx import failure_of, sources_of
 from .channels import Channel, Topic
 from .errors import AgentError, ConfigurationError
 from .events import Message
@@ -312,12 +312,11 @@ class Agent:
         self.processed_failures += 1
         subscription = self._channel.subscription()
         failure = failure_of(exc)
-        refs = [failure.ref] if failure is not None and failure.ref is not None else stream._current_refs()
-        for ref in refs:
-            inner = getattr(ref, "pairs", None)
-            for message in [r for _, r in inner] if inner is not None else [ref]:
-                if isinstance(message, Message):
-                    subscription.failed(message, exc)
+        failing = failure.ref if failure is not None else None
+        refs = sources_of(failing) if failing is not None else stream._current_refs()
+        for message in refs:
+            if isinstance(message, Message):
+                subscription.failed(message, exc)
         where = ", ".join(f"{m.topic}[{m.partition}]@{m.offset}" for m in refs if isinstance(m, Message))
         logger.error("agent %s raised %r%s", self.name, exc, f" on {where}" if where else "")
         if self.on_error is not None:

@@ -549,13 +549,7 @@ class Stream(Generic[T]):
         if active is None or active._cursor.batch is None:
             return []
         batch = active._cursor.batch
-        ref = batch.ref_at(active._cursor.index)
-        if ref is None:
-            return []
-        pairs = getattr(ref, "pairs", None)
-        if pairs is not None:
-            return [inner for _, inner in pairs]
-        return [ref]
+        return _rx.sources_of(batch.ref_at(active._cursor.index))
 
     async def aclose(self) -> None:
         """Stop the iteration of this chain: values handed out but not asked past stay unacknowledged."""

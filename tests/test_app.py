@@ -189,6 +189,43 @@ async def test_an_agent_raising_after_a_reactivex_operator_loses_none_of_the_inp
     assert sorted(set(seen)) == [n * 10 for n in range(10)]
 
 
+@pytest.mark.parametrize("inner", ["async generator", "stream"])
+async def test_flat_map_into_inner_streams_acknowledges_an_input_after_all_its_items(inner: str) -> None:
+    app = App("inner", broker=memory_url())
+    numbers = app.topic("numbers", partitions=1, max_redeliveries=1)
+    seen: list[tuple[int, int]] = []
+    failed_once: list[bool] = []
+
+    async def expand(n: int) -> AsyncIterator[tuple[int, int]]:
+        for part in range(3):
+            await asyncio.sleep(0)
+            yield (n, part)
+
+    def inner_of(n: int) -> Any:
+        if inner == "async generator":
+            return expand(n)
+        return rxstream.Stream.from_iterable([(n, p) for p in range(3)])
+
+    @app.agent(numbers)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for item in stream.flat_map(inner_of):
+            if item == (3, 1) and not failed_once:
+                failed_once.append(True)
+                raise ValueError("fails on the second item of 3")
+            if item == (7, 2):
+                raise ValueError("the last item of 7 always fails")
+            seen.append(item)
+
+    async with app:
+        await numbers.send_many(range(10))
+        await eventually(lambda: (9, 2) in seen)
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("numbers", 0)) == 10)
+        dead = await read_all(app, "numbers-dead-letter")
+    assert set(seen) == {(n, p) for n in range(10) for p in range(3)} - {(7, 2)}
+    assert seen.count((3, 0)) == 2  # 3 came again, whole
+    assert [m.value for m in dead] == [7]  # the input of the failing item, after 1 + 1 tries
+
+
 async def test_cancel_mid_batch_redelivers_unacknowledged_events_on_restart() -> None:
     url = memory_url()
     first = App("worker", broker=url)
