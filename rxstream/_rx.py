@@ -87,7 +87,8 @@ class Batch:
         if isinstance(ref, _Group):
             if not ref.pairs:
                 return Event(value=value)
-            last = Batch([value], [ref.pairs[-1][1]]).event_at(0)  # the metadata of the last input
+            sources = [s for s in sources_of(ref) if isinstance(s, (Message, Event))]
+            last = Batch([value], sources[-1:] or [None]).event_at(0)  # the metadata of the last input
             return Event(
                 last.key, value, last.headers, last.message, last.timestamp, acker=GROUP_ACKER, ref=ref
             )

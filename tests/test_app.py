@@ -162,9 +162,14 @@ async def test_flat_map_into_inner_streams_acknowledges_an_input_after_all_its_i
             return expand(n)
         return rxstream.Stream.from_iterable([(n, p) for p in range(3)])
 
+    inputs: set[tuple[int, int]] = set()
+
     @app.agent(numbers)
     async def process(stream: rxstream.Stream[int]) -> None:
         async for item in stream.flat_map(inner_of):
+            event = current_event()
+            assert event is not None and event.message is not None
+            inputs.add((item[0], event.message.offset))  # each item names its own input
             if item == (3, 1) and not failed_once:
                 failed_once.append(True)
                 raise ValueError("fails on the second item of 3")
@@ -180,6 +185,7 @@ async def test_flat_map_into_inner_streams_acknowledges_an_input_after_all_its_i
     assert set(seen) == {(n, p) for n in range(10) for p in range(3)} - {(7, 2)}
     assert seen.count((3, 0)) == 2  # 3 came again, whole
     assert [m.value for m in dead] == [7]  # the input of the failing item, after 1 + 1 tries
+    assert inputs == {(n, n) for n in range(10)}
 
 
 async def test_cancel_mid_batch_redelivers_unacknowledged_events_on_restart() -> None:
