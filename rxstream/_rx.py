@@ -102,7 +102,8 @@ class Batch:
         """The message key of value ``i`` (None when it has no message)."""
         ref = self.ref_at(i)
         if isinstance(ref, _Group):
-            ref = ref.pairs[-1][1] if ref.pairs else None
+            sources = sources_of(ref)
+            ref = sources[-1] if sources else None
         return getattr(ref, "key", None)
 
     def __len__(self) -> int:
@@ -805,6 +806,33 @@ class _ItemAcknowledger:
 ITEM_ACKER = _ItemAcknowledger()
 
 
+def _unshared(batch: Batch) -> Batch:
+    """A flat_map's batch whose items each stand for their input, for operators that split it apart.
+
+    The items of one input carry None but the last, so acknowledging that last item would acknowledge the
+    input while its other items, routed elsewhere, are pending; here the input counts its items instead.
+    """
+    refs = batch.refs
+    acker = batch.acker
+    if refs is None or acker is None:
+        return batch
+    groups: list[Any] = []
+    start = 0
+    for i, ref in enumerate(refs):
+        if ref is None:
+            continue
+        if i == start:
+            groups.append(_Group([(acker, ref)]))
+        else:
+            expanded = _Expanded(acker, ref)
+            expanded.emitted = i - start + 1
+            expanded.completed = True
+            groups.extend(_Group([(ITEM_ACKER, _Item(expanded))]) for _ in range(i - start + 1))
+        start = i + 1
+    groups.extend(_Group([]) for _ in range(len(refs) - start))  # items whose input is in a later batch
+    return Batch(batch.values, groups, GROUP_ACKER)
+
+
 def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Any) -> Observable[Batch]:
     """An inner stream's batches whose items also stand for the input they came from."""
 
@@ -1365,6 +1393,8 @@ class GroupDealer:
         return self._route(batch, keys, len(keys)), None
 
     def _route(self, batch: Batch, keys: list[Any], n: int) -> Batch | None:
+        if batch.acker is not None and _shares_refs(batch.acker):
+            batch = _unshared(batch)
         by_key: dict[Any, list[int]] = {}
         for i in range(n):
             by_key.setdefault(keys[i], []).append(i)

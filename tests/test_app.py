@@ -188,6 +188,31 @@ async def test_flat_map_into_inner_streams_acknowledges_an_input_after_all_its_i
     assert inputs == {(n, n) for n in range(10)}
 
 
+async def test_group_by_after_flat_map_acknowledges_an_input_once_its_items_in_every_group_are_done() -> None:
+    app = App("spread", broker=memory_url())
+    numbers = app.topic("numbers", partitions=1, max_redeliveries=2)
+    seen: list[tuple[int, str]] = []
+    failed_once: list[bool] = []
+
+    def expand(n: int) -> list[tuple[int, str]]:
+        return [(0, "a")] if n == 0 else [(n, "b"), (n, "a")]  # group "a" is dealt first
+
+    @app.agent(numbers)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        grouped = stream.flat_map(expand).group_by(lambda item: item[1], topic=False)
+        async for item in grouped.flat_map(lambda part, sub: sub):
+            if item == (3, "b") and not failed_once:
+                failed_once.append(True)
+                raise ValueError("fails in group b after group a handled the item that carries 3")
+            seen.append(item)
+
+    async with app:
+        await numbers.send_many(range(6))
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("numbers", 0)) == 6)
+    assert process.restarts == 1
+    assert set(seen) == {(0, "a")} | {(n, part) for n in range(1, 6) for part in "ab"}
+
+
 async def test_cancel_mid_batch_redelivers_unacknowledged_events_on_restart() -> None:
     url = memory_url()
     first = App("worker", broker=url)
