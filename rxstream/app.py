@@ -617,12 +617,22 @@ class App:
     # ------------------------------------------------------------ inspection
 
     def committed_offsets(self) -> dict[TopicPartition, int]:
-        """What the app's consumer would commit now, per partition."""
-        return self._conductor.committable() if self._conductor is not None else {}
+        """What the app's consumers would commit now, per partition (topics first read after start too)."""
+        offsets: dict[TopicPartition, int] = {}
+        for conductor in self._conductors():
+            offsets.update(conductor.committable())
+        return offsets
 
     async def commit(self) -> dict[TopicPartition, int]:
         """Commit acknowledged offsets now (the app also does this every commit_interval)."""
-        return await self._conductor.commit() if self._conductor is not None else {}
+        offsets: dict[TopicPartition, int] = {}
+        for conductor in self._conductors():
+            offsets.update(await conductor.commit())
+        return offsets
+
+    def _conductors(self) -> list[Conductor]:
+        """The app's consumer, then those of topics first read after start."""
+        return ([self._conductor] if self._conductor is not None else []) + list(self._late)
 
     async def peek(
         self, topic: Topic[Any, Any] | str, n: int = 5, *, events: bool = False, timeout: float | None = None

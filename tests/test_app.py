@@ -782,3 +782,23 @@ async def test_the_functional_group_by_in_an_agent_processes_every_value(routing
 
 def _committed(app: App, topic: str) -> int:
     return sum(offset for tp, offset in app.committed_offsets().items() if tp.topic == topic)
+
+
+async def test_a_topic_first_read_after_start_is_committed_and_reported_by_the_app() -> None:
+    app = App("late", broker=memory_url(), commit_interval=60)
+    first = app.topic("first", partitions=1)
+    later = app.topic("later", partitions=1)
+    seen: list[int] = []
+
+    @app.agent(first)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for n in stream.combine(app.stream(later)):  # `later` is subscribed once the app runs
+            seen.append(n)
+
+    async with app:
+        await first.send_many(range(3))
+        await later.send_many(range(100, 104))
+        await eventually(lambda: len(seen) == 7)
+        await eventually(lambda: _committed(app, "later") == 4)
+        committed = await app.commit()
+    assert committed == {TopicPartition("first", 0): 3, TopicPartition("later", 0): 4}
