@@ -219,10 +219,8 @@ def sources_of(ref: Any) -> list[Any]:
 
 def describe_ref(ref: Any) -> str:
     """Name where a reference came from, for error messages."""
-    if isinstance(ref, _Item):
-        return describe_ref(ref.origin.ref)
-    if isinstance(ref, _Group):
-        return ", ".join(describe_ref(inner) for _, inner in ref.pairs) or "a derived value"
+    if isinstance(ref, (_Group, _Item)):
+        return ", ".join(map(describe_ref, sources_of(ref))) or "a derived value"
     if isinstance(ref, Event):
         ref = ref.message if ref.message is not None else ref
     if isinstance(ref, Message):

@@ -65,6 +65,15 @@ _offset_of = operator.attrgetter("offset")
 _value_of = operator.attrgetter("value")
 
 
+def _ack_run(tracker: OffsetTracker, messages: Sequence[Message]) -> None:
+    """Acknowledge an increasing run of one partition's messages: one range when it has no gap."""
+    first, last = messages[0].offset, messages[-1].offset
+    if last - first + 1 == len(messages):
+        tracker.ack_many(range(first, last + 1))
+    else:
+        tracker.ack_many(list(map(_offset_of, messages)))
+
+
 class _PartitionAcks:
     """The acknowledger of batches whose messages all come from one partition: no per-message sorting."""
 
@@ -87,13 +96,8 @@ class _PartitionAcks:
             subscription.ack(refs)
             return
         tracker = subscription._trackers.get(self.topic, {}).get(self.partition)
-        if tracker is None or not refs:
-            return
-        first, last = refs[0].offset, refs[-1].offset
-        if last - first + 1 == len(refs):
-            tracker.ack_many(range(first, last + 1))
-        else:
-            tracker.ack_many(list(map(_offset_of, refs)))
+        if tracker is not None and refs:
+            _ack_run(tracker, refs)
 
     def reject(self, ref: Any) -> None:
         """Redeliver this message, or hand it to the error policy."""
@@ -358,10 +362,7 @@ class Subscription:
         ):
             tracker = self._trackers.get(first.topic, {}).get(first.partition)
             if tracker is not None:
-                if last.offset - first.offset + 1 == len(refs):
-                    tracker.ack_many(range(first.offset, last.offset + 1))
-                else:
-                    tracker.ack_many(list(map(_offset_of, refs)))
+                _ack_run(tracker, refs)
                 return
         trackers = self._trackers
         for message in refs:

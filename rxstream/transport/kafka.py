@@ -476,15 +476,12 @@ class KafkaTransport:
         await self._ensure_topics([topic])
         count = await self._partition_ids(producer, topic)
         routed: list[tuple[int, Any, Any, list[tuple[str, bytes]] | None]] = []
-        counter = self._round_robin.setdefault(topic, itertools.count())
         for key, value, partition, headers in records:
-            if type(value) is not bytes or key is not None or partition is not None or headers:
+            if type(value) is not bytes or key is not None:  # a sink's keyless bytes need no check
                 _check_bytes("key", key, topic)
                 _check_bytes("value", value, topic)
-                partition = self._route(topic, key, partition, count)
-                routed.append((partition, key, value, _headers(headers, topic)))
-            else:  # the common record of a sink: bytes, no key, no headers
-                routed.append((next(counter) % count, None, value, None))
+            encoded = _headers(headers, topic) if headers else None
+            routed.append((self._route(topic, key, partition, count), key, value, encoded))
         open_batches: dict[int, Any] = {}
         futures: list[asyncio.Future[Any]] = []
         try:
