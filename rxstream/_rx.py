@@ -23,7 +23,19 @@ from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposab
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from .errors import StreamError
-from .events import Acknowledger, Event, Message, reset_event_source, set_event_source
+from .events import (
+    KEY,
+    OFFSET,
+    PARTITION,
+    TIMESTAMP,
+    TOPIC,
+    Acknowledger,
+    Event,
+    Message,
+    is_row,
+    reset_event_source,
+    set_event_source,
+)
 
 __all__ = [
     "BATCH_SIZE",
@@ -87,15 +99,16 @@ class Batch:
         if isinstance(ref, _Group):
             if not ref.pairs:
                 return Event(value=value)
-            sources = [s for s in sources_of(ref) if isinstance(s, (Message, Event))]
+            sources = [s for s in sources_of(ref) if is_row(s) or isinstance(s, Event)]
             last = Batch([value], sources[-1:] or [None]).event_at(0)  # the metadata of the last input
             return Event(
                 last.key, value, last.headers, last.message, last.timestamp, acker=GROUP_ACKER, ref=ref
             )
         if isinstance(ref, Event):
             return Event(ref.key, value, ref.headers, ref.message, ref.timestamp, acker=acker, ref=ref)
-        if isinstance(ref, Message):
-            return Event(ref.key, value, ref.headers, ref, ref.timestamp, acker=acker, ref=ref)
+        if is_row(ref):
+            message = Message.of(ref)
+            return Event(message.key, value, message.headers, message, ref[TIMESTAMP], acker=acker, ref=ref)
         return Event(value=value, acker=acker, ref=ref)
 
     def key_at(self, i: int) -> Any:
@@ -104,7 +117,9 @@ class Batch:
         if isinstance(ref, _Group):
             sources = sources_of(ref)
             ref = sources[-1] if sources else None
-        return getattr(ref, "key", None)
+        if is_row(ref):
+            return ref[KEY]
+        return ref.key if isinstance(ref, Event) else None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -181,8 +196,9 @@ def _ack_pairs(pairs: Iterable[tuple[Acknowledger | None, Any]]) -> None:
     current: tuple[Any, ...] = (None,)
     previous = -1
     for acker, ref in pairs:
-        where = (acker, getattr(ref, "topic", None), getattr(ref, "partition", None))
-        offset = getattr(ref, "offset", None)
+        row = is_row(ref)
+        where = (acker, ref[TOPIC], ref[PARTITION]) if row else (acker, None, None)
+        offset = ref[OFFSET] if row else None
         rising = offset is None or offset > previous
         previous = offset if offset is not None else -1
         if where != current or not rising:
@@ -223,8 +239,8 @@ def describe_ref(ref: Any) -> str:
         return ", ".join(map(describe_ref, sources_of(ref))) or "a derived value"
     if isinstance(ref, Event):
         ref = ref.message if ref.message is not None else ref
-    if isinstance(ref, Message):
-        return f"topic {ref.topic!r} partition {ref.partition} offset {ref.offset} key {ref.key!r}"
+    if is_row(ref):
+        return f"topic {ref[TOPIC]!r} partition {ref[PARTITION]} offset {ref[OFFSET]} key {ref[KEY]!r}"
     return repr(ref)
 
 

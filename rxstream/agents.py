@@ -6,7 +6,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import operator
 import time
 import uuid
 from collections import deque
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from ._rx import failure_of, sources_of
 from .channels import Channel, Topic
 from .errors import AgentError, ConfigurationError
-from .events import Message
+from .events import HEADERS, NO_HEADERS, OFFSET, Event, Headers, Message, headers_of, is_row, place_of
 from .streams import Stream
 from .transport.base import RecordMetadata
 
@@ -289,7 +288,7 @@ class Agent:
                         ref = refs[cursor.index] if refs is not None else None
                         if ref is None and refs is not None:
                             ref = batch.ref_at(cursor.index)
-                        if ref is not None and getattr(ref, "headers", None):
+                        if ref is not None and _headers(ref):
                             await self._reply(ref, value)
                 for quick, sink in fast:
                     if quick is None or not quick(value):
@@ -298,7 +297,7 @@ class Agent:
             await result.aclose()
 
     async def _reply(self, ref: Any, value: Any) -> None:
-        headers = getattr(ref, "headers", None)
+        headers = _headers(ref)
         if not headers:
             return
         reply_to = headers.get(REPLY_TO)
@@ -314,10 +313,10 @@ class Agent:
         failure = failure_of(exc)
         failing = failure.ref if failure is not None else None
         refs = sources_of(failing) if failing is not None else stream._current_refs()
-        for message in refs:
-            if isinstance(message, Message):
-                subscription.failed(message, exc)
-        where = ", ".join(f"{m.topic}[{m.partition}]@{m.offset}" for m in refs if isinstance(m, Message))
+        messages = [ref for ref in refs if is_row(ref)]
+        for message in messages:
+            subscription.failed(message, exc)
+        where = ", ".join(map(place_of, messages))
         logger.error("agent %s raised %r%s", self.name, exc, f" on {where}" if where else "")
         if self.on_error is not None:
             try:
@@ -360,17 +359,22 @@ class Agent:
         return f"<Agent {self.name} on {self._channel!r} concurrency={self._concurrency}>"
 
 
-_headers_of = operator.attrgetter("headers")
-
-
 def _any_headers(refs: list[Any] | None) -> bool:
     """Whether any message of a batch has headers (only those can be asks waiting for a reply)."""
     if refs is None:
         return False
     try:
-        return any(map(_headers_of, refs))  # C-level when every reference is a message
-    except AttributeError:  # grouped values, events or None among them
-        return any(getattr(ref, "headers", None) for ref in refs)
+        return any(map(headers_of, refs))  # C-level when every reference is a message
+    except TypeError:  # grouped values, events or None among them
+        return any(map(_headers, refs))
+
+
+def _headers(ref: Any) -> Headers | None:
+    """The headers of a reference that is a message or an event (None for anything else)."""
+    if is_row(ref):
+        headers: Headers | None = ref[HEADERS]
+        return headers
+    return ref.headers if isinstance(ref, Event) else None
 
 
 def _text(value: Any) -> str:
@@ -438,7 +442,7 @@ class AgentTestContext:
             if inspect.isasyncgen(result):
                 async for value in result:
                     refs = stream._current_refs()
-                    offset = refs[-1].offset if refs and isinstance(refs[-1], Message) else len(self.results)
+                    offset = refs[-1][OFFSET] if refs and is_row(refs[-1]) else len(self.results)
                     self.results[offset] = value
                     self.sent.append(value)
             else:
@@ -467,4 +471,6 @@ class AgentTestContext:
                     f"agent {self.agent.name} did not process offset {metadata.offset} in time"
                 )
             await asyncio.sleep(0.001)
-        return Message(self.channel.name, 0, metadata.offset, metadata.timestamp, key, value, headers or {})
+        return Message(
+            self.channel.name, 0, metadata.offset, metadata.timestamp, key, value, headers or NO_HEADERS
+        )

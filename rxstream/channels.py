@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import operator
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .codecs import CodecArg, decode_value, encode_value, get_codec
 from .errors import ConfigurationError, DecodeError, TransportError
-from .events import Headers, Message
+from .events import (
+    HEADERS,
+    KEY,
+    NO_HEADERS,
+    OFFSET,
+    PARTITION,
+    RAW_KEY,
+    RAW_VALUE,
+    TIMESTAMP,
+    TOPIC,
+    VALUE,
+    Headers,
+    Message,
+    Row,
+    value_of,
+)
 from .peek import topic_source
 from .streams import Stream
 from .subscriptions import ErrorPolicy, Subscription
@@ -77,7 +91,7 @@ class Channel(Generic[K, V]):
         offset = self._offset
         self._offset = offset + 1
         stamp = time.time() if timestamp is None else timestamp
-        message = Message(self.name, 0, offset, stamp, key, value, dict(headers or {}))
+        message = Message(self.name, 0, offset, stamp, key, value, dict(headers) if headers else NO_HEADERS)
         subscription.deliver_one(message)
         return RecordMetadata(self.name, 0, offset, stamp)
 
@@ -191,9 +205,9 @@ class Topic(Channel[K, V]):
             return key, value
         return encode_value(key, self.key_serializer), encode_value(value, self.value_serializer)
 
-    def decode(self, message: Message) -> Message:
+    def decode(self, message: Row) -> Row:
         """The message with its key and value decoded and validated; DecodeError names where it failed."""
-        key, value = message.key, message.value
+        key, value = message[KEY], message[VALUE]
         try:
             if isinstance(key, (bytes, bytearray)):
                 if self.key_type is not None or self.key_serializer != "raw":
@@ -210,49 +224,48 @@ class Topic(Channel[K, V]):
         except DecodeError as exc:
             raise DecodeError(
                 exc.reason,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
+                topic=message[TOPIC],
+                partition=message[PARTITION],
+                offset=message[OFFSET],
+                key=message[KEY],
             ) from exc
-        if key is message.key and value is message.value:
-            return message
-        if self.app.transport.needs_bytes:
-            # a byte transport's messages are fresh per fetch and seen by this app only: decode in place
-            if message.raw_key is None:
-                message.raw_key = _raw(message.key)
-            if message.raw_value is None:
-                message.raw_value = _raw(message.value)
-            message.key = key
-            message.value = value
+        if key is message[KEY] and value is message[VALUE]:
             return message
         return _with(message, key, value)
 
-    def decode_batch(
-        self, messages: list[Message]
-    ) -> tuple[list[Message], list[tuple[Message, DecodeError]]]:
+    def decode_batch(self, messages: list[Row]) -> tuple[list[Row], list[tuple[Row, DecodeError]]]:
         """Decode a fetched batch: the good messages, and the ones that failed with why."""
         plain_bytes = False
         if self._plain:
-            if bytes not in map(type, map(_value_of, messages)):
+            if bytes not in map(type, map(value_of, messages)):
                 return messages, []
             plain_bytes = self.app.transport.needs_bytes and self.value_serializer != "raw"
         loads = get_codec(self.value_serializer).loads
-        good: list[Message] = []
-        bad: list[tuple[Message, DecodeError]] = []
+        good: list[Row] = []
+        bad: list[tuple[Row, DecodeError]] = []
         for message in messages:
-            value = message.value
-            if plain_bytes and message.key is None and type(value) is bytes:
-                # the common Kafka message of a plain topic, decoded in place as decode() would
+            value = message[VALUE]
+            if plain_bytes and message[KEY] is None and type(value) is bytes:
+                # the common Kafka message of a plain topic, decoded as decode() would
                 try:
                     decoded = loads(value)
                 except Exception:
                     pass  # decode() below raises the error that names this message
                 else:
-                    if message.raw_value is None:
-                        message.raw_value = value
-                    message.value = decoded
-                    good.append(message)
+                    raw = message[RAW_VALUE]
+                    good.append(
+                        (
+                            message[TOPIC],
+                            message[PARTITION],
+                            message[OFFSET],
+                            message[TIMESTAMP],
+                            None,
+                            decoded,
+                            message[HEADERS],
+                            message[RAW_KEY],
+                            value if raw is None else raw,
+                        )
+                    )
                     continue
             try:
                 good.append(self.decode(message))
@@ -388,9 +401,6 @@ class Topic(Channel[K, V]):
         return f"<Topic {', '.join(self.names)}>"
 
 
-_value_of = operator.attrgetter("value")
-
-
 def _is_instance(value: Any, value_type: Any) -> bool:
     return not isinstance(value_type, type) or isinstance(value, value_type)
 
@@ -412,17 +422,19 @@ def _text_or_bytes(data: bytes) -> str | bytes:
         return data
 
 
-def _with(message: Message, key: Any, value: Any) -> Message:
-    return Message(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.timestamp,
+def _with(message: Row, key: Any, value: Any) -> Row:
+    """``message`` with a decoded key and value, keeping the bytes it came with."""
+    raw_key, raw_value = message[RAW_KEY], message[RAW_VALUE]
+    return (
+        message[TOPIC],
+        message[PARTITION],
+        message[OFFSET],
+        message[TIMESTAMP],
         key,
         value,
-        message.headers,
-        message.raw_key if message.raw_key is not None else _raw(message.key),
-        message.raw_value if message.raw_value is not None else _raw(message.value),
+        message[HEADERS],
+        raw_key if raw_key is not None else _raw(message[KEY]),
+        raw_value if raw_value is not None else _raw(message[VALUE]),
     )
 
 

@@ -56,7 +56,7 @@ def _parser(app: App | None) -> argparse.ArgumentParser:
     send.add_argument("--partition", type=int)
     add("agents", "list the app's agents")
     add("topics", "list the app's topics")
-    for name, fun in (app.commands.items() if app is not None else ()):
+    for name, fun in app.commands.items() if app is not None else ():
         add(name, (inspect.getdoc(fun) or "").split("\n")[0])
     return parser
 

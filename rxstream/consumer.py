@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import TransportError
+from .events import OFFSET
 from .transport.base import Consumer, TopicPartition, Transport
 
 if TYPE_CHECKING:
     from .channels import Topic
-    from .events import Message
+    from .events import Row
     from .subscriptions import Subscription
 
 __all__ = ["Conductor"]
@@ -203,13 +204,13 @@ class Conductor:
             for wait in waits:
                 wait.cancel()
 
-    def _dispatch(self, tp: TopicPartition, messages: list[Message]) -> None:
+    def _dispatch(self, tp: TopicPartition, messages: list[Row]) -> None:
         topic = self.topics.get(tp.topic)
         readers = self.readers.get(tp.topic)
         if topic is None or not readers:
             return
         self.fetched += len(messages)
-        first, last = messages[0].offset, messages[-1].offset
+        first, last = messages[0][OFFSET], messages[-1][OFFSET]
         good, bad = topic.decode_batch(messages)
         for subscription in readers:
             subscription.deliver(tp.topic, tp.partition, good, first, last, fetched=messages)

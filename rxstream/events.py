@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from operator import itemgetter
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
     from .types import ChannelT
@@ -12,47 +14,70 @@ if TYPE_CHECKING:
 __all__ = ["Acknowledger", "Event", "Message", "current_event"]
 
 Headers = Mapping[str, bytes | str]
+NO_HEADERS: Headers = MappingProxyType({})
+"""The headers of a message that has none (shared and read-only)."""
 
 
-class Message:
-    """One record as a transport delivered it: where it lives, when it was written, its key and value."""
+class Message(NamedTuple):
+    """One record as a transport delivered it: where it lives, when it was written, its key and value.
 
-    __slots__ = (
-        "headers",
-        "key",
-        "offset",
-        "partition",
-        "raw_key",
-        "raw_value",
-        "timestamp",
-        "topic",
-        "value",
-    )
+    Transports hand records over as `Row` tuples in these fields' order (the memory log stores plain
+    tuples, which the garbage collector skips); `Message.of` names one.
+    """
 
-    def __init__(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        timestamp: float,
-        key: Any = None,
-        value: Any = None,
-        headers: Headers | None = None,
-        raw_key: bytes | None = None,
-        raw_value: bytes | None = None,
-    ) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self.key = key
-        self.value = value
-        self.headers: Headers = headers if headers is not None else {}
-        self.raw_key = raw_key
-        self.raw_value = raw_value
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+    key: Any = None
+    value: Any = None
+    headers: Headers = NO_HEADERS
+    raw_key: bytes | None = None
+    raw_value: bytes | None = None
+
+    @classmethod
+    def of(cls, row: Row) -> Message:
+        """``row`` as a Message (headers None become the empty mapping)."""
+        if isinstance(row, Message):
+            return row
+        if row[HEADERS] is None:
+            return cls(row[0], row[1], row[2], row[3], row[4], row[5], NO_HEADERS, row[7], row[8])
+        return cls._make(row)
 
     def __repr__(self) -> str:
         return f"<Message {self.topic}[{self.partition}]@{self.offset} key={self.key!r} value={self.value!r}>"
+
+
+Row: TypeAlias = tuple[str, int, int, float, Any, Any, Headers | None, bytes | None, bytes | None]
+"""A delivered record: a `Message`, or a plain tuple in its field order whose headers may be None."""
+
+# Positions of a Row's fields: the hot paths read rows by index.
+TOPIC: Final = 0
+PARTITION: Final = 1
+OFFSET: Final = 2
+TIMESTAMP: Final = 3
+KEY: Final = 4
+VALUE: Final = 5
+HEADERS: Final = 6
+RAW_KEY: Final = 7
+RAW_VALUE: Final = 8
+
+topic_of = itemgetter(TOPIC)
+partition_of = itemgetter(PARTITION)
+offset_of = itemgetter(OFFSET)
+key_of = itemgetter(KEY)
+value_of = itemgetter(VALUE)
+headers_of = itemgetter(HEADERS)
+
+
+def is_row(ref: object) -> bool:
+    """Whether a stream reference is a delivered record (not an event, a group or None)."""
+    return isinstance(ref, tuple)
+
+
+def place_of(row: Row) -> str:
+    """How errors and logs name a record's place: ``topic[partition]@offset``."""
+    return f"{row[TOPIC]}[{row[PARTITION]}]@{row[OFFSET]}"
 
 
 @runtime_checkable

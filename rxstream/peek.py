@@ -23,6 +23,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from reactivex import Observable
@@ -30,7 +31,7 @@ from reactivex import Observable
 from . import _rx
 from ._rx import Batch, Context
 from .errors import ConfigurationError, StreamError
-from .events import Message
+from .events import OFFSET, PARTITION, TIMESTAMP, Row, value_of
 from .streams import Stream
 from .transport.base import Consumer, TopicPartition, Transport
 
@@ -88,7 +89,7 @@ class _Snapshot:
         self.timeout = timeout
         self.group_id = f"{topic.app.id}-peek-{uuid.uuid4().hex[:12]}"
         self.ends: dict[TopicPartition, int] = {}
-        self.held: dict[TopicPartition, list[Message]] = {}
+        self.held: dict[TopicPartition, list[Row]] = {}
         self.exhausted: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
         self.transport: Transport | None = None
@@ -132,19 +133,19 @@ class _Snapshot:
         quota = self.quota
         while not self.closed:
             await self._fill(quota)
-            taken: list[Message] = []
+            taken: list[Row] = []
             for held in self.held.values():
                 taken.extend(held[:quota])
                 del held[:quota]
             if not taken:
                 return
-            taken.sort(key=lambda m: (m.timestamp, m.partition, m.offset))
+            taken.sort(key=itemgetter(TIMESTAMP, PARTITION, OFFSET))
             good, bad = self.topic.decode_batch(taken)
             for _, exc in bad:
                 logger.warning("peek of topic %r skips an undecodable message: %s", self.topic.name, exc)
             for start in range(0, len(good), _rx.BATCH_SIZE):
                 chunk = good[start : start + _rx.BATCH_SIZE]
-                yield Batch([m.value for m in chunk], chunk, None)
+                yield Batch(list(map(value_of, chunk)), chunk, None)
             quota = max(quota, _LATER_ROUND)
 
     async def _fill(self, quota: int) -> None:
@@ -163,8 +164,8 @@ class _Snapshot:
                 end = self.ends.get(tp)
                 if end is None:
                     continue
-                self.held[tp].extend(m for m in messages if m.offset < end)
-                if messages[-1].offset >= end - 1:
+                self.held[tp].extend(m for m in messages if m[OFFSET] < end)
+                if messages[-1][OFFSET] >= end - 1:
                     self.exhausted.add(tp)
 
     def _fetch_only(self, tps: list[TopicPartition]) -> None:

@@ -38,7 +38,16 @@ class _Origin:
     """Where a chain starts: builds its source observable for one consumption; consumed at most once."""
 
     __slots__ = (
-        "active", "app", "build", "consumed_by", "context", "dealers", "label", "peek", "scheduler", "spawn"
+        "active",
+        "app",
+        "build",
+        "consumed_by",
+        "context",
+        "dealers",
+        "label",
+        "peek",
+        "scheduler",
+        "spawn",
     )
 
     def __init__(

@@ -21,7 +21,7 @@ from reactivex import Observable
 from . import _rx
 from ._rx import Batch, Context
 from .errors import ConfigurationError
-from .events import Message
+from .events import OFFSET, PARTITION, TOPIC, Message, Row, offset_of, place_of, value_of
 from .offsets import OffsetTracker
 from .streams import Stream
 
@@ -60,18 +60,46 @@ class ErrorPolicy(NamedTuple):
         return cls(cast(OnError, on_error), dead_letter, max_redeliveries, backoff)
 
 
-_partition_of = operator.attrgetter("topic", "partition")
-_offset_of = operator.attrgetter("offset")
-_value_of = operator.attrgetter("value")
+_partition_of = operator.itemgetter(TOPIC, PARTITION)
 
 
-def _ack_run(tracker: OffsetTracker, messages: Sequence[Message]) -> None:
+def _ack_run(tracker: OffsetTracker, messages: Sequence[Row]) -> None:
     """Acknowledge an increasing run of one partition's messages: one range when it has no gap."""
-    first, last = messages[0].offset, messages[-1].offset
+    first, last = messages[0][OFFSET], messages[-1][OFFSET]
     if last - first + 1 == len(messages):
         tracker.ack_many(range(first, last + 1))
     else:
-        tracker.ack_many(list(map(_offset_of, messages)))
+        tracker.ack_many(list(map(offset_of, messages)))
+
+
+class _Held:
+    """Messages held back from acknowledgment, by identity: a redelivered copy is another message."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: dict[int, Row] = {}
+
+    def __contains__(self, row: Row) -> bool:
+        return id(row) in self.rows
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def add(self, row: Row) -> None:
+        self.rows[id(row)] = row
+
+    def discard(self, row: Row) -> None:
+        self.rows.pop(id(row), None)
+
+    def discard_all(self, rows: Sequence[Row]) -> None:
+        pop = self.rows.pop
+        for row in rows:
+            pop(id(row), None)
+
+    def forget(self, gone: set[tuple[str, int]]) -> None:
+        """Drop the messages of partitions that moved away."""
+        self.rows = {k: row for k, row in self.rows.items() if (row[TOPIC], row[PARTITION]) not in gone}
 
 
 class _PartitionAcks:
@@ -110,7 +138,7 @@ class _Reader:
     __slots__ = ("closed", "outstanding")
 
     def __init__(self) -> None:
-        self.outstanding: deque[list[Message]] = deque()
+        self.outstanding: deque[list[Row]] = deque()
         self.closed = False
 
 
@@ -136,12 +164,12 @@ class Subscription:
         self._dead_letter = dead_letter
         self._crash = crash
         self.maxsize = maxsize
-        self._queue: deque[list[Message]] = deque()
+        self._queue: deque[list[Row]] = deque()
         self._trackers: dict[str, dict[int, OffsetTracker]] = {}
         self._readers: set[_Reader] = set()
-        self._rejected: set[Message] = set()
-        self._handled: set[Message] = set()
-        self._superseded: set[Message] = set()
+        self._rejected = _Held()
+        self._handled = _Held()
+        self._superseded = _Held()
         self._attempts: dict[tuple[str, int, int], int] = {}
         self._acks: dict[tuple[str, int], _PartitionAcks] = {}
         self._data = asyncio.Event()
@@ -156,10 +184,10 @@ class Subscription:
         self,
         topic: str,
         partition: int,
-        messages: list[Message],
+        messages: list[Row],
         first: int,
         last: int,
-        fetched: Sequence[Message] | None = None,
+        fetched: Sequence[Row] | None = None,
     ) -> None:
         """Queue ``messages`` read from one partition; ``first..last`` is the offset range they came from.
 
@@ -169,7 +197,7 @@ class Subscription:
         tracker.delivered(first, last)
         fetched = messages if fetched is None else fetched
         if last - first + 1 > len(fetched):
-            present = {m.offset for m in fetched}
+            present = set(map(offset_of, fetched))
             tracker.ack_many([o for o in range(first, last + 1) if o not in present])
         if messages:
             if len(messages) <= MAX_BATCH:
@@ -178,18 +206,17 @@ class Subscription:
                 self._queue.extend(messages[i : i + MAX_BATCH] for i in range(0, len(messages), MAX_BATCH))
             self._data.set()
 
-    def deliver_one(self, message: Message) -> None:
+    def deliver_one(self, message: Row) -> None:
         """Queue one message (a channel send), joining the last queued batch of its partition if it can."""
-        self.tracker(message.topic, message.partition, message.offset).delivered(
-            message.offset, message.offset
-        )
+        topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
+        self.tracker(topic, partition, offset).delivered(offset, offset)
         queue = self._queue
         last = queue[-1] if queue else None
         if (
             last is not None
-            and len(last) < 256
-            and last[-1].topic == message.topic
-            and last[-1].partition == message.partition
+            and len(last) < MAX_BATCH
+            and last[-1][TOPIC] == topic
+            and last[-1][PARTITION] == partition
         ):
             last.append(message)
         else:
@@ -215,11 +242,11 @@ class Subscription:
             self._trackers.get(topic, {}).pop(partition, None)
             self._acks.pop((topic, partition), None)
         for held in (self._rejected, self._superseded, self._handled):
-            held.difference_update([m for m in held if (m.topic, m.partition) in gone])
+            held.forget(gone)
         for key in [k for k in self._attempts if (k[0], k[1]) in gone]:
             del self._attempts[key]
         queue = self._queue  # filtered in place: readers hold this very deque
-        kept = [batch for batch in queue if (batch[0].topic, batch[0].partition) not in gone]
+        kept = [batch for batch in queue if (batch[0][TOPIC], batch[0][PARTITION]) not in gone]
         queue.clear()
         queue.extend(kept)
         self._update_room()
@@ -294,13 +321,11 @@ class Subscription:
             self._update_room()
             self._prune(reader)
             reader.outstanding.append(messages)
-            first = messages[0]
-            acks = self._acks.get((first.topic, first.partition))
+            place = _partition_of(messages[0])
+            acks = self._acks.get(place)
             if acks is None:
-                acks = self._acks[first.topic, first.partition] = _PartitionAcks(
-                    self, first.topic, first.partition
-                )
-            yield Batch(list(map(_value_of, messages)), messages, acks)
+                acks = self._acks[place] = _PartitionAcks(self, *place)
+            yield Batch(list(map(value_of, messages)), messages, acks)
 
     def _prune(self, reader: _Reader) -> None:
         """Forget outstanding batches that are fully acknowledged."""
@@ -309,9 +334,9 @@ class Subscription:
         while outstanding:
             batch = outstanding[0]
             last = batch[-1]
-            tracker = trackers.get(last.topic, {}).get(last.partition)
+            tracker = trackers.get(last[TOPIC], {}).get(last[PARTITION])
             if tracker is not None and not (
-                tracker.committable > last.offset or all(tracker.is_acked(m.offset) for m in batch)
+                tracker.committable > last[OFFSET] or all(map(tracker.is_acked, map(offset_of, batch)))
             ):
                 return
             outstanding.popleft()
@@ -323,14 +348,14 @@ class Subscription:
         reader.closed = True
         self._readers.discard(reader)
         trackers = self._trackers
-        back: list[list[Message]] = []
+        back: list[list[Row]] = []
         for messages in reader.outstanding:
             first = messages[0]
-            tracker = trackers.get(first.topic, {}).get(first.partition)
+            tracker = trackers.get(first[TOPIC], {}).get(first[PARTITION])
             if tracker is None:
                 continue  # the partition moved away meanwhile
-            left = [m for m in messages if not tracker.is_acked(m.offset) and not self._excluded(m)]
-            self._superseded.difference_update(messages)
+            left = [m for m in messages if not tracker.is_acked(m[OFFSET]) and not self._excluded(m)]
+            self._superseded.discard_all(messages)
             if left:
                 back.append(left)
         reader.outstanding.clear()
@@ -352,44 +377,44 @@ class Subscription:
                 return
         if self._attempts:
             for m in refs:
-                self._attempts.pop((m.topic, m.partition, m.offset), None)
+                self._attempts.pop((m[TOPIC], m[PARTITION], m[OFFSET]), None)
         first = refs[0]
         last = refs[-1]
         if (
-            first.topic == last.topic
-            and first.partition == last.partition
+            first[TOPIC] == last[TOPIC]
+            and first[PARTITION] == last[PARTITION]
             and len(set(map(_partition_of, refs))) == 1
         ):
-            tracker = self._trackers.get(first.topic, {}).get(first.partition)
+            tracker = self._trackers.get(first[TOPIC], {}).get(first[PARTITION])
             if tracker is not None:
                 _ack_run(tracker, refs)
                 return
         trackers = self._trackers
         for message in refs:
-            tracker = trackers.get(message.topic, {}).get(message.partition)
+            tracker = trackers.get(message[TOPIC], {}).get(message[PARTITION])
             if tracker is not None:
-                tracker.ack(message.offset)
+                tracker.ack(message[OFFSET])
 
-    def _excluded(self, message: Message) -> bool:
+    def _excluded(self, message: Row) -> bool:
         return message in self._rejected or message in self._superseded or message in self._handled
 
     def reject(self, ref: Any) -> None:
         """Redeliver a message after a back-off, or apply the error policy once redeliveries ran out."""
-        message: Message = ref
+        message: Row = ref
         if message in self._rejected or message in self._handled:
             return
         self._rejected.add(message)
         self._failed(message, None, "rejected")
 
-    def failed(self, message: Message, exc: BaseException) -> None:
+    def failed(self, message: Row, exc: BaseException) -> None:
         """A reader raised while processing ``message``: count it; apply the policy past the limit."""
         if message in self._handled:
             return
         self._failed(message, exc, "raised")
 
-    def _failed(self, message: Message, exc: BaseException | None, how: str) -> None:
-        policy = self._policy_for(message.topic)
-        key = (message.topic, message.partition, message.offset)
+    def _failed(self, message: Row, exc: BaseException | None, how: str) -> None:
+        policy = self._policy_for(message[TOPIC])
+        key = (message[TOPIC], message[PARTITION], message[OFFSET])
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
         if attempts <= policy.max_redeliveries:
             if how == "rejected":
@@ -399,43 +424,32 @@ class Subscription:
         self._handled.add(message)
         self._rejected.discard(message)
         reason = exc if exc is not None else RuntimeError(f"rejected {attempts} times")
-        where = f"{message.topic}[{message.partition}]@{message.offset}"
+        where = place_of(message)
         self._spawn(self._apply_policy(message, reason, policy, f"{how} {attempts} times at {where}"))
 
-    def _redeliver(self, message: Message) -> None:
+    def _redeliver(self, message: Row) -> None:
         self._rejected.discard(message)
         self._superseded.add(message)  # a late automatic ack of the original must not complete the copy
-        copy = Message(
-            message.topic,
-            message.partition,
-            message.offset,
-            message.timestamp,
-            message.key,
-            message.value,
-            message.headers,
-            message.raw_key,
-            message.raw_value,
-        )
+        copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
         self._queue.appendleft([copy])
         self._data.set()
 
-    def undecodable(self, message: Message, exc: BaseException) -> None:
+    def undecodable(self, message: Row, exc: BaseException) -> None:
         """A delivered offset whose message could not be decoded goes straight to the error policy."""
         self._handled.add(message)
-        policy = self._policy_for(message.topic)
+        policy = self._policy_for(message[TOPIC])
         self._spawn(self._apply_policy(message, exc, policy, "could not be decoded"))
 
-    async def _apply_policy(
-        self, message: Message, exc: BaseException, policy: ErrorPolicy, what: str
-    ) -> None:
-        where = f"topic {message.topic!r} partition {message.partition} offset {message.offset}"
+    async def _apply_policy(self, message: Row, exc: BaseException, policy: ErrorPolicy, what: str) -> None:
+        topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
+        where = f"topic {topic!r} partition {partition} offset {offset}"
         try:
             if policy.on_error == "crash":
                 logger.error("%s: message at %s %s: %r; crashing as configured", self.label, where, what, exc)
                 self._crash(exc)
                 return
             if policy.on_error == "dead_letter":
-                await self._dead_letter(message, exc, what)
+                await self._dead_letter(Message.of(message), exc, what)
                 logger.warning(
                     "%s: message at %s %s (%r); sent to the dead-letter topic", self.label, where, what, exc
                 )
@@ -446,10 +460,10 @@ class Subscription:
             self._crash(failure)
             return
         self._handled.discard(message)
-        self._attempts.pop((message.topic, message.partition, message.offset), None)
-        tracker = self._trackers.get(message.topic, {}).get(message.partition)
+        self._attempts.pop((topic, partition, offset), None)
+        tracker = self._trackers.get(topic, {}).get(partition)
         if tracker is not None:
-            tracker.ack(message.offset)
+            tracker.ack(offset)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)

@@ -74,7 +74,7 @@ class ConsumerProbe:
         """One getmany; what it returns is appended to ``messages``."""
         batch = await self.consumer.getmany(timeout, max_records)
         for messages in batch.values():
-            self.messages.extend(messages)
+            self.messages.extend(map(Message.of, messages))
 
     async def stop(self) -> None:
         """Stop the consumer once (the suite's cleanup calls this again)."""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import rxstream
-from rxstream import App, Record, current_event
+from rxstream import App, Message, Record, current_event
 from rxstream.errors import AgentError, ConfigurationError, TransportError
 from rxstream.transport.base import TopicPartition
 
@@ -53,7 +53,7 @@ async def read_all(app: App, topic: str, timeout: float = 5.0) -> list[Any]:
             if not batch and seen:
                 break
             for messages in batch.values():
-                seen.extend(messages)
+                seen.extend(map(Message.of, messages))
     finally:
         await consumer.stop()
     return seen

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..channels import Topic
 from ..errors import TableError
-from ..events import Headers, Message
+from ..events import OFFSET, Headers, Row
 from ..transport.base import Consumer, TopicPartition, Transport
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ __all__ = ["ChangelogReader", "ChangelogTopic", "RecoveryStats"]
 
 logger = logging.getLogger(__name__)
 
-Apply = Callable[[int, Sequence[Message]], None]
+Apply = Callable[[int, Sequence[Row]], None]
 """Applies a batch of changelog messages of one partition (in offset order)."""
 
 
@@ -167,8 +167,8 @@ class ChangelogReader:
                         if follow and tp.partition in self._wanted:
                             self._apply(tp.partition, messages)
                         continue
-                    if messages[-1].offset >= end:
-                        messages = [m for m in messages if m.offset < end]
+                    if messages[-1][OFFSET] >= end:
+                        messages = [m for m in messages if m[OFFSET] < end]
                         if messages:
                             self._apply(tp.partition, messages)
                             applied += len(messages)
@@ -176,7 +176,7 @@ class ChangelogReader:
                     else:
                         self._apply(tp.partition, messages)
                         applied += len(messages)
-                        if messages[-1].offset + 1 >= end:
+                        if messages[-1][OFFSET] + 1 >= end:
                             del todo[tp]
                     if tp not in todo and not follow:
                         consumer.pause([tp])

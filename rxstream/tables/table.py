@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode_value
 from ..errors import ConfigurationError, DecodeError, TableError
-from ..events import Message, current_event
+from ..events import KEY, OFFSET, TOPIC, VALUE, Row, current_event
 from ..records import decoder_for
 from ..transport.base import TopicPartition
 from ..transport.partitioner import partition_for
@@ -326,24 +326,24 @@ class Table(MutableMapping[Any, Any]):
                 f"table {self.name!r}: changelog value {value!r} is not a {self.value_type!r}: {exc}"
             ) from exc
 
-    def _record(self, message: Message) -> tuple[Any, Any]:
-        key, value = message.key, message.value
+    def _record(self, message: Row) -> tuple[Any, Any]:
+        key, value = message[KEY], message[VALUE]
         if isinstance(key, (bytes, bytearray)):
             key = decode_value(bytes(key), self.changelog.key_serializer)
         if isinstance(value, (bytes, bytearray)):
             value = decode_value(bytes(value), self.changelog.value_serializer)
         return self._decode_key(key), self._decode_value(value)
 
-    def _apply_changelog(self, partition: int, messages: Sequence[Message]) -> None:
+    def _apply_changelog(self, partition: int, messages: Sequence[Row]) -> None:
         """Apply recovered changelog messages of one partition."""
         try:
             records = [self._record(m) for m in messages]
         except DecodeError as exc:
             first = messages[0]
             raise DecodeError(
-                exc.reason, topic=first.topic, partition=partition, offset=first.offset
+                exc.reason, topic=first[TOPIC], partition=partition, offset=first[OFFSET]
             ) from exc
-        self._store.apply_changelog(partition, records, messages[-1].offset + 1)
+        self._store.apply_changelog(partition, records, messages[-1][OFFSET] + 1)
         if self._windowing is not None:
             self._windowing.recovered_headers(partition, messages)
 

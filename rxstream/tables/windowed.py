@@ -21,7 +21,7 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, TableError
-from ..events import Event, Message, current_event
+from ..events import HEADERS, Event, Row, current_event
 from .stores import MISSING
 from .windows import SessionWindow, SlidingWindow, Window, WindowRange, WindowTracker, in_range, sessions_of
 
@@ -293,11 +293,12 @@ class _Windowing:
             return WindowRange(float(start), float(end))
         return float(where)
 
-    def recovered_headers(self, partition: int, messages: Sequence[Message]) -> None:
+    def recovered_headers(self, partition: int, messages: Sequence[Row]) -> None:
         """Restore the partition's watermark from recovered changelog headers."""
         highest = float("-inf")
         for message in messages:
-            mark = message.headers.get(WATERMARK_HEADER)
+            headers = message[HEADERS]
+            mark = headers.get(WATERMARK_HEADER) if headers else None
             if mark is not None:
                 value = float(mark.decode() if isinstance(mark, bytes) else mark)
                 if value > highest:

@@ -1,8 +1,9 @@
 """The transport protocol: the few operations rxstream needs from a partitioned log (memory or Kafka).
 
-A transport moves `Message` objects. ``memory://`` keeps keys and values as the Python objects that were
-sent; ``kafka://`` needs bytes, so the channel layer encodes before `send` when ``needs_bytes`` is true and
-decodes what a consumer returns. Everything about acknowledgment, redelivery and error policies lives
+A transport delivers records as `Row` tuples (`Message` fields in order; `Message.of` names one).
+``memory://`` keeps keys and values as the Python objects that were sent; ``kafka://`` needs bytes, so the
+channel layer encodes before `send` when ``needs_bytes`` is true and decodes what a consumer returns.
+Everything about acknowledgment, redelivery and error policies lives
 above this protocol; a transport only stores, fetches, assigns and commits.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from ..events import Headers, Message
+from ..events import Headers, Row
 
 __all__ = [
     "Consumer",
@@ -68,7 +69,7 @@ class Consumer(Protocol):
     async def stop(self) -> None:
         """Leave the group (partitions go to the other members)."""
 
-    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Message]]:
+    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Row]]:
         """Messages of assigned, unpaused partitions in offset order; waits up to ``timeout`` s for some."""
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

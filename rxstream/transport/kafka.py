@@ -43,7 +43,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
 
 from ..auth import Credentials
 from ..errors import ConfigurationError, EncodeError, TransportError
-from ..events import Headers, Message
+from ..events import Headers, Row
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
 from .partitioner import partition_for
 
@@ -166,13 +166,13 @@ def _headers(headers: Headers | None, topic: str) -> list[tuple[str, bytes]]:
     return out
 
 
-def _message(record: Any) -> Message:
-    """An aiokafka ConsumerRecord as an rxstream Message (raw bytes kept as key/value and raw_key/raw_value).
+def _message(record: Any) -> Row:
+    """An aiokafka ConsumerRecord as a row (raw bytes kept as key/value and raw_key/raw_value).
 
     Kafka allows repeated header names; the last one wins here. A null header value becomes b"".
     """
     key, value, headers = record.key, record.value, record.headers
-    return Message(
+    return (
         record.topic,
         record.partition,
         record.offset,
@@ -577,7 +577,7 @@ class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaConsumer:
-    """A member of a Kafka consumer group: manual commits, explicit offsets, rxstream Messages of bytes.
+    """A member of a Kafka consumer group: manual commits, explicit offsets, rows of bytes.
 
     Rebalances are Kafka's eager protocol: the listener is called twice per rebalance, first as
     ``on_rebalance(revoked, [])`` with every partition this member held (commit them now: positions restart
@@ -705,7 +705,7 @@ class KafkaConsumer:
             )
         return self._consumer
 
-    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Message]]:
+    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Row]]:
         """Up to ``max_records`` messages of assigned, unpaused partitions; waits up to ``timeout`` s."""
         if max_records < 1:
             raise ConfigurationError(f"max_records must be at least 1, got {max_records}")

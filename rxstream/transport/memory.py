@@ -3,8 +3,10 @@
 Every transport opened on the same URL shares one `MemoryBroker` (``memory://`` is the default log,
 ``memory://name`` a separate one), so two workers of an app in one process share topics, committed offsets
 and consumer groups, and split partitions as Kafka members would. Keys and values are stored as the Python
-objects that were sent (``needs_bytes`` is false); consumers receive the very `Message` objects that were
-appended, shared by every group, so treat them as read-only.
+objects that were sent (``needs_bytes`` is false). The log holds plain tuples in `Message` field order
+(headers None when there are none), which the garbage collector skips when their keys and values are
+atomic (numbers, strings, bytes), so a large log costs no collection time; consumers receive those very
+tuples, shared by every group.
 
 Memory is bounded per partition: at most ``max_partition_backlog`` messages that some known consumer group
 (one that ever joined or committed for the topic) has not committed past; a send beyond that waits until
@@ -25,11 +27,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import itemgetter
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..errors import ConfigurationError, TransportError
-from ..events import Headers, Message
+from ..events import Headers, Row
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
 from .partitioner import partition_for
 
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 SCHEME = "memory://"
 OFFSET_RESETS = ("earliest", "latest")
-_NO_HEADERS: Headers = MappingProxyType({})
 _Record = tuple[Any, Any, int | None, Headers | None]
 
 
@@ -83,7 +83,7 @@ class _Partition:
         self.compacting = compacting
         """A compacted topic (a table changelog) never makes senders wait: readers that never commit
         (table recovery, global-table readers) must not hold its writers back."""
-        self.log: list[Message] = []
+        self.log: list[Row] = []
         self.base = 0
         self.floors: dict[str, int] = {}
         """Per known group, the first offset it still needs (its commit, or where it started)."""
@@ -105,26 +105,27 @@ class _Partition:
         return max_backlog - (self.base + len(self.log) - max(low, self.base))
 
     def extend(self, records: Sequence[_Record], stamp: float) -> None:
-        """Append records as messages with the next offsets."""
+        """Append records as rows with the next offsets."""
         topic, index = self.tp
         start = self.base + len(self.log)
         if _all_none(records, 3):
             self.log.extend(
-                map(
-                    Message,
+                zip(
                     repeat(topic),
                     repeat(index),
                     range(start, start + len(records)),
                     repeat(stamp),
                     map(_key_of, records),
                     map(_value_of, records),
-                    repeat(_NO_HEADERS),
+                    repeat(None),
+                    repeat(None),
+                    repeat(None),
                 )
             )
             return
         self.log.extend(
             [
-                Message(topic, index, offset, stamp, key, value, dict(headers) if headers else _NO_HEADERS)
+                (topic, index, offset, stamp, key, value, dict(headers) if headers else None, None, None)
                 for offset, (key, value, _, headers) in enumerate(records, start)
             ]
         )
@@ -429,7 +430,7 @@ class MemoryConsumer:
             await self._broker.rebalance(self._group, leaving=self)
         self.transport._forget(self)
 
-    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Message]]:
+    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Row]]:
         """Up to ``max_records`` messages of assigned, unpaused partitions, waiting up to ``timeout`` s."""
         if max_records < 1:
             raise ConfigurationError(f"max_records must be at least 1, got {max_records}")
@@ -513,11 +514,11 @@ class MemoryConsumer:
         self._positions[tp] = offset
         self._wake()
 
-    def _fetch(self, max_records: int) -> dict[TopicPartition, list[Message]]:
+    def _fetch(self, max_records: int) -> dict[TopicPartition, list[Row]]:
         """Slice fetchable partitions' logs from their positions, starting where the last call stopped."""
         fetchable = self._fetchable
         count = len(fetchable)
-        batch: dict[TopicPartition, list[Message]] = {}
+        batch: dict[TopicPartition, list[Row]] = {}
         if not count:
             return batch
         positions = self._positions

@@ -81,7 +81,7 @@ async def _take(consumer: KafkaConsumer, count: int, timeout: float = 20.0) -> l
         if time.monotonic() > deadline:
             raise AssertionError(f"got {len(got)} of {count} messages within {timeout}s")
         for messages in (await asyncio.wait_for(consumer.getmany(0.5, count - len(got)), 10)).values():
-            got.extend(messages)
+            got.extend(map(Message.of, messages))
     assert len(got) == count
     return got
 
@@ -421,7 +421,7 @@ async def _take_some(consumer: KafkaConsumer, quiet: float = 1.5, timeout: float
         if batch:
             last = time.monotonic()
             for messages in batch.values():
-                got.extend(messages)
+                got.extend(map(Message.of, messages))
     return got
 
 

@@ -10,6 +10,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped,unused-ignore]
 
 from rxstream.errors import ConfigurationError, TransportError
+from rxstream.events import Message
 from rxstream.testing import TransportConformance, fresh_name
 from rxstream.transport import TopicPartition, TopicSpec, get_transport
 from rxstream.transport.memory import MemoryBroker, MemoryConsumer, MemoryTransport
@@ -55,7 +56,7 @@ async def _drain(consumer: MemoryConsumer, count: int) -> list[object]:
     async with asyncio.timeout(TIMEOUT):
         while len(values) < count:
             for messages in (await consumer.getmany(0.1, count - len(values))).values():
-                values.extend(m.value for m in messages)
+                values.extend(Message.of(m).value for m in messages)
     return values
 
 
@@ -85,8 +86,8 @@ async def test_send_many_waits_partway_and_resumes_after_commit(transport: Memor
         while len(received) < 25:
             batch = await consumer.getmany(0.1, 7)
             for messages in batch.values():
-                received.extend(m.value for m in messages)
-                await consumer.commit({tp: messages[-1].offset + 1})
+                received.extend(Message.of(m).value for m in messages)
+                await consumer.commit({tp: Message.of(messages[-1]).offset + 1})
     await asyncio.wait_for(sending, TIMEOUT)
     assert received == list(range(25))
 
@@ -165,7 +166,8 @@ async def test_objects_round_trip_as_themselves(transport: MemoryTransport) -> N
     meta = await transport.send("orders", key, order, headers={"kind": "order"})
     consumer = await _started(transport.consumer("g", ["orders"], _ignore))
     batch = await consumer.getmany(TIMEOUT, 10)
-    [message] = batch[TopicPartition("orders", meta.partition)]
+    [row] = batch[TopicPartition("orders", meta.partition)]
+    message = Message.of(row)
     assert message.key is key and message.value is order
     assert dict(message.headers) == {"kind": "order"}
     assert message.raw_key is None and message.raw_value is None
@@ -254,7 +256,7 @@ async def test_waiting_getmany_gets_a_whole_send_many_batch(transport: MemoryTra
     await asyncio.sleep(0.01)
     await transport.send_many("orders", [(None, i, None, None) for i in range(5)])
     batch = await asyncio.wait_for(waiting, TIMEOUT)
-    assert [m.value for m in batch[TopicPartition("orders", 0)]] == [0, 1, 2, 3, 4]
+    assert [Message.of(m).value for m in batch[TopicPartition("orders", 0)]] == [0, 1, 2, 3, 4]
 
 
 async def test_getmany_limits_records_and_rotates_partitions() -> None:
@@ -303,7 +305,7 @@ async def test_batched_keyless_messages_continue_the_round_robin_and_keyed_ones_
     async with asyncio.timeout(TIMEOUT):
         while sum(map(len, by_partition.values())) < 11:
             for tp, messages in (await consumer.getmany(0.1, 20)).items():
-                by_partition[tp.partition].extend(m.value for m in messages)
+                by_partition[tp.partition].extend(Message.of(m).value for m in messages)
     keyed = partition_for("k", 4)
     expected: dict[int, list[object]] = {0: ["a", "b3"], 1: ["b0", "b4"], 2: ["b1", "b5"], 3: ["b2", "c0"]}
     expected[keyed].append("c1")
