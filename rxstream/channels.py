@@ -233,12 +233,15 @@ class Topic(Channel[K, V]):
             return message
         return _with(message, key, value)
 
-    def decode_batch(self, messages: list[Row]) -> tuple[list[Row], list[tuple[Row, DecodeError]]]:
-        """Decode a fetched batch: the good messages, and the ones that failed with why."""
+    def decode_batch(
+        self, messages: list[Row]
+    ) -> tuple[list[Row], list[Any], list[tuple[Row, DecodeError]]]:
+        """Decode a fetched batch: the good messages, their values, and the ones that failed with why."""
         plain_bytes = False
         if self._plain:
-            if bytes not in map(type, map(value_of, messages)):
-                return messages, []
+            values = list(map(value_of, messages))
+            if bytes not in map(type, values):
+                return messages, values, []
             plain_bytes = self.app.transport.needs_bytes and self.value_serializer != "raw"
         loads = get_codec(self.value_serializer).loads
         good: list[Row] = []
@@ -271,7 +274,7 @@ class Topic(Channel[K, V]):
                 good.append(self.decode(message))
             except DecodeError as exc:
                 bad.append((message, exc))
-        return good, bad
+        return good, list(map(value_of, good)), bad
 
     async def send(
         self,

@@ -211,9 +211,9 @@ class Conductor:
             return
         self.fetched += len(messages)
         first, last = messages[0][OFFSET], messages[-1][OFFSET]
-        good, bad = topic.decode_batch(messages)
+        good, values, bad = topic.decode_batch(messages)
         for subscription in readers:
-            subscription.deliver(tp.topic, tp.partition, good, first, last, fetched=messages)
+            subscription.deliver(tp.topic, tp.partition, good, first, last, fetched=messages, values=values)
             for message, exc in bad:
                 subscription.undecodable(message, exc)
 

@@ -31,7 +31,7 @@ from reactivex import Observable
 from . import _rx
 from ._rx import Batch, Context
 from .errors import ConfigurationError, StreamError
-from .events import OFFSET, PARTITION, TIMESTAMP, Row, value_of
+from .events import OFFSET, PARTITION, TIMESTAMP, Row
 from .streams import Stream
 from .transport.base import Consumer, TopicPartition, Transport
 
@@ -140,12 +140,12 @@ class _Snapshot:
             if not taken:
                 return
             taken.sort(key=itemgetter(TIMESTAMP, PARTITION, OFFSET))
-            good, bad = self.topic.decode_batch(taken)
+            good, values, bad = self.topic.decode_batch(taken)
             for _, exc in bad:
                 logger.warning("peek of topic %r skips an undecodable message: %s", self.topic.name, exc)
             for start in range(0, len(good), _rx.BATCH_SIZE):
-                chunk = good[start : start + _rx.BATCH_SIZE]
-                yield Batch(list(map(value_of, chunk)), chunk, None)
+                stop = start + _rx.BATCH_SIZE
+                yield Batch(values[start:stop], good[start:stop], None)
             quota = max(quota, _LATER_ROUND)
 
     async def _fill(self, quota: int) -> None:

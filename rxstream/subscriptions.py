@@ -21,7 +21,7 @@ from reactivex import Observable
 from . import _rx
 from ._rx import Batch, Context
 from .errors import ConfigurationError
-from .events import OFFSET, PARTITION, TOPIC, Message, Row, offset_of, place_of, value_of
+from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, offset_of, place_of, value_of
 from .offsets import OffsetTracker
 from .streams import Stream
 
@@ -70,6 +70,13 @@ def _ack_run(tracker: OffsetTracker, messages: Sequence[Row]) -> None:
         tracker.ack_many(range(first, last + 1))
     else:
         tracker.ack_many(list(map(offset_of, messages)))
+
+
+def _rows(batch: Batch) -> list[Row]:
+    """The messages of a queued batch (a subscription's batches always carry them)."""
+    rows: list[Row] | None = batch.refs
+    assert rows is not None
+    return rows
 
 
 class _Held:
@@ -164,7 +171,8 @@ class Subscription:
         self._dead_letter = dead_letter
         self._crash = crash
         self.maxsize = maxsize
-        self._queue: deque[list[Row]] = deque()
+        self._queue: deque[Batch] = deque()
+        """Batches ready for a reader: values with their messages and this partition's acknowledger."""
         self._trackers: dict[str, dict[int, OffsetTracker]] = {}
         self._readers: set[_Reader] = set()
         self._rejected = _Held()
@@ -188,10 +196,12 @@ class Subscription:
         first: int,
         last: int,
         fetched: Sequence[Row] | None = None,
+        values: list[Any] | None = None,
     ) -> None:
         """Queue ``messages`` read from one partition; ``first..last`` is the offset range they came from.
 
-        Offsets in the range that no fetched message has (compacted away) count as acknowledged.
+        ``values`` are the messages' values when the caller already has them. Offsets in the range that no
+        fetched message has (compacted away) count as acknowledged.
         """
         tracker = self.tracker(topic, partition, first)
         tracker.delivered(first, last)
@@ -200,18 +210,31 @@ class Subscription:
             present = set(map(offset_of, fetched))
             tracker.ack_many([o for o in range(first, last + 1) if o not in present])
         if messages:
+            if values is None:
+                values = list(map(value_of, messages))
+            acks = self._acker(topic, partition)
             if len(messages) <= MAX_BATCH:
-                self._queue.append(messages)
+                self._queue.append(Batch(values, messages, acks))
             else:  # a reader acknowledges per batch: smaller ones commit sooner and replay less after a crash
-                self._queue.extend(messages[i : i + MAX_BATCH] for i in range(0, len(messages), MAX_BATCH))
+                self._queue.extend(
+                    Batch(values[i : i + MAX_BATCH], messages[i : i + MAX_BATCH], acks)
+                    for i in range(0, len(messages), MAX_BATCH)
+                )
             self._data.set()
+
+    def _acker(self, topic: str, partition: int) -> _PartitionAcks:
+        """The acknowledger of this partition's batches."""
+        acks = self._acks.get((topic, partition))
+        if acks is None:
+            acks = self._acks[topic, partition] = _PartitionAcks(self, topic, partition)
+        return acks
 
     def deliver_one(self, message: Row) -> None:
         """Queue one message (a channel send), joining the last queued batch of its partition if it can."""
         topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
         self.tracker(topic, partition, offset).delivered(offset, offset)
         queue = self._queue
-        last = queue[-1] if queue else None
+        last = queue[-1].refs if queue else None
         if (
             last is not None
             and len(last) < MAX_BATCH
@@ -219,8 +242,9 @@ class Subscription:
             and last[-1][PARTITION] == partition
         ):
             last.append(message)
+            queue[-1].values.append(message[VALUE])
         else:
-            queue.append([message])
+            queue.append(Batch([message[VALUE]], [message], self._acker(topic, partition)))
         self._data.set()
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
@@ -246,7 +270,7 @@ class Subscription:
         for key in [k for k in self._attempts if (k[0], k[1]) in gone]:
             del self._attempts[key]
         queue = self._queue  # filtered in place: readers hold this very deque
-        kept = [batch for batch in queue if (batch[0][TOPIC], batch[0][PARTITION]) not in gone]
+        kept = [batch for batch in queue if _partition_of(_rows(batch)[0]) not in gone]
         queue.clear()
         queue.extend(kept)
         self._update_room()
@@ -317,15 +341,11 @@ class Subscription:
                 await self._data.wait()
             if reader.closed or self._stopping:
                 return
-            messages = queue.popleft()
+            batch = queue.popleft()
             self._update_room()
             self._prune(reader)
-            reader.outstanding.append(messages)
-            place = _partition_of(messages[0])
-            acks = self._acks.get(place)
-            if acks is None:
-                acks = self._acks[place] = _PartitionAcks(self, *place)
-            yield Batch(list(map(value_of, messages)), messages, acks)
+            reader.outstanding.append(_rows(batch))
+            yield batch
 
     def _prune(self, reader: _Reader) -> None:
         """Forget outstanding batches that are fully acknowledged."""
@@ -360,7 +380,10 @@ class Subscription:
                 back.append(left)
         reader.outstanding.clear()
         if back:
-            self._queue.extendleft(reversed(back))
+            self._queue.extendleft(
+                Batch(list(map(value_of, rows)), rows, self._acker(rows[0][TOPIC], rows[0][PARTITION]))
+                for rows in reversed(back)
+            )
             self._data.set()
 
     # ------------------------------------------------------------ acknowledging
@@ -431,7 +454,7 @@ class Subscription:
         self._rejected.discard(message)
         self._superseded.add(message)  # a late automatic ack of the original must not complete the copy
         copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
-        self._queue.appendleft([copy])
+        self._queue.appendleft(Batch([copy[VALUE]], [copy], self._acker(copy[TOPIC], copy[PARTITION])))
         self._data.set()
 
     def undecodable(self, message: Row, exc: BaseException) -> None:
