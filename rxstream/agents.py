@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from ._rx import failure_of, sources_of
+from ._rx import Batch, failure_of, sources_of
 from .channels import Channel, Topic
 from .errors import AgentError, ConfigurationError
 from .events import HEADERS, NO_HEADERS, OFFSET, Event, Headers, Message, headers_of, is_row, place_of
@@ -271,6 +271,8 @@ class Agent:
         sinks = self._sinks
         nowait = [getattr(target, "buffer_nowait", None) for target in self._sink_targets]
         fast = [(quick, sink) for quick, sink in zip(nowait, sinks, strict=True)]
+        # one sink that buffers (the common case) is served without the loop over sinks
+        quick, only = fast[0] if len(fast) == 1 else (None, _no_sink)
         origin = stream._origin
         seen: Any = None  # the last batch checked for messages that carry headers (an ask's reply-to)
         with_headers = False
@@ -284,17 +286,27 @@ class Agent:
                         seen = batch
                         with_headers = batch is not None and _any_headers(batch.refs)
                     if with_headers and batch is not None:
-                        refs = batch.refs
-                        ref = refs[cursor.index] if refs is not None else None
-                        if ref is None and refs is not None:
-                            ref = batch.ref_at(cursor.index)
-                        if ref is not None and _headers(ref):
-                            await self._reply(ref, value)
-                for quick, sink in fast:
-                    if quick is None or not quick(value):
+                        await self._reply_to_ask(batch, cursor.index, value)
+                if quick is not None:
+                    if not quick(value):
+                        await only(value)
+                    continue
+                for nowait_send, sink in fast:
+                    if nowait_send is None or not nowait_send(value):
                         await sink(value)
         finally:
             await result.aclose()
+
+    async def _reply_to_ask(self, batch: Batch, index: int, value: Any) -> None:
+        """Reply with ``value`` if the message behind it was an ask (its headers name where to reply)."""
+        refs = batch.refs
+        if refs is None:
+            return
+        ref = refs[index]
+        if ref is None:
+            ref = batch.ref_at(index)
+        if ref is not None and _headers(ref):
+            await self._reply(ref, value)
 
     async def _reply(self, ref: Any, value: Any) -> None:
         headers = _headers(ref)
@@ -357,6 +369,10 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"<Agent {self.name} on {self._channel!r} concurrency={self._concurrency}>"
+
+
+async def _no_sink(value: Any) -> None:
+    """Stands in for the single sink when an agent has several or none."""
 
 
 def _any_headers(refs: list[Any] | None) -> bool:

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
-from operator import itemgetter
+from operator import countOf, itemgetter
 from typing import Any, ClassVar
 
 from ..errors import ConfigurationError, TransportError
@@ -49,8 +49,7 @@ _value_of = itemgetter(1)
 
 def _all_none(records: Sequence[_Record], field: int) -> bool:
     """Whether field ``field`` (0 key, 2 partition, 3 headers) is None in every record (a C-level scan)."""
-    column = list(map(itemgetter(field), records))
-    return column.count(None) == len(column)
+    return countOf(map(itemgetter(field), records), None) == len(records)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
