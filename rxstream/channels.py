@@ -158,7 +158,9 @@ class Topic(Channel[K, V]):
         get_codec(self.value_serializer)
         self.internal = internal
         self._plain = key_type is None and value_type is None
-        self._buffer: list[tuple[Any, Any, int | None, Headers | None]] = []
+        self._buffer: list[Any] = []
+        self._buffer_keyed = False
+        """Whether the buffer holds (key, value, partition, headers) records; else bare keyless values."""
         self._flush_scheduled = False
         self._objects: bool | None = None
         """Whether the transport takes values as objects; None until it started."""
@@ -296,12 +298,13 @@ class Topic(Channel[K, V]):
         """Append many values (optionally all with ``key``) in one batch."""
         transport = await self._transport()
         if transport.needs_bytes:
-            raw_key = encode_value(key, self.key_serializer)
             serializer = self.value_serializer
-            records = [(raw_key, encode_value(value, serializer), None, None) for value in values]
-        else:
-            records = [(key, value, None, None) for value in values]
-        await transport.send_many(self.name, records)
+            values = [encode_value(value, serializer) for value in values]
+            key = encode_value(key, self.key_serializer)
+        if key is None:
+            await transport.send_values(self.name, values if isinstance(values, list) else list(values))
+            return
+        await transport.send_many(self.name, [(key, value, None, None) for value in values])
 
     def buffer_nowait(self, value: Any) -> bool:
         """Queue a value for the next batched send if the buffer has room; False means await send_buffered.
@@ -310,7 +313,7 @@ class Topic(Channel[K, V]):
         `send_buffered`, which raises the error that names it.
         """
         buffer = self._buffer
-        if len(buffer) >= _SEND_BATCH - 1:
+        if len(buffer) >= _SEND_BATCH - 1 or self._buffer_keyed:
             return False
         objects = self._objects
         if objects is None:
@@ -324,7 +327,7 @@ class Topic(Channel[K, V]):
                 return False
             if type(value) is not bytes:
                 return False
-        buffer.append((None, value, None, None))
+        buffer.append(value)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
@@ -336,17 +339,26 @@ class Topic(Channel[K, V]):
         The app awaits every buffered send before it commits offsets, so an event is never committed
         before what it produced was stored.
         """
+        if not self._raw_objects:
+            key, value = self.encode(key, value)
         buffer = self._buffer
-        if self._raw_objects:
-            buffer.append((key, value, None, None))
+        if key is None and not self._buffer_keyed:
+            buffer.append(value)
         else:
-            raw_key, raw_value = self.encode(key, value)
-            buffer.append((raw_key, raw_value, None, None))
+            self._buffer_record((key, value, None, None))
         if len(buffer) >= _SEND_BATCH:
             await self._send_buffer()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _buffer_record(self, record: tuple[Any, Any, int | None, Headers | None]) -> None:
+        """Queue a (key, value, partition, headers) record; bare values queued before it become records."""
+        buffer = self._buffer
+        if not self._buffer_keyed:
+            buffer[:] = [(None, queued, None, None) for queued in buffer]
+            self._buffer_keyed = True
+        buffer.append(record)
 
     def _flush_soon(self) -> None:
         self._flush_scheduled = False
@@ -363,10 +375,14 @@ class Topic(Channel[K, V]):
         try:
             transport = await self._transport()
             while self._buffer:
-                records, self._buffer = self._buffer, []
+                batch, keyed = self._buffer, self._buffer_keyed
+                self._buffer, self._buffer_keyed = [], False
                 self._rounds += 1
                 try:
-                    await transport.send_many(self.name, records)
+                    if keyed:
+                        await transport.send_many(self.name, batch)
+                    else:
+                        await transport.send_values(self.name, batch)
                 finally:
                     self._rounds_done += 1
                     done, self._round_done = self._round_done, None

@@ -345,6 +345,24 @@ class TransportConformance:
         assert dict(got[b"c"].headers) == {"h": b"2"}
         assert (got[b"e"].key, got[b"d"].key) == (None, b"k3")
 
+    async def test_send_values_spreads_keyless_values_in_order(
+        self, transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
+    ) -> None:
+        count = await self.create(transport, topic)
+        values = [b"%d" % i for i in range(40)]
+        await asyncio.wait_for(transport.send_values(topic, values[:25]), PHASE_TIMEOUT)
+        await asyncio.wait_for(transport.send_values(topic, values[25:]), PHASE_TIMEOUT)
+        probe = await self.member(transport, cleanup, fresh_name("group"), topic)
+        await poll_until([probe], lambda: len(probe.messages) == len(values), f"{len(values)} messages")
+        assert sorted(probe.values(), key=int) == values
+        by_partition = _by_partition(probe.messages)
+        assert len(by_partition) == count, "keyless values go round-robin over every partition"
+        for partition, messages in by_partition.items():
+            assert [m.offset for m in messages] == list(range(len(messages))), partition
+            numbers = [int(m.value) for m in messages]
+            assert numbers == sorted(numbers), f"partition {partition} is out of order"
+            assert all(m.key is None and not m.headers for m in messages)
+
     async def test_stopped_member_hands_its_partitions_over(
         self, transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
     ) -> None:

@@ -47,11 +47,9 @@ class ChangelogTopic(Topic[Any, Any]):
 
     def put(self, key: Any, value: Any, partition: int, headers: Headers | None = None) -> None:
         """Queue one change (``value`` None is a deletion) for the next batched send; never waits."""
-        if self._raw_objects:
-            self._buffer.append((key, value, partition, headers))
-        else:
-            raw_key, raw_value = self.encode(key, value)
-            self._buffer.append((raw_key, raw_value, partition, headers))
+        if not self._raw_objects:
+            key, value = self.encode(key, value)
+        self._buffer_record((key, value, partition, headers))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)

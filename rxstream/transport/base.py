@@ -134,6 +134,9 @@ class Transport(Protocol):
     ) -> None:
         """Append (key, value, partition, headers) records in order, batched; waits on backpressure."""
 
+    async def send_values(self, topic: str, values: Sequence[Any]) -> None:
+        """Append values without key or headers in order (round-robin over partitions), batched."""
+
     def consumer(
         self,
         group_id: str,

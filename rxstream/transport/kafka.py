@@ -463,6 +463,10 @@ class KafkaTransport:
             raise self._error(f"sending to topic {topic!r} partition {partition}", exc) from exc
         return self._metadata(md, timestamp_ms)
 
+    async def send_values(self, topic: str, values: Sequence[Any]) -> None:
+        """Append values without key or headers in order (round-robin over partitions), batched."""
+        await self.send_many(topic, [(None, value, None, None) for value in values])
+
     async def send_many(
         self, topic: str, records: Sequence[tuple[Any, Any, int | None, Headers | None]]
     ) -> None:

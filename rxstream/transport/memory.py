@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import countOf, itemgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ..errors import ConfigurationError, TransportError
 from ..events import Headers, Row
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 SCHEME = "memory://"
 OFFSET_RESETS = ("earliest", "latest")
 _Record = tuple[Any, Any, int | None, Headers | None]
+_T = TypeVar("_T")
 
 
 _key_of = itemgetter(0)
@@ -129,6 +130,24 @@ class _Partition:
             ]
         )
 
+    def extend_values(self, values: Sequence[Any], stamp: float) -> None:
+        """Append values without key or headers as rows with the next offsets."""
+        topic, index = self.tp
+        start = self.base + len(self.log)
+        self.log.extend(
+            zip(
+                repeat(topic),
+                repeat(index),
+                range(start, start + len(values)),
+                repeat(stamp),
+                repeat(None),
+                values,
+                repeat(None),
+                repeat(None),
+                repeat(None),
+            )
+        )
+
     def set_floor(self, group_id: str, offset: int) -> None:
         """Record where ``group_id`` now needs this partition from; trims and wakes senders if room grew."""
         self.floors[group_id] = offset
@@ -186,6 +205,15 @@ class _Topic:
             f"topic {self.name!r} has partitions 0..{len(self.partitions) - 1}: there is no partition {index}"
         )
 
+    def round_robin(self, items: Sequence[_T]) -> tuple[list[list[_T]], int]:
+        """Items (keyless records, or values) bucketed round-robin by slicing, and the last partition."""
+        count = len(self.partitions)
+        turn = self.next_rr
+        n = len(items)
+        buckets = [list(items[(i - turn) % count :: count]) for i in range(count)]
+        self.next_rr = (turn + n) % count
+        return buckets, (turn + n - 1) % count
+
     def route(self, records: Sequence[_Record]) -> tuple[list[list[_Record]], int]:
         """Records bucketed by partition (explicit, else key hash, else round-robin), and the last partition.
 
@@ -195,12 +223,9 @@ class _Topic:
         turn = self.next_rr
         if not isinstance(records, (list, tuple)):
             records = list(records)
-        if records and _all_none(records, 0) and _all_none(records, 2):  # keyless: round-robin by slicing
-            n = len(records)
-            buckets = [list(records[(i - turn) % count :: count]) for i in range(count)]
-            self.next_rr = (turn + n) % count
-            return buckets, (turn + n - 1) % count
-        buckets = [[] for _ in range(count)]
+        if records and _all_none(records, 0) and _all_none(records, 2):
+            return self.round_robin(records)
+        buckets: list[list[_Record]] = [[] for _ in range(count)]
         index = 0
         for record in records:
             key, partition = record[0], record[2]
@@ -720,6 +745,11 @@ class MemoryTransport:
         if records:
             await self._append(topic, records, None)
 
+    async def send_values(self, topic: str, values: Sequence[Any]) -> None:
+        """Append values without key or headers in order (round-robin over partitions), batched."""
+        if values:
+            await self._append(topic, values, None, values=True)
+
     def consumer(
         self,
         group_id: str,
@@ -748,9 +778,9 @@ class MemoryTransport:
         self.broker.delete_group(group_id)
 
     async def _append(
-        self, topic: str, records: Sequence[_Record], timestamp: float | None
+        self, topic: str, records: Sequence[Any], timestamp: float | None, *, values: bool = False
     ) -> RecordMetadata:
-        """Append records, per partition in order; the metadata is the last record's.
+        """Append records (with ``values``: bare values) per partition in order; returns where the last went.
 
         Each round appends what fits in every partition and wakes its readers once; then, if some partition
         is full, waits for its consumers to commit and goes again. A cancelled call may have appended a
@@ -758,22 +788,23 @@ class MemoryTransport:
         """
         self._check_open()
         state = self.broker.topic(topic, self.default_partitions)
-        buckets, last = state.route(records)
+        buckets, last = state.round_robin(records) if values else state.route(records)
+        extend = _Partition.extend_values if values else _Partition.extend
         stamp = time.time() if timestamp is None else timestamp
         max_backlog = self.max_partition_backlog
         pending = [(part, bucket) for part, bucket in zip(state.partitions, buckets, strict=True) if bucket]
         offset = 0
         while True:
-            waiting: list[tuple[_Partition, list[_Record]]] = []
+            waiting: list[tuple[_Partition, list[Any]]] = []
             touched: list[_Partition] = []
             for part, bucket in pending:
                 room = part.room(max_backlog)
                 if room >= len(bucket):
-                    part.extend(bucket, stamp)
+                    extend(part, bucket, stamp)
                     if part.tp.partition == last:
                         offset = part.end - 1
                 elif room > 0:
-                    part.extend(bucket[:room], stamp)
+                    extend(part, bucket[:room], stamp)
                     waiting.append((part, bucket[room:]))
                 else:
                     waiting.append((part, bucket))
