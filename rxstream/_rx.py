@@ -49,6 +49,10 @@ T_ = TypeVar("T_")
 BATCH_SIZE = 1024
 """How many values a source puts in one batch."""
 
+ACK_EVERY = 256
+"""How many values of a batch a consumer goes through between acknowledgments (so commits move on even
+while a slow consumer is inside a large batch)."""
+
 Operator: TypeAlias = Callable[[Observable["Batch"]], Observable["Batch"]]
 """A compiled stream operator: batches in, batches out."""
 
@@ -73,9 +77,13 @@ class Batch:
 
     def ack_first(self, n: int) -> None:
         """Acknowledge the references of the first ``n`` values."""
-        if n and self.refs is not None and self.acker is not None:
-            refs = self.refs if n >= len(self.refs) else self.refs[:n]
-            self.acker.ack(refs)
+        self.ack_range(0, n)
+
+    def ack_range(self, start: int, stop: int) -> None:
+        """Acknowledge the references of values ``start..stop-1`` (after those before ``start`` were)."""
+        refs = self.refs
+        if stop > start and refs is not None and self.acker is not None:
+            self.acker.ack(refs if start == 0 and stop >= len(refs) else refs[start:stop])
 
     def ref_at(self, i: int) -> Any:
         """The reference of value ``i``; values that share a reference point at the next one that has it."""
@@ -1612,15 +1620,20 @@ async def iterate(
                     yield value
                 continue
             cursor.batch = batch
-            i = 0
+            n = len(values)
+            i = acked = 0
             try:
-                for value in values:
-                    cursor.index = i
-                    yield value
-                    i += 1
+                while i < n:  # in runs of ACK_EVERY, each acknowledged once the consumer moved past it
+                    for value in values[i : i + ACK_EVERY] if n > ACK_EVERY else values:
+                        cursor.index = i
+                        yield value
+                        i += 1
+                    if auto_ack and i < n:
+                        batch.ack_range(acked, i)
+                        acked = i
             finally:
                 if auto_ack:
-                    batch.ack_first(i)
+                    batch.ack_range(acked, i)
     finally:
         cursor.batch = None
         subscription.dispose()

@@ -27,7 +27,7 @@ from .events import (
 )
 from .peek import topic_source
 from .streams import Stream
-from .subscriptions import ErrorPolicy, Subscription
+from .subscriptions import CHANNEL_BATCH, MAX_BATCH, ErrorPolicy, Subscription
 from .transport.base import RecordMetadata, TopicSpec, Transport
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Channel(Generic[K, V]):
     def subscription(self) -> Subscription:
         """The queue this channel's readers share."""
         if self._subscription is None:
-            self._subscription = self.app._subscription(self, maxsize=max(1, self.maxsize // _BATCH))
+            self._subscription = self.app._subscription(self, maxsize=max(1, self.maxsize // CHANNEL_BATCH))
         return self._subscription
 
     async def send(
@@ -110,7 +110,6 @@ class Channel(Generic[K, V]):
         return f"<Channel {self.name}>"
 
 
-_BATCH = 256
 _SEND_BATCH = 4096
 
 
@@ -190,7 +189,7 @@ class Topic(Channel[K, V]):
     def subscription(self) -> Subscription:
         """The app's subscription to this topic (readers of a topic share the app's consumer)."""
         if self._subscription is None:
-            self._subscription = self.app._subscription(self, maxsize=max(2, self.maxsize // _BATCH))
+            self._subscription = self.app._subscription(self, maxsize=max(3, self.maxsize // MAX_BATCH))
         return self._subscription
 
     async def _transport(self) -> Transport:

@@ -145,6 +145,29 @@ async def test_flat_map_acknowledges_an_input_once_its_last_item_is_processed(dr
     assert inputs == {(n, n) for n in range(6)}
 
 
+async def test_commits_move_on_while_an_agent_is_inside_one_large_batch() -> None:
+    app = App("slow", broker=memory_url(), commit_interval=60)
+    numbers = app.topic("numbers", partitions=1)
+    tp = TopicPartition("numbers", 0)
+    committed_midway: list[dict[TopicPartition, int]] = []
+    seen: list[int] = []
+
+    @app.agent(numbers)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            if n == 600:  # the 1000 values came in one fetch, as one batch: this is inside it
+                committed_midway.append(await app.commit())
+            seen.append(n)
+
+    await numbers.send_many(range(1000))
+    async with app:
+        await eventually(has_length(seen, 1000))
+        await asyncio.sleep(0)  # the agent asks for the next value: the last run is acknowledged
+        final = await app.commit()
+    assert committed_midway == [{tp: 512}]  # acknowledged in runs of 256 the agent has gone past
+    assert final == {tp: 1000}
+
+
 @pytest.mark.parametrize("inner", ["async generator", "stream"])
 async def test_flat_map_into_inner_streams_acknowledges_an_input_after_all_its_items(inner: str) -> None:
     app = App("inner", broker=memory_url())
