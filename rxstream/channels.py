@@ -234,9 +234,7 @@ class Topic(Channel[K, V]):
             return message
         return _with(message, key, value)
 
-    def decode_batch(
-        self, messages: list[Row]
-    ) -> tuple[list[Row], list[Any], list[tuple[Row, DecodeError]]]:
+    def decode_batch(self, messages: list[Row]) -> tuple[list[Row], list[Any], list[tuple[Row, DecodeError]]]:
         """Decode a fetched batch: the good messages, their values, and the ones that failed with why."""
         plain_bytes = False
         if self._plain:
