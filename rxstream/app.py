@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from .agents import Agent, AgentFun
-from .channels import Channel, Topic
+from .channels import TOPIC_MAXSIZE, Channel, Topic
 from .codecs import CodecArg, get_codec
 from .consumer import Conductor
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .streams import Stream
-from .subscriptions import ErrorPolicy, Subscription
+from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
 from .tables import SetTable as _SetTable
 from .tables import Table as _Table
@@ -127,7 +127,7 @@ class App:
         max_redeliveries: int | None = None,
         on_error: str | None = None,
         dead_letter: str | None = None,
-        maxsize: int = 1000,
+        maxsize: int = TOPIC_MAXSIZE,
     ) -> Topic[Any, Any]:
         """Declare a topic (created on start if missing); declaring the same name twice returns the first."""
         if names and names[0] in self.topics:
@@ -288,7 +288,9 @@ class App:
                 raise
         return transport
 
-    def _subscription(self, channel: Channel[Any, Any], *, maxsize: int) -> Subscription:
+    def _subscription(
+        self, channel: Channel[Any, Any], *, maxsize: int, batch: int = MAX_BATCH
+    ) -> Subscription:
         """The subscription of a channel or topic, registered with the consumer for topics."""
         key = id(channel)
         subscription = self._subscriptions.get(key)
@@ -301,6 +303,7 @@ class App:
             dead_letter=self._dead_letter,
             crash=self.crash,
             maxsize=maxsize,
+            batch=batch,
             label=f"{self.id}:{channel.name}",
         )
         self._subscriptions[key] = subscription

@@ -111,6 +111,10 @@ class Channel(Generic[K, V]):
 
 
 _SEND_BATCH = 4096
+TOPIC_MAXSIZE = 4096
+"""How many fetched messages a topic's readers hold by default before fetching pauses (as Faust's
+``stream_buffer_maxsize``); the fetched batches they come in hold a quarter of it, at most 1024."""
+_TOPIC_BATCHES = 4
 
 
 class Topic(Channel[K, V]):
@@ -132,7 +136,7 @@ class Topic(Channel[K, V]):
         on_error: str = "dead_letter",
         dead_letter: str | None = None,
         internal: bool = False,
-        maxsize: int = 1000,
+        maxsize: int = TOPIC_MAXSIZE,
     ) -> None:
         if not names:
             raise ConfigurationError("app.topic() needs at least one topic name")
@@ -189,7 +193,11 @@ class Topic(Channel[K, V]):
     def subscription(self) -> Subscription:
         """The app's subscription to this topic (readers of a topic share the app's consumer)."""
         if self._subscription is None:
-            self._subscription = self.app._subscription(self, maxsize=max(3, self.maxsize // MAX_BATCH))
+            # batches of up to MAX_BATCH messages, at least _TOPIC_BATCHES of them in maxsize
+            batch = min(MAX_BATCH, max(1, self.maxsize // _TOPIC_BATCHES))
+            self._subscription = self.app._subscription(
+                self, maxsize=max(_TOPIC_BATCHES, self.maxsize // batch), batch=batch
+            )
         return self._subscription
 
     async def _transport(self) -> Transport:

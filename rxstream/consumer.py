@@ -85,6 +85,8 @@ class Conductor:
         if not self.readers or self._running:
             return
         self._running = True
+        # one fetch brings no more than the smallest topic reads ahead (its maxsize)
+        self.max_records = min([self.max_records, *(topic.maxsize for topic in self.topics.values())])
         self._consumer = self.transport.consumer(self.group_id, sorted(self.readers), self._on_rebalance)
         await self._consumer.start()
         loop = asyncio.get_running_loop()

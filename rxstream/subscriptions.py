@@ -30,10 +30,9 @@ __all__ = ["ErrorPolicy", "Subscription"]
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1024
-"""The most messages of one fetch queued as one batch (a reader's unit of acknowledgment).
+"""The most fetched messages queued as one batch: per-batch work is what larger batches save.
 
-A reader acknowledges a batch once it moved past it (and, when it stops or fails, what it finished of
-it), so a larger batch delays commits a little but replays nothing more; per-batch work is what it saves.
+Readers acknowledge a batch in runs as they go (`_rx.ACK_EVERY`), so its size does not hold commits back.
 """
 
 CHANNEL_BATCH = 256
@@ -170,6 +169,7 @@ class Subscription:
         dead_letter: Handler,
         crash: Callable[[BaseException], None],
         maxsize: int = 8,
+        batch: int = MAX_BATCH,
         label: str | None = None,
     ) -> None:
         self.name = name
@@ -178,6 +178,9 @@ class Subscription:
         self._dead_letter = dead_letter
         self._crash = crash
         self.maxsize = maxsize
+        """How many batches may wait for a reader before senders (or the fetcher) wait."""
+        self.batch = batch
+        """The most delivered messages queued as one batch."""
         self._queue: deque[Batch] = deque()
         """Batches ready for a reader: values with their messages and this partition's acknowledger."""
         self._trackers: dict[str, dict[int, OffsetTracker]] = {}
@@ -220,12 +223,13 @@ class Subscription:
             if values is None:
                 values = list(map(value_of, messages))
             acks = self._acker(topic, partition)
-            if len(messages) <= MAX_BATCH:
+            size = self.batch
+            if len(messages) <= size:
                 self._queue.append(Batch(values, messages, acks))
-            else:  # a reader acknowledges per batch: smaller ones commit sooner and replay less after a crash
+            else:
                 self._queue.extend(
-                    Batch(values[i : i + MAX_BATCH], messages[i : i + MAX_BATCH], acks)
-                    for i in range(0, len(messages), MAX_BATCH)
+                    Batch(values[i : i + size], messages[i : i + size], acks)
+                    for i in range(0, len(messages), size)
                 )
             self._data.set()
 

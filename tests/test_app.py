@@ -570,6 +570,30 @@ async def test_a_topic_sent_to_before_start_gets_its_declared_partitions() -> No
     await app.stop()
 
 
+@pytest.mark.parametrize("maxsize", [100, 4096])
+async def test_a_topic_reads_ahead_of_a_stuck_agent_about_maxsize_messages(maxsize: int) -> None:
+    app = App("ahead", broker=memory_url())
+    numbers = app.topic("numbers", partitions=1, maxsize=maxsize)
+    stuck = asyncio.Event()
+    got: list[int] = []
+
+    @app.agent(numbers)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            got.append(n)
+            await stuck.wait()
+
+    await numbers.send_many(range(50_000))
+    async with app:
+        await eventually(has_length(got, 1))
+        await asyncio.sleep(0.2)  # the fetcher reads ahead until the readers are full
+        held = numbers.subscription().tracker("numbers", 0).pending
+        # the queue (maxsize), the stream's four batches in flight, and one fetch that found room
+        assert maxsize < held <= 3 * maxsize, held
+        stuck.set()
+        await eventually(has_length(got, 50_000))
+
+
 async def test_an_unread_stream_does_not_stall_other_topics() -> None:
     app = App("stall", broker=memory_url())
     ignored = app.topic("ignored", partitions=1, maxsize=256)

@@ -70,7 +70,7 @@ class Consumer(Protocol):
         """Leave the group (partitions go to the other members)."""
 
     async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Row]]:
-        """Messages of assigned, unpaused partitions in offset order; waits up to ``timeout`` s for some."""
+        """Rows of assigned, unpaused partitions in offset order; waits up to ``timeout`` s for some."""
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Store, per partition, the offset of the next message to read."""
