@@ -893,6 +893,8 @@ def flat_map_values(
         refs: list[Any] | None = [] if batch.refs is not None else None
         acker = batch.acker
         shared = False
+        moves = acker is not None and _shares_refs(acker)
+        open_item: int | None = None  # where the current input's latest item (not its last) went in refs
         error: Exception | None = None
         for i, value in enumerate(batch.values):
             ref = batch.refs[i] if batch.refs is not None else None
@@ -911,6 +913,12 @@ def flat_map_values(
                             refs.extend([None] * (len(items) - 1))
                             shared = True
                         refs.append(ref)
+                        open_item = len(refs) - 1 if ref is None else None
+                    elif ref is not None and moves and open_item is not None:
+                        # the last item of an earlier flat_map's input expands to nothing: the input is
+                        # done with its latest item here, which carries its reference now
+                        refs[open_item] = ref
+                        open_item = None
                     elif ref is not None and acker is not None:
                         acker.ack((ref,))
             elif inner is not None:

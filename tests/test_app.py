@@ -168,6 +168,32 @@ async def test_commits_move_on_while_an_agent_is_inside_one_large_batch() -> Non
     assert final == {tp: 1000}
 
 
+async def test_nested_flat_map_whose_last_item_expands_to_nothing_keeps_the_input_pending() -> None:
+    app = App("nested", broker=memory_url(), commit_interval=60)
+    numbers = app.topic("numbers", partitions=1)
+    tp = TopicPartition("numbers", 0)
+    parts = {"a": ["a1", "a2"], "b": [], "c": ["c1"]}
+    committed_at: dict[str, dict[TopicPartition, int]] = {}
+    seen: list[str] = []
+
+    @app.agent(numbers)
+    async def process(stream: rxstream.Stream[int]) -> None:
+        items = stream.flat_map(lambda n: ["a", "b"] if n == 0 else ["c"]).flat_map(parts.__getitem__)
+        async for item in items:
+            if item == "a2":
+                committed_at[item] = await app.commit()
+            seen.append(item)
+
+    await numbers.send_many([0, 1])
+    async with app:
+        await eventually(has_length(seen, 3))
+        await asyncio.sleep(0)
+        final = await app.commit()
+    assert seen == ["a1", "a2", "c1"]
+    assert committed_at["a2"].get(tp, 0) == 0  # input 0 is not done while its item a2 is processed
+    assert final == {tp: 2}
+
+
 @pytest.mark.parametrize("inner", ["async generator", "stream"])
 async def test_flat_map_into_inner_streams_acknowledges_an_input_after_all_its_items(inner: str) -> None:
     app = App("inner", broker=memory_url())
