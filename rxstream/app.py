@@ -360,7 +360,7 @@ class App:
         target = policy.dead_letter or f"{message.topic}-dead-letter"
         transport = await self._producer()
         headers = {
-            **dict(message.headers),
+            **dict(message.headers or {}),
             "rxstream-error": repr(exc)[:1000],
             "rxstream-reason": what,
             "rxstream-topic": message.topic,

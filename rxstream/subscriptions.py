@@ -371,6 +371,8 @@ class Subscription:
             ):
                 return
             outstanding.popleft()
+            if self._superseded:  # their offsets are done: a late ack of an original can harm nothing now
+                self._superseded.discard_all(batch)
 
     def _release(self, reader: _Reader) -> None:
         """A reader went away: put what it held and did not finish back at the front, in order."""

@@ -726,6 +726,9 @@ async def test_a_rejected_event_is_not_committed_before_its_redelivered_copy_is_
         assert app.committed_offsets()[TopicPartition("inbox", 0)] == 0
         stuck.set()
         await eventually(lambda: app.committed_offsets()[TopicPartition("inbox", 0)] == 3)
+        await topic.send_many([3, 4])
+        await eventually(lambda: app.committed_offsets()[TopicPartition("inbox", 0)] == 5)
+        assert not topic.subscription()._superseded  # the original is let go once its copy is done
 
 
 async def test_a_rejected_event_handed_to_the_crash_policy_is_never_committed() -> None:
