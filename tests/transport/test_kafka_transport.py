@@ -388,6 +388,8 @@ async def test_two_consumers_of_a_group_split_four_partitions(
     calls2, listener2 = _recorder()
     c2 = await _member(exit_stack, transport, group, topic, listener2)
     await _until(lambda: len(c1.assignment()) == 2 and len(c2.assignment()) == 2, "a 2 + 2 split")
+    # a member owns its partitions just before its listener hears of them
+    await _until(lambda: len(calls1) == 3 and len(calls2) == 1, "both listeners hearing of the split")
     assert c1.assignment() | c2.assignment() == frozenset(_tps(topic, 0, 1, 2, 3))
     # eager rebalance: c1 hears everything revoked, then its new half
     assert calls1[1] == (_tps(topic, 0, 1, 2, 3), [])
