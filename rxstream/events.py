@@ -62,10 +62,7 @@ HEADERS: Final = 6
 RAW_KEY: Final = 7
 RAW_VALUE: Final = 8
 
-topic_of = itemgetter(TOPIC)
-partition_of = itemgetter(PARTITION)
 offset_of = itemgetter(OFFSET)
-key_of = itemgetter(KEY)
 value_of = itemgetter(VALUE)
 headers_of = itemgetter(HEADERS)
 
