@@ -449,6 +449,15 @@ class _Resume:
                 except StopIteration as done:
                     return done.value
 
+    def abandon(self) -> None:
+        """Close the iterator inside the step: left as it is, the iterator stays "running" for good and
+        its later ``aclose()`` (by the loop's finalizer) fails."""
+        try:
+            self.step.throw(GeneratorExit)
+        except (GeneratorExit, StopIteration, StopAsyncIteration):
+            return
+        self.step.close()  # the iterator went on despite GeneratorExit: nothing more can be done here
+
 
 async def chunks_of_async(iterable: AsyncIterable[Any]) -> AsyncIterator[Batch]:
     """Batches of an async iterable's values: what is ready at once, up to a full batch, without waiting.
@@ -458,28 +467,32 @@ async def chunks_of_async(iterable: AsyncIterable[Any]) -> AsyncIterator[Batch]:
     """
     iterator = aiter(iterable)
     resume: _Resume | None = None
-    while True:
-        chunk: list[Any] = []
-        try:
-            if resume is None:
-                chunk.append(await anext(iterator))
-            else:
-                chunk.append(await resume)
-                resume = None
-            while len(chunk) < BATCH_SIZE:
-                step = iterator.__anext__()
-                try:
-                    yielded = step.send(None)  # type: ignore[attr-defined]
-                except StopIteration as done:
-                    chunk.append(done.value)
-                    continue
-                resume = _Resume(step, yielded)
-                break
-        except StopAsyncIteration:
-            if chunk:
-                yield batch_of(chunk)
-            return
-        yield batch_of(chunk)
+    try:
+        while True:
+            chunk: list[Any] = []
+            try:
+                if resume is None:
+                    chunk.append(await anext(iterator))
+                else:
+                    step, resume = resume, None
+                    chunk.append(await step)
+                while len(chunk) < BATCH_SIZE:
+                    started = iterator.__anext__()
+                    try:
+                        yielded = started.send(None)  # type: ignore[attr-defined]
+                    except StopIteration as done:
+                        chunk.append(done.value)
+                        continue
+                    resume = _Resume(started, yielded)
+                    break
+            except StopAsyncIteration:
+                if chunk:
+                    yield batch_of(chunk)
+                return
+            yield batch_of(chunk)
+    finally:
+        if resume is not None:  # closed between a step started by hand and its end
+            resume.abandon()
 
 
 def from_values_observable(source: Observable[Any]) -> Observable[Batch]:
