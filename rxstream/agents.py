@@ -298,15 +298,20 @@ class Agent:
             await result.aclose()
 
     async def _reply_to_ask(self, batch: Batch, index: int, value: Any) -> None:
-        """Reply with ``value`` if the message behind it was an ask (its headers name where to reply)."""
+        """Reply with ``value`` to each ask behind it (a message whose headers name where to reply).
+
+        A value made of several inputs (``take``, a join, an item of an inner stream) answers each of them;
+        an ask takes the first answer it gets.
+        """
         refs = batch.refs
         if refs is None:
             return
         ref = refs[index]
         if ref is None:
             ref = batch.ref_at(index)
-        if ref is not None and _headers(ref):
-            await self._reply(ref, value)
+        for source in sources_of(ref):
+            if _headers(source):
+                await self._reply(source, value)
 
     async def _reply(self, ref: Any, value: Any) -> None:
         headers = _headers(ref)
@@ -382,7 +387,7 @@ def _any_headers(refs: list[Any] | None) -> bool:
     try:
         return any(map(headers_of, refs))  # C-level when every reference is a message
     except TypeError:  # grouped values, events or None among them
-        return any(map(_headers, refs))
+        return any(_headers(source) for ref in refs for source in sources_of(ref))
 
 
 def _headers(ref: Any) -> Headers | None:

@@ -60,6 +60,27 @@ async def read_all(app: App, topic: str, timeout: float = 5.0) -> list[Any]:
     return seen
 
 
+async def test_ask_is_answered_through_grouped_values_and_inner_streams() -> None:
+    app = App("asks", broker=memory_url())
+    numbers = app.topic("numbers", partitions=1)
+    pairs = app.topic("pairs", partitions=1)
+
+    @app.agent(numbers)
+    async def expand(stream: rxstream.Stream[int]) -> AsyncIterator[int]:
+        async for item in stream.flat_map(lambda n: rxstream.Stream.from_iterable([n * 10, n * 10 + 1])):
+            yield item
+
+    @app.agent(pairs)
+    async def pair(stream: rxstream.Stream[int]) -> AsyncIterator[list[int]]:
+        async for batch in stream.take(2, within=5):
+            yield batch
+
+    async with app:
+        assert await expand.ask(4, timeout=10) == 40  # the first item of the inner stream answers
+        first, second = await asyncio.gather(pair.ask(1, timeout=10), pair.ask(2, timeout=10))
+        assert first == second == [1, 2]  # one value made of both asks answers each of them
+
+
 async def test_agent_processes_yields_to_sinks_and_answers_ask() -> None:
     app = App("shop", broker=memory_url())
     orders = app.topic("orders", value_type=Order, partitions=4)
