@@ -262,20 +262,7 @@ class Topic(Channel[K, V]):
                 except Exception:
                     pass  # decode() below raises the error that names this message
                 else:
-                    raw = message[RAW_VALUE]
-                    good.append(
-                        (
-                            message[TOPIC],
-                            message[PARTITION],
-                            message[OFFSET],
-                            message[TIMESTAMP],
-                            None,
-                            decoded,
-                            message[HEADERS],
-                            message[RAW_KEY],
-                            value if raw is None else raw,
-                        )
-                    )
+                    good.append(_with(message, None, decoded))
                     continue
             try:
                 good.append(self.decode(message))

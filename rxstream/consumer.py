@@ -85,8 +85,6 @@ class Conductor:
         if not self.readers or self._running:
             return
         self._running = True
-        # one fetch brings no more than the smallest topic reads ahead (its maxsize)
-        self.max_records = min([self.max_records, *(topic.maxsize for topic in self.topics.values())])
         self._consumer = self.transport.consumer(self.group_id, sorted(self.readers), self._on_rebalance)
         await self._consumer.start()
         loop = asyncio.get_running_loop()
@@ -143,12 +141,14 @@ class Conductor:
         assert consumer is not None
         since_commit = 0
         failures = 0
+        # one fetch brings no more than the smallest topic reads ahead (its maxsize)
+        max_records = min([self.max_records, *(topic.maxsize for topic in self.topics.values())])
         while self._running:
             if self._flow_control(consumer):
                 await self._wait_for_any_room()
                 continue
             try:
-                records = await consumer.getmany(timeout=0.1, max_records=self.max_records)
+                records = await consumer.getmany(timeout=0.1, max_records=max_records)
             except TransportError as exc:  # the broker went away: the client reconnects, we back off
                 failures += 1
                 delay = _backoff(failures)

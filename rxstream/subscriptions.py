@@ -240,6 +240,10 @@ class Subscription:
             acks = self._acks[topic, partition] = _PartitionAcks(self, topic, partition)
         return acks
 
+    def _batch_of(self, rows: list[Row]) -> Batch:
+        """A queueable batch of one partition's messages."""
+        return Batch(list(map(value_of, rows)), rows, self._acker(*_partition_of(rows[0])))
+
     def deliver_one(self, message: Row) -> None:
         """Queue one message (a channel send), joining the last queued batch of its partition if it can."""
         topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
@@ -255,7 +259,7 @@ class Subscription:
             last.append(message)
             queue[-1].values.append(message[VALUE])
         else:
-            queue.append(Batch([message[VALUE]], [message], self._acker(topic, partition)))
+            queue.append(self._batch_of([message]))
         self._data.set()
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
@@ -393,10 +397,7 @@ class Subscription:
                 back.append(left)
         reader.outstanding.clear()
         if back:
-            self._queue.extendleft(
-                Batch(list(map(value_of, rows)), rows, self._acker(rows[0][TOPIC], rows[0][PARTITION]))
-                for rows in reversed(back)
-            )
+            self._queue.extendleft(map(self._batch_of, reversed(back)))
             self._data.set()
 
     # ------------------------------------------------------------ acknowledging
@@ -467,7 +468,7 @@ class Subscription:
         self._rejected.discard(message)
         self._superseded.add(message)  # a late automatic ack of the original must not complete the copy
         copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
-        self._queue.appendleft(Batch([copy[VALUE]], [copy], self._acker(copy[TOPIC], copy[PARTITION])))
+        self._queue.appendleft(self._batch_of([copy]))
         self._data.set()
 
     def undecodable(self, message: Row, exc: BaseException) -> None:

@@ -106,23 +106,11 @@ class _Partition:
 
     def extend(self, records: Sequence[_Record], stamp: float) -> None:
         """Append records as rows with the next offsets."""
+        if _all_none(records, 3):
+            self._extend_plain(len(records), map(_key_of, records), map(_value_of, records), stamp)
+            return
         topic, index = self.tp
         start = self.base + len(self.log)
-        if _all_none(records, 3):
-            self.log.extend(
-                zip(
-                    repeat(topic),
-                    repeat(index),
-                    range(start, start + len(records)),
-                    repeat(stamp),
-                    map(_key_of, records),
-                    map(_value_of, records),
-                    repeat(None),
-                    repeat(None),
-                    repeat(None),
-                )
-            )
-            return
         self.log.extend(
             [
                 (topic, index, offset, stamp, key, value, dict(headers) if headers else None, None, None)
@@ -132,15 +120,19 @@ class _Partition:
 
     def extend_values(self, values: Sequence[Any], stamp: float) -> None:
         """Append values without key or headers as rows with the next offsets."""
+        self._extend_plain(len(values), repeat(None), values, stamp)
+
+    def _extend_plain(self, n: int, keys: Iterable[Any], values: Iterable[Any], stamp: float) -> None:
+        """Append ``n`` header-less rows, built at C level from keys and values."""
         topic, index = self.tp
         start = self.base + len(self.log)
         self.log.extend(
             zip(
                 repeat(topic),
                 repeat(index),
-                range(start, start + len(values)),
+                range(start, start + n),
                 repeat(stamp),
-                repeat(None),
+                keys,
                 values,
                 repeat(None),
                 repeat(None),
@@ -219,12 +211,12 @@ class _Topic:
 
         Every record is routed before any is appended, so a bad partition number appends nothing.
         """
-        count = len(self.partitions)
-        turn = self.next_rr
         if not isinstance(records, (list, tuple)):
             records = list(records)
         if records and _all_none(records, 0) and _all_none(records, 2):
             return self.round_robin(records)
+        count = len(self.partitions)
+        turn = self.next_rr
         buckets: list[list[_Record]] = [[] for _ in range(count)]
         index = 0
         for record in records:
