@@ -26,10 +26,8 @@ from contextlib import asynccontextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from reactivex import Observable
-
 from . import _rx
-from ._rx import Batch, Context
+from ._rx import Batch, Context, Observable
 from .errors import ConfigurationError, StreamError
 from .events import OFFSET, PARTITION, TIMESTAMP, Row
 from .streams import Stream

@@ -15,10 +15,8 @@ from collections.abc import (
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
-from reactivex import Observable, abc
-
 from . import _rx
-from ._rx import Batch, Context, Cursor, Operator
+from ._rx import Batch, Context, Cursor, DisposableBase, Observable, Operator, SchedulerBase
 from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
 from .events import Event
 
@@ -55,7 +53,7 @@ class _Origin:
         build: Callable[[Context], Observable[Batch]],
         label: str,
         *,
-        scheduler: abc.SchedulerBase | None = None,
+        scheduler: SchedulerBase | None = None,
         context: Context | None = None,
         peek: PeekSource | None = None,
     ) -> None:
@@ -111,7 +109,7 @@ class Stream(Generic[T]):
     # ------------------------------------------------------------ sources
 
     @classmethod
-    def from_iterable(cls, iterable: Iterable[T], *, scheduler: abc.SchedulerBase | None = None) -> Stream[T]:
+    def from_iterable(cls, iterable: Iterable[T], *, scheduler: SchedulerBase | None = None) -> Stream[T]:
         """A stream of an iterable's values."""
         if not isinstance(iterable, Iterable):
             raise ConfigurationError(
@@ -127,7 +125,7 @@ class Stream(Generic[T]):
 
     @classmethod
     def from_async_iterable(
-        cls, iterable: AsyncIterable[T], *, scheduler: abc.SchedulerBase | None = None
+        cls, iterable: AsyncIterable[T], *, scheduler: SchedulerBase | None = None
     ) -> Stream[T]:
         """A stream of an async iterable's values."""
         if not isinstance(iterable, AsyncIterable):
@@ -144,7 +142,7 @@ class Stream(Generic[T]):
 
     @classmethod
     def from_observable(
-        cls, observable: Observable[T], *, scheduler: abc.SchedulerBase | None = None
+        cls, observable: Observable[T], *, scheduler: SchedulerBase | None = None
     ) -> Stream[T]:
         """A stream of an observable's values; `Event` values keep their metadata and acknowledgment."""
         if not isinstance(observable, Observable):
@@ -430,7 +428,7 @@ class Stream(Generic[T]):
             observable = observable.pipe(step(ctx))
         return observable
 
-    def _context(self, scheduler: abc.SchedulerBase | None = None) -> Context:
+    def _context(self, scheduler: SchedulerBase | None = None) -> Context:
         origin = self._origin
         if origin.context is not None:
             return origin.context
@@ -539,7 +537,7 @@ class Stream(Generic[T]):
         on_next: Callable[[T], Any] | None = None,
         on_error: Callable[[Exception], Any] | None = None,
         on_completed: Callable[[], Any] | None = None,
-    ) -> abc.DisposableBase:
+    ) -> DisposableBase:
         """Push every value to ``on_next``; returns a disposable that stops the stream."""
         ctx = self._context()
         return _rx.subscribe_values(self._compile(ctx), on_next, on_error, on_completed)

@@ -16,10 +16,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal, NamedTuple, cast
 
-from reactivex import Observable
-
 from . import _rx
-from ._rx import Batch, Context
+from ._rx import Batch, Context, Observable
 from .errors import ConfigurationError
 from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, offset_of, place_of, value_of
 from .offsets import OffsetTracker

@@ -223,7 +223,7 @@ def test_offset_tracker_ack_many_steps_over_a_prefix_acknowledged_out_of_order()
 
 
 def test_acknowledging_pairs_never_hands_an_acknowledger_a_run_that_falls_back() -> None:
-    from rxstream._rx import _ack_pairs
+    from rxstream._rx.refs import ack_pairs
 
     log = Log(8)
     messages = [Message("orders", 0, i, 0.0, value=i) for i in range(8)]
@@ -238,7 +238,7 @@ def test_acknowledging_pairs_never_hands_an_acknowledger_a_run_that_falls_back()
             raise AssertionError("not rejected")
 
     acker = Recorder()
-    _ack_pairs([(acker, messages[i]) for i in (5, 4, 7, 7, 2, 3)])  # a join's pairs, in window order
+    ack_pairs([(acker, messages[i]) for i in (5, 4, 7, 7, 2, 3)])  # a join's pairs, in window order
     assert runs == [[5], [4, 7], [7], [2, 3]]
     assert log.tracker.committable == 0 and not log.tracker.is_acked(6)
 

@@ -1,0 +1,128 @@
+"""Batch: values in order with the references they came from, and where a stream failed."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+from ..events import (
+    KEY,
+    TIMESTAMP,
+    Acknowledger,
+    Event,
+    Message,
+    is_row,
+)
+from .refs import GROUP_ACKER, Group, describe_ref, sources_of
+
+BATCH_SIZE = 1024
+"""How many values a source puts in one batch."""
+
+ACK_EVERY = 256
+"""How many values of a batch a consumer goes through between acknowledgments (so commits move on even
+while a slow consumer is inside a large batch)."""
+
+
+class Batch:
+    """Values in order, with the reference each came from (or None) and the acknowledger of those refs."""
+
+    __slots__ = ("acker", "refs", "values")
+
+    def __init__(self, values: list[Any], refs: list[Any] | None = None, acker: Acknowledger | None = None):
+        self.values = values
+        self.refs = refs
+        self.acker = acker
+
+    def derive(self, values: list[Any]) -> Batch:
+        """The same references carrying new values (a one-to-one transformation)."""
+        return Batch(values, self.refs, self.acker)
+
+    def head(self, n: int, values: list[Any]) -> Batch:
+        """The first ``n`` references carrying ``values`` (what was transformed before a failure)."""
+        return Batch(values, self.refs[:n] if self.refs is not None else None, self.acker)
+
+    def ack_first(self, n: int) -> None:
+        """Acknowledge the references of the first ``n`` values."""
+        self.ack_range(0, n)
+
+    def ack_range(self, start: int, stop: int) -> None:
+        """Acknowledge the references of values ``start..stop-1`` (after those before ``start`` were)."""
+        refs = self.refs
+        if stop > start and refs is not None and self.acker is not None:
+            self.acker.ack(refs if start == 0 and stop >= len(refs) else refs[start:stop])
+
+    def ref_at(self, i: int) -> Any:
+        """The reference of value ``i``; values that share a reference point at the next one that has it."""
+        refs = self.refs
+        if refs is None:
+            return None
+        if i < len(refs) and refs[i] is not None:
+            return refs[i]  # the common case in O(1): islice below skips its first i items one by one
+        for ref in islice(refs, i, None):
+            if ref is not None:
+                return ref
+        return None
+
+    def event_at(self, i: int) -> Event:
+        """Materialise the event of value ``i``."""
+        value = self.values[i]
+        ref = self.ref_at(i)
+        if ref is None:
+            return Event(value=value)
+        acker = self.acker
+        if isinstance(ref, Group):
+            if not ref.pairs:
+                return Event(value=value)
+            sources = [s for s in sources_of(ref) if is_row(s) or isinstance(s, Event)]
+            last = Batch([value], sources[-1:] or [None]).event_at(0)  # the metadata of the last input
+            return Event(
+                last.key, value, last.headers, last.message, last.timestamp, acker=GROUP_ACKER, ref=ref
+            )
+        if isinstance(ref, Event):
+            return Event(ref.key, value, ref.headers, ref.message, ref.timestamp, acker=acker, ref=ref)
+        if is_row(ref):
+            message = Message.of(ref)
+            return Event(message.key, value, message.headers, message, ref[TIMESTAMP], acker=acker, ref=ref)
+        return Event(value=value, acker=acker, ref=ref)
+
+    def key_at(self, i: int) -> Any:
+        """The message key of value ``i`` (None when it has no message)."""
+        ref = self.ref_at(i)
+        if isinstance(ref, Group):
+            sources = sources_of(ref)
+            ref = sources[-1] if sources else None
+        if is_row(ref):
+            return ref[KEY]
+        return ref.key if isinstance(ref, Event) else None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        return f"<Batch of {len(self.values)}>"
+
+
+class Failure:
+    """Where a stream failed: the exception and the reference of the value being processed."""
+
+    __slots__ = ("acker", "ref")
+
+    def __init__(self, acker: Acknowledger | None, ref: Any) -> None:
+        self.acker = acker
+        self.ref = ref
+
+
+def failed(exc: Exception, batch: Batch, index: int, what: str) -> Exception:
+    """Annotate ``exc`` with the value and message it failed on, so the error names what was wrong."""
+    value = batch.values[index] if index < len(batch.values) else None
+    ref = batch.ref_at(index)
+    where = f" ({describe_ref(ref)})" if ref is not None else ""
+    exc.add_note(f"rxstream: {what} raised on value {value!r}{where}")
+    if not hasattr(exc, "__rxstream_failure__"):
+        exc.__rxstream_failure__ = Failure(batch.acker, ref)  # type: ignore[attr-defined]
+    return exc
+
+
+def failure_of(exc: BaseException) -> Failure | None:
+    """The reference a stream failed on, if the failure happened inside an operator."""
+    return getattr(exc, "__rxstream_failure__", None)

@@ -1,0 +1,263 @@
+"""group_by: batches split by key into groups, each dealt to a loop waiting for one or to a new instance."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable, SerialDisposable
+
+from ..errors import StreamError
+from .batch import Batch, failed
+from .expand import unshared
+from .flow import Context, Flow, Operator, now
+from .sift import shares_refs
+
+
+class GroupSubject:
+    """The values of one key: buffered until the substream is consumed, counted against the flow."""
+
+    def __init__(self, key: Any, flow: Flow) -> None:
+        self.key = key
+        self._flow = flow
+        self._buffer: deque[Batch] = deque()
+        self._observer: abc.ObserverBase[Batch] | None = None
+        self._done = False
+        self._error: Exception | None = None
+        self.last_seen = 0.0
+
+    @property
+    def buffered(self) -> int:
+        """How many batches wait for a consumer."""
+        return len(self._buffer)
+
+    def on_next(self, batch: Batch) -> None:
+        if self._observer is not None:
+            self._observer.on_next(batch)
+        else:
+            self._buffer.append(batch)
+            self._flow.buffered += 1
+
+    def on_error(self, exc: Exception) -> None:
+        self._error = exc
+        if self._observer is not None:
+            self._observer.on_error(exc)
+
+    def on_completed(self) -> None:
+        self._done = True
+        if self._observer is not None:
+            self._observer.on_completed()
+
+    def observable(self) -> Observable[Batch]:
+        """The substream's source: replays what was buffered, then forwards live."""
+
+        def subscribe(
+            observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            if self._observer is not None:
+                raise StreamError(f"the substream of group key {self.key!r} is already being consumed")
+            while self._buffer:
+                self._flow.buffered -= 1
+                observer.on_next(self._buffer.popleft())
+            self._flow.release()
+            if self._error is not None:
+                observer.on_error(self._error)
+            elif self._done:
+                observer.on_completed()
+            else:
+                self._observer = observer
+
+            def detach() -> None:
+                self._observer = None
+
+            return Disposable(detach)
+
+        return Observable(subscribe)
+
+
+class GroupDealer:
+    """Splits batches by key into groups and deals each new group to whoever waits for one."""
+
+    def __init__(
+        self,
+        key_of: Callable[[Any], Any],
+        ctx: Context,
+        make_substream: Callable[[GroupSubject], Any],
+        group_timeout: float | None,
+        max_groups: int,
+        spawn: Callable[[], bool] | None = None,
+    ) -> None:
+        self._key_of = key_of
+        self._ctx = ctx
+        self._make = make_substream
+        self._timeout = group_timeout
+        self._max = max_groups
+        self.groups: dict[Any, GroupSubject] = {}
+        self._timer = SerialDisposable()
+        self._spawn = spawn
+        self.spawned = 0
+        self.outer_idle = False
+        self._handoff: deque[tuple[Any, Any]] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    def keep_groups(self) -> None:
+        """Deal every group downstream: an operator consumes the groups, not a loop in an agent instance."""
+        self._spawn = None
+
+    def set_outer_idle(self, idle: bool) -> None:
+        """The first outer loop reports whether it waits for a group (then it gets the next new one)."""
+        self.outer_idle = idle
+
+    def _deal(self, pair: tuple[Any, Any], downstream: list[Any]) -> None:
+        """Give a new (key, substream) to a waiting loop, else to a new agent instance, else downstream."""
+        if self._spawn is None or self.outer_idle:
+            self.outer_idle = False
+            downstream.append(pair)
+        elif len(self._waiters) > len(self._handoff):
+            self._hand(pair)
+        elif self.spawned < self._max and self._spawn():
+            self.spawned += 1
+            self._hand(pair)
+        else:
+            downstream.append(pair)
+
+    def _hand(self, pair: tuple[Any, Any]) -> None:
+        self._handoff.append(pair)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def claimed(self) -> AsyncIterator[tuple[Any, Any]]:
+        """The groups dealt to a loop of another agent instance, as they come."""
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            if self._handoff:
+                yield self._handoff.popleft()
+                continue
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def _close_handoff(self) -> None:
+        self._closed = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def split(self, batch: Batch) -> tuple[Batch | None, Exception | None]:
+        """Route a batch's values to their groups; emit (key, substream) for keys seen the first time."""
+        keys: list[Any] = []
+        try:
+            keys.extend(map(self._key_of, batch.values))
+        except Exception as exc:
+            n = len(keys)
+            self._route(batch, keys, n)
+            return None, failed(exc, batch, n, "group_by key")
+        return self._route(batch, keys, len(keys)), None
+
+    def _route(self, batch: Batch, keys: list[Any], n: int) -> Batch | None:
+        if batch.acker is not None and shares_refs(batch.acker):
+            batch = unshared(batch)
+        by_key: dict[Any, list[int]] = {}
+        for i in range(n):
+            by_key.setdefault(keys[i], []).append(i)
+        new: list[Any] = []
+        stamp = now(self._ctx.scheduler)
+        for key, indexes in by_key.items():
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = GroupSubject(key, self._ctx.flow)
+                self._deal((key, self._make(group)), new)
+            group.last_seen = stamp
+            values = batch.values
+            refs = batch.refs
+            group.on_next(
+                Batch(
+                    [values[i] for i in indexes],
+                    [refs[i] for i in indexes] if refs is not None else None,
+                    batch.acker,
+                )
+            )
+        if self._timeout is not None and new:
+            self._schedule_expiry()
+        return Batch(new) if new else None
+
+    def _schedule_expiry(self) -> None:
+        timeout = self._timeout
+        assert timeout is not None
+        scheduler = self._ctx.scheduler
+
+        def expire(_: abc.SchedulerBase, __: Any = None) -> None:
+            cutoff = now(scheduler) - timeout
+            for key, group in list(self.groups.items()):
+                if group.last_seen <= cutoff:
+                    del self.groups[key]
+                    group.on_completed()
+            if self.groups:
+                self._timer.disposable = scheduler.schedule_relative(timeout, expire)
+
+        if self._timer.disposable is None or getattr(self._timer.disposable, "is_disposed", False):
+            self._timer.disposable = scheduler.schedule_relative(timeout, expire)
+
+    def complete(self) -> None:
+        """End every group's substream."""
+        self._timer.dispose()
+        self._close_handoff()
+        for group in self.groups.values():
+            group.on_completed()
+
+    def fail(self, exc: Exception) -> None:
+        """Fail every group's substream."""
+        self._timer.dispose()
+        self._close_handoff()
+        for group in self.groups.values():
+            group.on_error(exc)
+
+    def starving(self, consuming: GroupSubject | None) -> GroupSubject | None:
+        """A group other than ``consuming`` whose buffered values hold the source back, if any."""
+        if self._spawn is not None or not self._ctx.flow.blocked():
+            return None
+        for group in self.groups.values():
+            if group is not consuming and group.buffered:
+                return group
+        return None
+
+
+def grouped(dealer: GroupDealer) -> Operator:
+    """Split a stream into groups: emits (key, substream) batches; substreams get the values."""
+
+    def operator(source: Observable[Batch]) -> Observable[Batch]:
+        def subscribe(
+            observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(batch: Batch) -> None:
+                out, exc = dealer.split(batch)
+                if out is not None:
+                    observer.on_next(out)
+                if exc is not None:
+                    dealer.fail(exc)
+                    observer.on_error(exc)
+
+            def on_error(exc: Exception) -> None:
+                dealer.fail(exc)
+                observer.on_error(exc)
+
+            def on_completed() -> None:
+                dealer.complete()
+                observer.on_completed()
+
+            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return operator

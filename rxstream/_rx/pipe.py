@@ -1,0 +1,60 @@
+"""Raw reactivex operators applied to the values of a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable
+
+from ..events import (
+    Acknowledger,
+)
+from .batch import Batch
+from .flow import Operator
+from .refs import GROUP_ACKER, Group, ack_pairs, pairs_of
+
+
+def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observable[Any]]]) -> Operator:
+    """Apply raw reactivex operators to the values.
+
+    Values leave their batches; an input is acknowledged once an output emitted after it was consumed
+    (or when the stream completes), since raw operators do not say which input an output came from.
+    """
+
+    def operator(source: Observable[Batch]) -> Observable[Batch]:
+        def subscribe(
+            observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            pending: list[tuple[Acknowledger | None, Any]] = []
+            values: reactivex.Subject[Any] = reactivex.Subject()
+
+            def emit(value: Any) -> None:
+                group = Group(pending[:])
+                pending.clear()
+                observer.on_next(Batch([value], [group], GROUP_ACKER))
+
+            def on_completed() -> None:
+                if pending:
+                    ack_pairs(pending)
+                    pending.clear()
+                observer.on_completed()
+
+            out = values.pipe(*operators)
+            inner = out.subscribe(emit, observer.on_error, on_completed, scheduler=scheduler)
+
+            def on_next(batch: Batch) -> None:
+                # an input joins the pending ones just before it is pushed: an output it causes at once
+                # must not carry the inputs after it
+                for i, value in enumerate(batch.values):
+                    pending.extend(pairs_of(batch, i, i + 1))
+                    values.on_next(value)
+
+            outer = source.subscribe(on_next, values.on_error, values.on_completed, scheduler=scheduler)
+            return CompositeDisposable(inner, outer)
+
+        return Observable(subscribe)
+
+    return operator

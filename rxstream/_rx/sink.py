@@ -1,0 +1,238 @@
+"""The consumer end of a compiled stream: async iteration, collecting, and subscribing with callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex import operators as ops
+from reactivex.disposable import SerialDisposable
+
+from ..errors import StreamError
+from ..events import (
+    Event,
+    reset_event_source,
+    set_event_source,
+)
+from .batch import ACK_EVERY, Batch
+from .flow import Context
+
+logger = logging.getLogger(__name__)
+
+
+class Sink(abc.ObserverBase[Batch]):
+    """The consumer end of a compiled stream: a queue of batches the iterator reads from."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.queue: deque[Batch] = deque()
+        self.error: Exception | None = None
+        self.done = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def on_next(self, value: Batch) -> None:
+        self.queue.append(value)
+        self.ctx.flow.buffered += 1
+        self._wake()
+
+    def on_error(self, error: Exception) -> None:
+        self.error = error
+        self._wake()
+
+    def on_completed(self) -> None:
+        self.done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take(self) -> Batch:
+        """The next buffered batch, releasing the flow."""
+        batch = self.queue.popleft()
+        flow = self.ctx.flow
+        flow.buffered -= 1
+        flow.release()
+        return batch
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Wait for a batch, the end, or an error."""
+        self._waiter = self.ctx.loop.create_future()
+        try:
+            if timeout is None:
+                await self._waiter
+            else:
+                await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+        finally:
+            self._waiter = None
+
+
+class Cursor:
+    """Where an iterator is: the batch it yields from and the index of the value the consumer holds."""
+
+    __slots__ = ("batch", "index")
+
+    def __init__(self) -> None:
+        self.batch: Batch | None = None
+        self.index = 0
+
+    def current_event(self) -> Event | None:
+        """The event of the value the consumer holds (for current_event())."""
+        batch = self.batch
+        if batch is None:
+            return None
+        return batch.event_at(self.index)
+
+
+async def iterate(
+    observable: Observable[Batch],
+    ctx: Context,
+    cursor: Cursor,
+    *,
+    auto_ack: bool,
+    starving: Callable[[], Any] | None = None,
+    idle: Callable[[bool], None] | None = None,
+) -> AsyncIterator[Any]:
+    """Yield the values of a compiled stream; acknowledge each when the consumer asks for the next one."""
+    sink = Sink(ctx)
+    subscription = observable.subscribe(sink)
+    queue = sink.queue
+    token = set_event_source(cursor)
+    try:
+        while True:
+            if not queue:
+                if sink.error is not None:
+                    raise sink.error
+                if sink.done:
+                    return
+                if idle is not None:
+                    idle(True)
+                try:
+                    if starving is None:
+                        await sink.wait()
+                    else:
+                        await _wait_checking(sink, starving)
+                finally:
+                    if idle is not None:
+                        idle(False)
+                continue
+            batch = sink.take()
+            values = batch.values
+            if batch.refs is None:
+                cursor.batch = None
+                for value in values:
+                    yield value
+                continue
+            cursor.batch = batch
+            n = len(values)
+            i = acked = 0
+            try:
+                while i < n:  # in runs of ACK_EVERY, each acknowledged once the consumer moved past it
+                    for value in values[i : i + ACK_EVERY] if n > ACK_EVERY else values:
+                        cursor.index = i
+                        yield value
+                        i += 1
+                    if auto_ack and i < n:
+                        batch.ack_range(acked, i)
+                        acked = i
+            finally:
+                if auto_ack:
+                    batch.ack_range(acked, i)
+    finally:
+        cursor.batch = None
+        subscription.dispose()
+        try:
+            reset_event_source(token)
+        except ValueError:  # finalised in another context (garbage collection): nothing to restore
+            pass
+
+
+async def _wait_checking(sink: Sink, starving: Callable[[], Any]) -> None:
+    """Wait for the sink, failing instead of hanging when another group holds the source back."""
+    while not (sink.queue or sink.done or sink.error is not None):
+        stuck = starving()
+        if stuck is not None:
+            raise StreamError(stuck)
+        try:
+            await sink.wait(timeout=0.05)
+        except TimeoutError:
+            continue
+
+
+async def collect(observable: Observable[Batch], ctx: Context, limit: int | None = None) -> list[Any]:
+    """Gather every value of a compiled stream (or the first ``limit``), acknowledging them as they come."""
+    out: list[Any] = []
+    done: asyncio.Future[None] = ctx.loop.create_future()
+    subscription = SerialDisposable()
+
+    def on_next(batch: Batch) -> None:
+        if done.done():
+            return
+        values = batch.values
+        if limit is not None and len(out) + len(values) >= limit:
+            n = limit - len(out)
+            out.extend(values[:n])
+            batch.ack_first(n)
+            done.set_result(None)
+            return
+        out.extend(values)
+        batch.ack_first(len(values))
+
+    def on_error(exc: Exception) -> None:
+        if not done.done():
+            done.set_exception(exc)
+
+    def on_completed() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    subscription.disposable = observable.subscribe(on_next, on_error, on_completed)
+    try:
+        await done
+    finally:
+        subscription.dispose()
+    return out
+
+
+def subscribe_values(
+    observable: Observable[Batch],
+    on_next: Callable[[Any], Any] | None,
+    on_error: Callable[[Exception], Any] | None,
+    on_completed: Callable[[], Any] | None,
+) -> abc.DisposableBase:
+    """Call ``on_next`` per value; each value is acknowledged once the callback returned."""
+
+    def batch_next(batch: Batch) -> None:
+        done = 0
+        try:
+            if on_next is not None:
+                for value in batch.values:
+                    on_next(value)
+                    done += 1
+            else:
+                done = len(batch.values)
+        finally:
+            batch.ack_first(done)
+
+    def report(exc: Exception) -> None:
+        if on_error is not None:
+            on_error(exc)
+        else:
+            logger.error("unhandled stream error: %r", exc, exc_info=exc)
+
+    return observable.subscribe(batch_next, report, on_completed)
+
+
+def events_of(observable: Observable[Batch]) -> Observable[Event]:
+    """The compiled stream as one event per value (materialising events)."""
+
+    def expand(batch: Batch) -> Observable[Event]:
+        return reactivex.from_iterable([batch.event_at(i) for i in range(len(batch.values))])
+
+    return observable.pipe(ops.concat_map(expand))
