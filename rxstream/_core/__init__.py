@@ -1,0 +1,1 @@
+"""No asyncio, no reactivex: bookkeeping fed offsets and references."""
