@@ -49,7 +49,7 @@ async def stream_loop(events: list[Event], target: Any, app: App | None) -> floa
     async for key, _ in Stream.from_iterable(iter(events)).items():
         target[key] += 1
     if app is not None:
-        await app._flush()
+        await app.flush()
     return time.perf_counter() - start
 
 
@@ -74,7 +74,7 @@ async def recovery(records: int, store: str, *, starts: int = 1) -> list[tuple[i
     app_id = f"bench-{uuid.uuid4().hex[:6]}"
     filler = App(app_id, broker=url)
     table = filler.Table("counts", default=int, partitions=PARTITIONS)
-    transport = await filler._producer()
+    transport = await filler.producer()
     await filler.transport.create_topics(table.changelog.specs(PARTITIONS))
     chunk = 50_000
     for first in range(0, records, chunk):

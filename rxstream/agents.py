@@ -12,15 +12,17 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from ._rx import Batch, failure_of, sources_of
+from ._replies import CORRELATION_ID, REPLY_TO, asks_in
+from ._rx import failure_of, sources_of
 from .channels import Channel, Topic
 from .errors import AgentError, ConfigurationError
-from .events import HEADERS, NO_HEADERS, OFFSET, Event, Headers, Message, headers_of, is_row, place_of
+from .events import is_row, place_of
 from .streams import Stream
 from .transport.base import RecordMetadata
 
 if TYPE_CHECKING:
     from .app import App
+    from .testing import AgentTestContext
 
 __all__ = ["Agent", "AgentTestContext"]
 
@@ -29,9 +31,6 @@ logger = logging.getLogger(__name__)
 AgentFun = Callable[[Stream[Any]], AsyncIterator[Any] | Awaitable[Any]]
 Strategy = Literal["one_for_one", "one_for_all", "crash"]
 STRATEGIES: tuple[str, ...] = ("one_for_one", "one_for_all", "crash")
-
-REPLY_TO = "rxstream-reply-to"
-CORRELATION_ID = "rxstream-correlation-id"
 
 
 class Agent:
@@ -132,7 +131,7 @@ class Agent:
 
     def cast(self, value: Any = None, *, key: Any = None, partition: int | None = None) -> None:
         """Send without waiting (fire and forget; failures are logged)."""
-        self.app._background(
+        self.app.spawn(
             self.send(value, key=key, partition=partition), f"cast to agent {self.name}", send=True
         )
 
@@ -148,8 +147,9 @@ class Agent:
     ) -> Any:
         """Send a value and wait for what the agent yields while processing it (RPC)."""
         correlation = correlation_id or uuid.uuid4().hex
-        reply_topic = reply_to or await self.app._reply_topic()
-        waiter = self.app._expect_reply(correlation)
+        replies = self.app.replies
+        reply_topic = reply_to or await replies.topic()
+        waiter = replies.expect(correlation)
         try:
             await self._channel.send(
                 key=key,
@@ -163,7 +163,7 @@ class Agent:
                 f"agent {self.name} did not reply within {timeout} s to correlation id {correlation}"
             ) from None
         finally:
-            self.app._forget_reply(correlation)
+            replies.forget(correlation)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -204,7 +204,7 @@ class Agent:
         backoff = 0.05
         while self._running:
             stream = self._channel.stream()
-            stream._origin.spawn = functools.partial(self._spawn_for_group, index, stream)
+            stream.on_unclaimed_group(functools.partial(self._spawn_for_group, index, stream))
             counted = False
             try:
                 try:
@@ -235,7 +235,7 @@ class Agent:
         """Start another instance of this agent on the same consumption, for a group no loop waits for."""
         if not self._running:
             return False
-        shared: Stream[Any] = Stream(stream._origin)
+        shared = stream.shared()
         task = asyncio.get_running_loop().create_task(
             self._run_group_instance(index, shared), name=f"agent {self.name}#{index} group instance"
         )
@@ -273,20 +273,21 @@ class Agent:
         fast = [(quick, sink) for quick, sink in zip(nowait, sinks, strict=True)]
         # one sink that buffers (the common case) is served without the loop over sinks
         quick, only = fast[0] if len(fast) == 1 else (None, _no_sink)
-        origin = stream._origin
+        replies = self.app.replies
+        cursor = None  # where the consumer of the chain is, once it iterates (a chain has one consumer)
         seen: Any = None  # the last batch checked for messages that carry headers (an ask's reply-to)
         with_headers = False
         try:
             async for value in result:
-                active = origin.active
-                if active is not None:
-                    cursor = active._cursor
+                if cursor is None:
+                    cursor = stream.consumer_position()
+                if cursor is not None:
                     batch = cursor.batch
                     if batch is not seen:
                         seen = batch
-                        with_headers = batch is not None and _any_headers(batch.refs)
+                        with_headers = batch is not None and asks_in(batch.refs)
                     if with_headers and batch is not None:
-                        await self._reply_to_ask(batch, cursor.index, value)
+                        await replies.answer(batch, cursor.index, value)
                 if quick is not None:
                     if not quick(value):
                         await only(value)
@@ -297,39 +298,13 @@ class Agent:
         finally:
             await result.aclose()
 
-    async def _reply_to_ask(self, batch: Batch, index: int, value: Any) -> None:
-        """Reply with ``value`` to each ask behind it (a message whose headers name where to reply).
-
-        A value made of several inputs (``take``, a join, an item of an inner stream) answers each of them;
-        an ask takes the first answer it gets.
-        """
-        refs = batch.refs
-        if refs is None:
-            return
-        ref = refs[index]
-        if ref is None:
-            ref = batch.ref_at(index)
-        for source in sources_of(ref):
-            if _headers(source):
-                await self._reply(source, value)
-
-    async def _reply(self, ref: Any, value: Any) -> None:
-        headers = _headers(ref)
-        if not headers:
-            return
-        reply_to = headers.get(REPLY_TO)
-        if reply_to is None:
-            return
-        correlation = headers.get(CORRELATION_ID)
-        await self.app._send_reply(_text(reply_to), _text(correlation), value)
-
     def _failed(self, stream: Stream[Any], exc: Exception) -> None:
         """Count the failure against the message(s) being processed so the error policy can take over."""
         self.processed_failures += 1
         subscription = self._channel.subscription()
         failure = failure_of(exc)
         failing = failure.ref if failure is not None else None
-        refs = sources_of(failing) if failing is not None else stream._current_refs()
+        refs = sources_of(failing) if failing is not None else stream.current_refs()
         messages = [ref for ref in refs if is_row(ref)]
         for message in messages:
             subscription.failed(message, exc)
@@ -339,7 +314,7 @@ class Agent:
             try:
                 outcome = self.on_error(self, exc)
                 if inspect.isawaitable(outcome):
-                    self.app._background(outcome, f"on_error of agent {self.name}")
+                    self.app.spawn(outcome, f"on_error of agent {self.name}")
             except Exception:
                 logger.exception("agent %s: on_error callback failed", self.name)
 
@@ -370,6 +345,8 @@ class Agent:
 
     def test_context(self, *, timeout: float = 10.0) -> AgentTestContext:
         """Run this agent's function on an in-process channel for unit tests: ``put`` values, see results."""
+        from .testing import AgentTestContext
+
         return AgentTestContext(self, timeout=timeout)
 
     def __repr__(self) -> str:
@@ -378,28 +355,6 @@ class Agent:
 
 async def _no_sink(value: Any) -> None:
     """Stands in for the single sink when an agent has several or none."""
-
-
-def _any_headers(refs: list[Any] | None) -> bool:
-    """Whether any message of a batch has headers (only those can be asks waiting for a reply)."""
-    if refs is None:
-        return False
-    try:
-        return any(map(headers_of, refs))  # C-level when every reference is a message
-    except TypeError:  # grouped values, events or None among them
-        return any(_headers(source) for ref in refs for source in sources_of(ref))
-
-
-def _headers(ref: Any) -> Headers | None:
-    """The headers of a reference that is a message or an event (None for anything else)."""
-    if is_row(ref):
-        headers: Headers | None = ref[HEADERS]
-        return headers
-    return ref.headers if isinstance(ref, Event) else None
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _sink_for(target: Any, agent: str) -> Callable[[Any], Awaitable[Any]]:
@@ -433,65 +388,11 @@ def _sink_for(target: Any, agent: str) -> Callable[[Any], Awaitable[Any]]:
     )
 
 
-class AgentTestContext:
-    """Runs an agent's function over an in-process channel: ``put`` a value, see what it yielded."""
 
-    def __init__(self, agent: Agent, *, timeout: float) -> None:
-        self.agent = agent
-        self.timeout = timeout
-        self.channel: Channel[Any, Any] = Channel(agent.app, name=f"{agent.name}-test")
-        self.results: dict[int, Any] = {}
-        self.sent: list[Any] = []
-        self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
+def __getattr__(name: str) -> Any:
+    """``AgentTestContext`` lives with the test helpers in `rxstream.testing` (imported on demand)."""
+    if name == "AgentTestContext":
+        from .testing import AgentTestContext
 
-    async def __aenter__(self) -> AgentTestContext:
-        self._stream = self.channel.stream()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        self.channel.subscription().close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        stream = self._stream
-        try:
-            result = self.agent.fun(stream)
-            if inspect.isasyncgen(result):
-                async for value in result:
-                    refs = stream._current_refs()
-                    offset = refs[-1][OFFSET] if refs and is_row(refs[-1]) else len(self.results)
-                    self.results[offset] = value
-                    self.sent.append(value)
-            else:
-                await cast(Awaitable[Any], result)
-        except Exception as exc:
-            self._error = exc
-        finally:
-            await stream.aclose()
-
-    async def put(
-        self, value: Any = None, *, key: Any = None, headers: dict[str, Any] | None = None
-    ) -> Message:
-        """Give the agent one value and wait until it was processed; re-raises what the agent raised."""
-        metadata = await self.channel.send(key=key, value=value, headers=headers)
-        tracker = self.channel.subscription().tracker(self.channel.name, 0)
-        deadline = time.monotonic() + self.timeout
-        while not tracker.is_acked(metadata.offset) and metadata.offset not in self.results:
-            if self._error is not None:
-                raise self._error
-            if self._task is not None and self._task.done():
-                raise AgentError(
-                    f"agent {self.agent.name} stopped before processing offset {metadata.offset}"
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"agent {self.agent.name} did not process offset {metadata.offset} in time"
-                )
-            await asyncio.sleep(0.001)
-        return Message(
-            self.channel.name, 0, metadata.offset, metadata.timestamp, key, value, headers or NO_HEADERS
-        )
+        return AgentTestContext
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,10 +6,11 @@ import asyncio
 import inspect
 import logging
 import signal
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from ._replies import Replies
+from ._rx import SchedulerBase
 from .agents import Agent, AgentFun
 from .channels import TOPIC_MAXSIZE, Channel, Topic
 from .codecs import CodecArg, get_codec
@@ -45,7 +46,9 @@ class App:
     Settings (keyword arguments, defaults in brackets): ``broker`` [memory://], ``store`` [memory://],
     ``value_serializer`` [json], ``topic_partitions`` [8] for topics without a count, ``commit_interval``
     [2.8 s], ``broker_credentials`` [None] (SASLCredentials or SSLCredentials, Kafka only),
-    ``max_redeliveries`` [3] and ``on_error`` [dead_letter] as topic defaults, ``shutdown_timeout`` [10 s].
+    ``max_redeliveries`` [3] and ``on_error`` [dead_letter] as topic defaults, ``shutdown_timeout`` [10 s],
+    ``scheduler`` [None: the asyncio loop's clock] the reactivex scheduler `timer` intervals are counted on
+    (a ``reactivex.testing.TestScheduler`` drives timers on virtual time).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class App:
         on_error: str = "dead_letter",
         shutdown_timeout: float = 10.0,
         reply_topic: str | None = None,
+        scheduler: SchedulerBase | None = None,
     ) -> None:
         if not isinstance(id, str) or not id:
             raise ConfigurationError(f"App needs a non-empty string id, got {id!r}")
@@ -86,6 +90,8 @@ class App:
         self.on_error = on_error
         self.shutdown_timeout = shutdown_timeout
         self.reply_topic_name = reply_topic or f"{id}-replies"
+        self.scheduler = scheduler
+        """The clock timers wait on: a reactivex scheduler (virtual time in tests), or None for the loop's."""
         self.agents: dict[str, Agent] = {}
         self.topics: dict[str, Topic[Any, Any]] = {}
         self.channels: list[Channel[Any, Any]] = []
@@ -99,8 +105,8 @@ class App:
         self._transport_started = False
         self._conductor: Conductor | None = None
         self._late: list[Conductor] = []
-        self._reply_conductor: Conductor | None = None
-        self._replies: dict[str, asyncio.Future[Any]] = {}
+        self.replies = Replies(self)
+        """This worker's asks waiting for replies, and the replies its agents send."""
         self._background_tasks: set[asyncio.Task[Any]] = set()
         self._sends: set[asyncio.Task[Any]] = set()
         self._send_error: str | None = None
@@ -242,7 +248,7 @@ class App:
         return channel.stream()
 
     def timer(self, interval: float) -> Callable[[F], F]:
-        """Run the decorated coroutine function every ``interval`` seconds while the app runs."""
+        """Run the decorated coroutine function every ``interval`` seconds of ``scheduler`` while running."""
         if interval <= 0:
             raise ConfigurationError(f"app.timer interval must be positive, got {interval!r}")
 
@@ -276,7 +282,41 @@ class App:
             self._transport = get_transport(self.broker, **options)
         return self._transport
 
-    async def _producer(self) -> Transport:
+    # ------------------------------------------------ for channels, agents and tables (types.AppServices)
+
+    @property
+    def started(self) -> bool:
+        """Whether the app runs (from `start` until `stop`)."""
+        return self._started
+
+    @property
+    def existing_transport(self) -> Transport | None:
+        """The transport if it was created, without creating it (None before first use)."""
+        return self._transport
+
+    def spawn(self, coro: Awaitable[Any], what: str, *, send: bool = False) -> asyncio.Task[None]:
+        """Run ``coro`` in a task the app owns (returned, cancelled on stop); failures are logged as ``what``.
+
+        Sends (``send=True``) are awaited before every commit.
+        """
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except RxStreamError as exc:
+                logger.error("app %s: %s failed: %s", self.id, what, exc)
+            except Exception:
+                logger.exception("app %s: %s failed", self.id, what)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        owner = self._sends if send else self._background_tasks
+        owner.add(task)
+        task.add_done_callback(owner.discard)
+        return task
+
+    async def producer(self) -> Transport:
         """The transport, started (sending works before the app starts)."""
         transport = self.transport
         if not self._transport_started:
@@ -288,10 +328,10 @@ class App:
                 raise
         return transport
 
-    def _subscription(
+    def subscription_for(
         self, channel: Channel[Any, Any], *, maxsize: int, batch: int = MAX_BATCH
     ) -> Subscription:
-        """The subscription of a channel or topic, registered with the consumer for topics."""
+        """The one subscription of a channel or topic, registered with the consumer for topics."""
         key = id(channel)
         subscription = self._subscriptions.get(key)
         if subscription is not None:
@@ -320,7 +360,7 @@ class App:
                 self.transport,
                 self.id,
                 commit_interval=self.commit_interval,
-                flush=self._flush,
+                flush=self.flush,
                 on_assigned=self._tables.on_assigned,
                 on_revoked=self._tables_revoked,
                 on_crash=self.crash,
@@ -337,12 +377,12 @@ class App:
             self.transport,
             f"{self.id}-{topic.name}",
             commit_interval=self.commit_interval,
-            flush=self._flush,
+            flush=self.flush,
             on_crash=self.crash,
         )
         conductor.add(topic, subscription)
         self._late.append(conductor)
-        self._background(self._start_late(conductor, topic), f"consumer for {topic.name}")
+        self.spawn(self._start_late(conductor, topic), f"consumer for {topic.name}")
 
     async def _start_late(self, conductor: Conductor, topic: Topic[Any, Any]) -> None:
         await self.transport.create_topics(topic.specs(self.topic_partitions))
@@ -358,7 +398,7 @@ class App:
         """Send a message that could not be processed to its dead-letter topic, with why in its headers."""
         policy = self._policy_for(message.topic)
         target = policy.dead_letter or f"{message.topic}-dead-letter"
-        transport = await self._producer()
+        transport = await self.producer()
         headers = {
             **dict(message.headers or {}),
             "rxstream-error": repr(exc)[:1000],
@@ -377,7 +417,7 @@ class App:
                 key, value = topic.encode(key, value)
         await transport.send(target, key, value, headers=headers)
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
         """Wait for buffered and background sends so that commits never run ahead of what was produced."""
         for topic in list(self.topics.values()):
             await topic._send_buffer()
@@ -390,51 +430,11 @@ class App:
                 f"app {self.id}: a send failed ({self._send_error}); offsets are no longer committed"
             )
 
-    def _send_failed(self, exc: BaseException, topic: str) -> None:
+    def send_failed(self, exc: BaseException, topic: str) -> None:
         """A produced message could not be stored: stop committing and crash the app."""
         if self._send_error is None:
             self._send_error = f"topic {topic!r}: {exc!r}"
         self.crash(exc)
-
-    # ------------------------------------------------------------ replies
-
-    async def _reply_topic(self) -> str:
-        """The topic replies to this worker's ``ask`` calls arrive on (its consumer starts on first use)."""
-        if self._reply_conductor is None:
-            topic = self.topic(self.reply_topic_name, partitions=1)
-            topic.internal = True
-            subscription = topic.subscription()
-            conductor = Conductor(
-                self.transport,
-                f"{self.id}-replies-{uuid.uuid4().hex[:12]}",
-                commit_interval=self.commit_interval,
-                flush=self._flush,
-                on_crash=self.crash,
-            )
-            conductor.add(topic, subscription)
-            self._reply_conductor = conductor
-            await (await self._producer()).create_topics(topic.specs(1))
-            await conductor.start()
-            self._background(self._collect_replies(subscription), "reply collector")
-        return self.reply_topic_name
-
-    async def _collect_replies(self, subscription: Subscription) -> None:
-        async for event in subscription.stream().events():
-            waiter = self._replies.get(_text(event.key))
-            if waiter is not None and not waiter.done():
-                waiter.set_result(event.value)
-
-    def _expect_reply(self, correlation_id: str) -> asyncio.Future[Any]:
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._replies[correlation_id] = waiter
-        return waiter
-
-    def _forget_reply(self, correlation_id: str) -> None:
-        self._replies.pop(correlation_id, None)
-
-    async def _send_reply(self, reply_to: str, correlation_id: str, value: Any) -> None:
-        topic = self.topics.get(reply_to) or self.topic(reply_to, partitions=1)
-        await topic.send(key=correlation_id, value=value)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -453,7 +453,7 @@ class App:
 
     async def _start(self) -> None:
         """The steps of `start` that a failure undoes."""
-        transport = await self._producer()
+        transport = await self.producer()
         for subscription in self._subscriptions.values():
             subscription.reopen()  # a restarted app reads again what its stop closed
         for agent in self.agents.values():
@@ -475,7 +475,7 @@ class App:
                 loop.create_task(self._every(interval, fun), name=f"timer {fun.__name__}")
             )
         for fun in self._tasks:
-            self._background(fun(), f"task {fun.__name__}")
+            self.spawn(fun(), f"task {fun.__name__}")
         logger.info(
             "app %s started on %s: %d agents, %d topics",
             self.id,
@@ -486,7 +486,7 @@ class App:
 
     async def _every(self, interval: float, fun: Callable[..., Any]) -> None:
         while True:
-            await asyncio.sleep(interval)
+            await self._wait(interval)
             try:
                 result = fun()
                 if inspect.isawaitable(result):
@@ -495,6 +495,28 @@ class App:
                 raise
             except Exception:
                 logger.exception("app %s: timer %s failed", self.id, getattr(fun, "__name__", fun))
+
+    async def _wait(self, seconds: float) -> None:
+        """Wait ``seconds`` on the app's scheduler (virtual time in tests), or on the loop without one."""
+        scheduler = self.scheduler
+        if scheduler is None:
+            await asyncio.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        due: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not due.done():
+                due.set_result(None)
+
+        def wake(*_: Any) -> None:
+            loop.call_soon_threadsafe(settle)  # the scheduler may run its actions on a thread of its own
+
+        scheduled = scheduler.schedule_relative(seconds, wake)
+        try:
+            await due
+        finally:
+            scheduled.dispose()
 
     async def stop(self) -> None:
         """Stop cleanly: no new events, in-flight ones finish (bounded), offsets commit, disconnect."""
@@ -506,14 +528,14 @@ class App:
             task.cancel()
         await asyncio.gather(*self._running_tasks, return_exceptions=True)
         self._running_tasks = []
-        conductors = [c for c in (self._conductor, *self._late, self._reply_conductor) if c is not None]
+        conductors = [c for c in (self._conductor, *self._late, self.replies.conductor) if c is not None]
         for conductor in conductors:
             await conductor.pause()
         for subscription in self._subscriptions.values():
             subscription.close(drain=False)  # streams end after what their readers already hold
         await asyncio.gather(*(agent.stop() for agent in self.agents.values()))
         try:
-            await self._flush()
+            await self.flush()
         except Exception as exc:  # a lost send: every commit below fails the same way, nothing passes it
             if self.crashed is None:
                 self.crashed = exc
@@ -525,11 +547,7 @@ class App:
                 logger.exception("app %s: stopping consumer %s failed", self.id, conductor.group_id)
         self._late = []
         await self._tables.stop()
-        if self._reply_conductor is not None:
-            forget = getattr(self._transport, "delete_group", None)
-            if forget is not None:  # memory://: a worker's private reply group must not hold the topic back
-                forget(self._reply_conductor.group_id)
-        self._reply_conductor = None
+        self.replies.release(self._transport)
         current = asyncio.current_task()
         owned = [t for t in (*self._background_tasks, *self._sends) if t is not current]
         for task in owned:
@@ -541,8 +559,7 @@ class App:
                 await self._transport.stop()
             except Exception:
                 logger.exception("app %s: disconnecting from %s failed", self.id, self.broker)
-        for waiter in self._replies.values():
-            waiter.cancel()
+        self.replies.cancel()
         if self._stopped is not None:
             self._stopped.set()
         logger.info("app %s stopped", self.id)
@@ -595,28 +612,6 @@ class App:
 
         main(argv, app=self)
 
-    def _background(self, coro: Awaitable[Any], what: str, *, send: bool = False) -> asyncio.Task[None]:
-        """Run ``coro`` in a task the app owns (returned); its failure is logged with ``what``.
-
-        Sends (``send=True``) are awaited before every commit.
-        """
-
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except RxStreamError as exc:
-                logger.error("app %s: %s failed: %s", self.id, what, exc)
-            except Exception:
-                logger.exception("app %s: %s failed", self.id, what)
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        owner = self._sends if send else self._background_tasks
-        owner.add(task)
-        task.add_done_callback(owner.discard)
-        return task
-
     # ------------------------------------------------------------ inspection
 
     def committed_offsets(self) -> dict[TopicPartition, int]:
@@ -662,7 +657,3 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

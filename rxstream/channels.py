@@ -73,7 +73,8 @@ class Channel(Generic[K, V]):
     def subscription(self) -> Subscription:
         """The queue this channel's readers share."""
         if self._subscription is None:
-            self._subscription = self.app._subscription(self, maxsize=max(1, self.maxsize // CHANNEL_BATCH))
+            maxsize = max(1, self.maxsize // CHANNEL_BATCH)
+            self._subscription = self.app.subscription_for(self, maxsize=maxsize)
         return self._subscription
 
     async def send(
@@ -97,7 +98,7 @@ class Channel(Generic[K, V]):
 
     def send_soon(self, *, key: K | None = None, value: V | None = None, **kwargs: Any) -> None:
         """Send without waiting (the send runs in the background; errors are logged)."""
-        self.app._background(self.send(key=key, value=value, **kwargs), f"send to {self.name}", send=True)
+        self.app.spawn(self.send(key=key, value=value, **kwargs), f"send to {self.name}", send=True)
 
     def stream(self) -> Stream[V]:
         """A stream of this channel's values (a channel has one queue: readers share its messages)."""
@@ -195,14 +196,14 @@ class Topic(Channel[K, V]):
         if self._subscription is None:
             # batches of up to MAX_BATCH messages, at least _TOPIC_BATCHES of them in maxsize
             batch = min(MAX_BATCH, max(1, self.maxsize // _TOPIC_BATCHES))
-            self._subscription = self.app._subscription(
+            self._subscription = self.app.subscription_for(
                 self, maxsize=max(_TOPIC_BATCHES, self.maxsize // batch), batch=batch
             )
         return self._subscription
 
     async def _transport(self) -> Transport:
         """The started transport, with this topic created as declared (a send before start would not)."""
-        transport = await self.app._producer()
+        transport = await self.app.producer()
         if not self._created:
             await transport.create_topics(self.specs(self.app.topic_partitions))
             self._created = True
@@ -309,7 +310,7 @@ class Topic(Channel[K, V]):
             return False
         objects = self._objects
         if objects is None:
-            if self.app._transport is None:
+            if self.app.existing_transport is None:
                 return False
             objects = self._objects = self._raw_objects
         if not objects and value is not None:
@@ -355,11 +356,11 @@ class Topic(Channel[K, V]):
     def _flush_soon(self) -> None:
         self._flush_scheduled = False
         if self._buffer and (self._sender is None or self._sender.done()):
-            self._sender = self.app._background(self._send_rounds(), f"send to {self.name}")
+            self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
 
     @property
     def _raw_objects(self) -> bool:
-        transport = self.app._transport
+        transport = self.app.existing_transport
         return transport is not None and not transport.needs_bytes
 
     async def _send_rounds(self) -> None:
@@ -382,7 +383,7 @@ class Topic(Channel[K, V]):
                         done.set_result(None)
         except Exception as exc:
             self._send_failure = exc
-            self.app._send_failed(exc, self.name)
+            self.app.send_failed(exc, self.name)
             raise
 
     async def _send_buffer(self) -> None:
@@ -393,7 +394,7 @@ class Topic(Channel[K, V]):
             if sender is None or sender.done():
                 if not self._buffer:
                     break  # the batch with our values ended: stored, or failed (raised below)
-                sender = self._sender = self.app._background(self._send_rounds(), f"send to {self.name}")
+                sender = self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
             done = self._round_done
             if done is None:
                 done = self._round_done = asyncio.get_running_loop().create_future()
@@ -405,8 +406,7 @@ class Topic(Channel[K, V]):
     def stream(self) -> Stream[V]:
         """A stream of this topic's values, read by the app's consumer group (``peek`` reads it without)."""
         stream = self.subscription().stream()._with_peek(functools.partial(topic_source, self))
-        stream._origin.app = self.app
-        return stream
+        return stream.bind(self.app)
 
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.names)}>"

@@ -115,7 +115,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
             print(f"{name}\tpartitions={partitions}\tvalue_type={_type_name(topic)}")
         return 0
     if command == "send":
-        transport = await app._producer()
+        transport = await app.producer()
         try:
             value: Any = args.value.encode("utf-8")
             key: Any = args.key.encode("utf-8") if args.key is not None else None

@@ -98,7 +98,7 @@ class _Snapshot:
         """Create a declared topic if missing (as start would), note its end offsets, join a fresh group."""
         topic = self.topic
         app = topic.app
-        transport = self.transport = await app._producer()
+        transport = self.transport = await app.producer()
         if app.topics.get(topic.name) is topic:
             names = topic.topic_names
             await transport.create_topics([s for s in topic.specs(app.topic_partitions) if s.name in names])

@@ -550,13 +550,31 @@ class Stream(Generic[T]):
         """The stream of this chain that is being iterated, if any (an agent may iterate a derived one)."""
         return self._origin.active
 
-    def _current_refs(self) -> list[Any]:
+    def current_refs(self) -> list[Any]:
         """The references of the value the consumer of this chain holds (several for a take batch)."""
         active = self._origin.active
         if active is None or active._cursor.batch is None:
             return []
         batch = active._cursor.batch
         return _rx.sources_of(batch.ref_at(active._cursor.index))
+
+    def consumer_position(self) -> Cursor | None:
+        """The batch and index of the value the consumer of this chain holds; None until one iterates it."""
+        active = self._origin.active
+        return active._cursor if active is not None else None
+
+    def shared(self) -> Stream[Any]:
+        """Another reader of this chain's consumption (an agent instance for a group no loop waits for)."""
+        return Stream(self._origin)
+
+    def on_unclaimed_group(self, spawn: Callable[[], bool] | None) -> None:
+        """Call ``spawn`` to start another reader when group_by deals a group no loop is waiting for."""
+        self._origin.spawn = spawn
+
+    def bind(self, app: Any) -> Stream[T]:
+        """Tie this chain to the app whose topic it reads (group_by then repartitions through its topics)."""
+        self._origin.app = app
+        return self
 
     async def aclose(self) -> None:
         """Stop the iteration of this chain: values handed out but not asked past stay unacknowledged."""

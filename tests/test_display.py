@@ -295,7 +295,7 @@ async def test_peek_decodes_with_the_topic_and_skips_undecodable_messages_with_a
 ) -> None:
     app = App("peek-decode", broker=memory_url(), topic_partitions=1)
     orders = app.topic("orders", value_type=Order, partitions=1)
-    transport = await app._producer()
+    transport = await app.producer()
     await transport.send("orders", None, b'{"id": "o1", "amount": 2}')
     await transport.send("orders", None, b"not json")
     with caplog.at_level(logging.WARNING, logger="rxstream.peek"):

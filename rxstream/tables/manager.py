@@ -65,7 +65,7 @@ class TableManager:
 
     async def on_revoked(self, revoked: Sequence[TopicPartition], owned: frozenset[TopicPartition]) -> None:
         """Drop table state of partition numbers no longer owned through any topic (kept when stopping)."""
-        if not self.app._started:
+        if not self.app.started:
             return  # a clean stop: keep the state readable; the next start recovers afresh
         gone = set(revoked)
         still = {tp.partition for tp in owned if tp not in gone}

@@ -383,7 +383,7 @@ class Table(MutableMapping[Any, Any]):
             return
         # the new owner replays the changelog once every revocation returned: what is queued or in flight
         # must be stored first (the app's flush also checkpoints persistent stores)
-        await self.app._flush()
+        await self.app.flush()
         self._store.revoke(gone)
         if self._windowing is not None:
             self._windowing.forget(gone)

@@ -178,7 +178,7 @@ class _Windowing:
             )
             return
         if inspect.isawaitable(result):
-            self.table.app._background(result, f"on_window_close of table {self.table.name}", send=True)
+            self.table.app.spawn(result, f"on_window_close of table {self.table.name}", send=True)
 
     def _drop(self, key: Any, window: WindowRange, partition: int, headers: dict[str, str]) -> None:
         table = self.table
