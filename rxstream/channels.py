@@ -31,7 +31,7 @@ from .subscriptions import CHANNEL_BATCH, MAX_BATCH, ErrorPolicy, Subscription
 from .transport.base import RecordMetadata, TopicSpec, Transport
 
 if TYPE_CHECKING:
-    from .app import App
+    from .types import AppServices
 
 __all__ = ["Channel", "Topic"]
 
@@ -48,7 +48,7 @@ class Channel(Generic[K, V]):
 
     def __init__(
         self,
-        app: App,
+        app: AppServices,
         *,
         name: str | None = None,
         key_type: Any = None,
@@ -123,7 +123,7 @@ class Topic(Channel[K, V]):
 
     def __init__(
         self,
-        app: App,
+        app: AppServices,
         *names: str,
         key_type: Any = None,
         value_type: Any = None,

@@ -1,11 +1,16 @@
-"""The seams of rxstream as runtime-checkable Protocols: streams, events, channels, agents."""
+"""The seams of rxstream as runtime-checkable Protocols: streams, events, channels, agents, the app."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol, TypeVar, runtime_checkable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["AgentT", "ChannelT", "EventT", "StreamT"]
+if TYPE_CHECKING:
+    from .subscriptions import Subscription
+    from .transport.base import Transport
+
+__all__ = ["AgentT", "AppServices", "ChannelT", "EventT", "StreamT"]
 
 K_contra = TypeVar("K_contra", contravariant=True)
 V_contra = TypeVar("V_contra", contravariant=True)
@@ -64,3 +69,46 @@ class AgentT(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class AppServices(Protocol):
+    """What an App offers the channels, topics, agents and tables it runs (their only way into it)."""
+
+    id: str
+    topic_partitions: int
+    value_serializer: Any
+
+    @property
+    def topics(self) -> Mapping[str, Any]:
+        """The declared topics by name."""
+
+    @property
+    def transport(self) -> Transport:
+        """The transport the broker URL names (created on first use)."""
+
+    @property
+    def existing_transport(self) -> Transport | None:
+        """The transport if it was created, without creating it."""
+
+    @property
+    def started(self) -> bool:
+        """Whether the app runs."""
+
+    async def producer(self) -> Transport:
+        """The transport, started: sending works before the app starts."""
+
+    def subscription_for(self, channel: Any, *, maxsize: int, batch: int = ...) -> Subscription:
+        """The one subscription of a channel or topic, registered with the consumer for topics."""
+
+    def spawn(self, coro: Awaitable[Any], what: str, *, send: bool = False) -> asyncio.Task[None]:
+        """Run ``coro`` in a task the app owns; sends (``send=True``) are awaited before every commit."""
+
+    def send_failed(self, exc: BaseException, topic: str) -> None:
+        """A produced message could not be stored: commits stop and the app crashes."""
+
+    async def flush(self) -> None:
+        """Wait for buffered and background sends (before a commit, or before handing partitions over)."""
+
+    def crash(self, exc: BaseException) -> None:
+        """Stop the app because of ``exc``."""
