@@ -71,9 +71,11 @@ class AgentT(Protocol):
     async def stop(self) -> None: ...
 
 
-@runtime_checkable
 class AppServices(Protocol):
-    """What an App offers the channels, topics, agents and tables it runs (their only way into it)."""
+    """What an App offers the channels, topics, agents and tables it runs (their only way into it).
+
+    Not runtime-checkable: an isinstance check would read ``transport`` and so create it.
+    """
 
     id: str
     topic_partitions: int
