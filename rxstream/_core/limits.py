@@ -117,8 +117,14 @@ class JoinWindow:
         """Empty the window; returns per source the (acknowledger, reference) pairs that have a reference."""
         drained: list[list[tuple[Any, Any]]] = []
         for window in self._keys:
-            pairs = [(acker, ref) for entries in window.values() for _, _, acker, ref in entries]
-            drained.append([(acker, ref) for acker, ref in pairs if ref is not None])
+            drained.append(
+                [
+                    (acker, ref)
+                    for entries in window.values()
+                    for _, _, acker, ref in entries
+                    if ref is not None
+                ]
+            )
             window.clear()
         self._arrivals.clear()
         return drained
