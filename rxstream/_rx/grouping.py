@@ -10,6 +10,7 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
+from .._core.limits import GroupExpiry
 from ..errors import StreamError
 from .batch import Batch, failed
 from .expand import unshared
@@ -27,7 +28,6 @@ class GroupSubject:
         self._observer: abc.ObserverBase[Batch] | None = None
         self._done = False
         self._error: Exception | None = None
-        self.last_seen = 0.0
 
     @property
     def buffered(self) -> int:
@@ -93,7 +93,7 @@ class GroupDealer:
         self._key_of = key_of
         self._ctx = ctx
         self._make = make_substream
-        self._timeout = group_timeout
+        self._expiry = GroupExpiry(group_timeout) if group_timeout is not None else None
         self._max = max_groups
         self.groups: dict[Any, GroupSubject] = {}
         self._timer = SerialDisposable()
@@ -173,12 +173,14 @@ class GroupDealer:
             by_key.setdefault(keys[i], []).append(i)
         new: list[Any] = []
         stamp = now(self._ctx.scheduler)
+        expiry = self._expiry
         for key, indexes in by_key.items():
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = GroupSubject(key, self._ctx.flow)
                 self._deal((key, self._make(group)), new)
-            group.last_seen = stamp
+            if expiry is not None:
+                expiry.touch(key, stamp)
             values = batch.values
             refs = batch.refs
             group.on_next(
@@ -188,26 +190,25 @@ class GroupDealer:
                     batch.acker,
                 )
             )
-        if self._timeout is not None and new:
+        if self._expiry is not None and new:
             self._schedule_expiry()
         return Batch(new) if new else None
 
     def _schedule_expiry(self) -> None:
-        timeout = self._timeout
-        assert timeout is not None
-        scheduler = self._ctx.scheduler
-
-        def expire(_: abc.SchedulerBase, __: Any = None) -> None:
-            cutoff = now(scheduler) - timeout
-            for key, group in list(self.groups.items()):
-                if group.last_seen <= cutoff:
-                    del self.groups[key]
-                    group.on_completed()
-            if self.groups:
-                self._timer.disposable = scheduler.schedule_relative(timeout, expire)
-
         if self._timer.disposable is None or getattr(self._timer.disposable, "is_disposed", False):
-            self._timer.disposable = scheduler.schedule_relative(timeout, expire)
+            assert self._expiry is not None
+            self._timer.disposable = self._ctx.scheduler.schedule_relative(self._expiry.timeout, self._expire)
+
+    def _expire(self, _: abc.SchedulerBase, __: Any = None) -> None:
+        """End the substreams of groups idle for the timeout; check again later while groups remain."""
+        expiry = self._expiry
+        assert expiry is not None
+        scheduler = self._ctx.scheduler
+        for key in expiry.expired(now(scheduler)):
+            self.groups.pop(key).on_completed()
+        delay = expiry.next_check()
+        if delay is not None:
+            self._timer.disposable = scheduler.schedule_relative(delay, self._expire)
 
     def complete(self) -> None:
         """End every group's substream."""
@@ -233,6 +234,32 @@ class GroupDealer:
         return None
 
 
+class _Grouping:
+    """One subscription of group_by's outer stream: batches go to the dealer, the end to every group."""
+
+    __slots__ = ("_dealer", "_observer")
+
+    def __init__(self, dealer: GroupDealer, observer: abc.ObserverBase[Batch]) -> None:
+        self._dealer = dealer
+        self._observer = observer
+
+    def on_next(self, batch: Batch) -> None:
+        out, exc = self._dealer.split(batch)
+        if out is not None:
+            self._observer.on_next(out)
+        if exc is not None:
+            self._dealer.fail(exc)
+            self._observer.on_error(exc)
+
+    def on_error(self, exc: Exception) -> None:
+        self._dealer.fail(exc)
+        self._observer.on_error(exc)
+
+    def on_completed(self) -> None:
+        self._dealer.complete()
+        self._observer.on_completed()
+
+
 def grouped(dealer: GroupDealer) -> Operator:
     """Split a stream into groups: emits (key, substream) batches; substreams get the values."""
 
@@ -240,23 +267,10 @@ def grouped(dealer: GroupDealer) -> Operator:
         def subscribe(
             observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            def on_next(batch: Batch) -> None:
-                out, exc = dealer.split(batch)
-                if out is not None:
-                    observer.on_next(out)
-                if exc is not None:
-                    dealer.fail(exc)
-                    observer.on_error(exc)
-
-            def on_error(exc: Exception) -> None:
-                dealer.fail(exc)
-                observer.on_error(exc)
-
-            def on_completed() -> None:
-                dealer.complete()
-                observer.on_completed()
-
-            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            grouping = _Grouping(dealer, observer)
+            return source.subscribe(
+                grouping.on_next, grouping.on_error, grouping.on_completed, scheduler=scheduler
+            )
 
         return Observable(subscribe)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 
+from .._core.limits import JoinWindow
 from .batch import Batch, failed
 from .flow import Operator, now
 from .operators import batchwise
@@ -32,6 +33,76 @@ def lookup_join(get: Callable[[Any], Any], on: Callable[[Any], Any] | None) -> O
     return batchwise(apply)
 
 
+class _Join:
+    """One subscription of a windowed join: the window, the sources still running and the expiry timer."""
+
+    __slots__ = ("_armed", "_key_of", "_observer", "_remaining", "_scheduler", "_timer", "_window")
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Batch],
+        sources: int,
+        key_of: Callable[[Batch, int], Any],
+        within: float,
+        scheduler: abc.SchedulerBase,
+    ) -> None:
+        self._observer = observer
+        self._key_of = key_of
+        self._scheduler = scheduler
+        self._window = JoinWindow(sources, within)
+        self._remaining = sources
+        self._timer = SerialDisposable()
+        self._armed = False
+
+    def subscribe(self, sources: Sequence[Observable[Batch]]) -> abc.DisposableBase:
+        sub = CompositeDisposable()
+        sub.add(self._timer)
+        on_error = self._observer.on_error
+        for index, source in enumerate(sources):
+            sub.add(source.subscribe(partial(self.on_next, index), on_error, self.on_completed))
+        return sub
+
+    def _arm(self) -> None:
+        """Expire the oldest arrival when it leaves the window, even if no input comes after it."""
+        due = self._window.due()
+        if self._armed or due is None:
+            return
+        self._armed = True
+        delay = due - now(self._scheduler)
+        self._timer.disposable = self._scheduler.schedule_relative(max(delay, 0.0) + 0.001, self._fire)
+
+    def _fire(self, _: abc.SchedulerBase, __: Any = None) -> None:
+        self._armed = False
+        self._expire(now(self._scheduler))
+        self._arm()
+
+    def _expire(self, t: float) -> None:
+        for acker, ref in self._window.expire(t):
+            acker.ack((ref,))
+
+    def on_next(self, index: int, batch: Batch) -> None:
+        t = now(self._scheduler)
+        self._expire(t)
+        window = self._window
+        key_of = self._key_of
+        refs = batch.refs
+        acker = batch.acker
+        out: list[Any] = []
+        for i, value in enumerate(batch.values):
+            ref = refs[i] if refs is not None else None
+            out.extend(window.add(index, key_of(batch, i), value, acker, ref, t))
+        if out:
+            self._observer.on_next(Batch(out))
+        self._arm()
+
+    def on_completed(self) -> None:
+        self._remaining -= 1
+        if self._remaining == 0:
+            for pairs in self._window.drain():
+                ack_pairs(pairs)
+            self._observer.on_completed()
+
+
 def joined(
     sources: Sequence[Observable[Batch]],
     key_of: Callable[[Batch, int], Any],
@@ -43,81 +114,10 @@ def joined(
     Inputs are acknowledged when they leave the window (they can no longer join), so a crash replays
     the window rather than losing it.
     """
-    n = len(sources)
 
     def subscribe(
         observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        # per source: key -> deque of (arrival, value, acker, ref)
-        windows: list[dict[Any, deque[tuple[float, Any, Any, Any]]]] = [{} for _ in range(n)]
-        arrivals: deque[tuple[float, int, Any]] = deque()
-        remaining = [n]
-        sub = CompositeDisposable()
-        timer = SerialDisposable()
-        sub.add(timer)
-        armed = [False]
-
-        def arm() -> None:
-            """Expire the oldest arrival when it leaves the window, even if no input comes after it."""
-            if armed[0] or not arrivals:
-                return
-            armed[0] = True
-            due = arrivals[0][0] + within - now(scheduler)
-
-            def fire(_: abc.SchedulerBase, __: Any = None) -> None:
-                armed[0] = False
-                expire(now(scheduler))
-                arm()
-
-            timer.disposable = scheduler.schedule_relative(max(due, 0.0) + 0.001, fire)
-
-        def expire(t: float) -> None:
-            while arrivals and arrivals[0][0] < t - within:
-                _, index, key = arrivals.popleft()
-                entries = windows[index].get(key)
-                if entries:
-                    _, _, acker, ref = entries.popleft()
-                    if acker is not None and ref is not None:
-                        acker.ack((ref,))
-                    if not entries:
-                        del windows[index][key]
-
-        def on_next_from(index: int) -> Callable[[Batch], None]:
-            def on_next(batch: Batch) -> None:
-                t = now(scheduler)
-                expire(t)
-                out: list[Any] = []
-                for i, value in enumerate(batch.values):
-                    key = key_of(batch, i)
-                    ref = batch.refs[i] if batch.refs is not None else None
-                    partners = [windows[j].get(key) for j in range(n) if j != index]
-                    if all(partners):
-                        combos: list[tuple[Any, ...]] = [()]
-                        for j in range(n):
-                            if j == index:
-                                combos = [(*c, value) for c in combos]
-                            else:
-                                combos = [(*c, entry[1]) for c in combos for entry in windows[j][key]]
-                        out.extend(combos)
-                    windows[index].setdefault(key, deque()).append((t, value, batch.acker, ref))
-                    arrivals.append((t, index, key))
-                if out:
-                    observer.on_next(Batch(out))
-                arm()
-
-            return on_next
-
-        def on_completed() -> None:
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                for window in windows:
-                    for entries in window.values():
-                        ack_pairs((acker, ref) for _, _, acker, ref in entries if ref is not None)
-                    window.clear()
-                observer.on_completed()
-
-        for index, source in enumerate(sources):
-            sub.add(source.subscribe(on_next_from(index), observer.on_error, on_completed))
-        return sub
+        return _Join(observer, len(sources), key_of, within, scheduler).subscribe(sources)
 
     return Observable(subscribe)

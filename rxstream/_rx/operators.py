@@ -39,62 +39,83 @@ def batchwise(apply: Callable[[Batch], tuple[Batch | None, Exception | None]]) -
     return operator
 
 
+class _Serial:
+    """One subscription of an async operator: the batches waiting and the one task working through them."""
+
+    __slots__ = ("_ctx", "_done", "_observer", "_pending", "_process", "_stopped", "_worker")
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Batch],
+        process: Callable[[Batch], Awaitable[tuple[Batch | None, Exception | None]]],
+        ctx: Context,
+    ) -> None:
+        self._observer = observer
+        self._process = process
+        self._ctx = ctx
+        self._pending: deque[Batch] = deque()
+        self._done = False
+        self._stopped = False
+        self._worker: asyncio.Task[None] | None = None
+
+    async def _drain(self) -> None:
+        pending = self._pending
+        flow = self._ctx.flow
+        observer = self._observer
+        try:
+            while pending and not self._stopped:
+                out, exc = await self._process(pending[0])
+                pending.popleft()
+                flow.inflight -= 1
+                flow.release()
+                if out is not None and out.values:
+                    observer.on_next(out)
+                if exc is not None:
+                    self._stopped = True
+                    observer.on_error(exc)
+                    return
+            if self._done and not self._stopped:
+                observer.on_completed()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an operator's own failure still reaches the consumer
+            observer.on_error(exc)
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = self._ctx.loop.create_task(self._drain())
+
+    def on_next(self, batch: Batch) -> None:
+        self._pending.append(batch)
+        self._ctx.flow.inflight += 1
+        self._ensure_worker()
+
+    def on_completed(self) -> None:
+        self._done = True
+        self._ensure_worker()
+
+    def dispose(self) -> None:
+        self._stopped = True
+        if self._worker is not None:
+            self._worker.cancel()
+        self._ctx.flow.inflight -= len(self._pending)
+        self._pending.clear()
+
+
 def serial_async(
     process: Callable[[Batch], Awaitable[tuple[Batch | None, Exception | None]]], ctx: Context
 ) -> Operator:
     """An operator that transforms batches with a coroutine, one batch at a time, in order."""
-    flow = ctx.flow
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
         def subscribe(
             observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            pending: deque[Batch] = deque()
-            state = {"done": False, "stopped": False}
-            worker: list[asyncio.Task[None]] = []
-
-            async def drain() -> None:
-                try:
-                    while pending and not state["stopped"]:
-                        out, exc = await process(pending[0])
-                        pending.popleft()
-                        flow.inflight -= 1
-                        flow.release()
-                        if out is not None and out.values:
-                            observer.on_next(out)
-                        if exc is not None:
-                            state["stopped"] = True
-                            observer.on_error(exc)
-                            return
-                    if state["done"] and not state["stopped"]:
-                        observer.on_completed()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # an operator's own failure still reaches the consumer
-                    observer.on_error(exc)
-
-            def ensure_worker() -> None:
-                if not worker or worker[0].done():
-                    worker[:] = [ctx.loop.create_task(drain())]
-
-            def on_next(batch: Batch) -> None:
-                pending.append(batch)
-                flow.inflight += 1
-                ensure_worker()
-
-            def on_completed() -> None:
-                state["done"] = True
-                ensure_worker()
-
-            def dispose() -> None:
-                state["stopped"] = True
-                if worker:
-                    worker[0].cancel()
-                flow.inflight -= len(pending)
-                pending.clear()
-
-            sub = source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
-            return CompositeDisposable(sub, Disposable(dispose))
+            serial = _Serial(observer, process, ctx)
+            sub = source.subscribe(
+                serial.on_next, observer.on_error, serial.on_completed, scheduler=scheduler
+            )
+            return CompositeDisposable(sub, Disposable(serial.dispose))
 
         return Observable(subscribe)
 
@@ -167,19 +188,26 @@ def transform(fun: Callable[[Batch], Batch]) -> Operator:
     return batchwise(lambda batch: (fun(batch), None))
 
 
+class _Numbering:
+    """The running count of one subscription of enumerate."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self, start: int) -> None:
+        self._next = start
+
+    def number(self, batch: Batch) -> Batch:
+        first = self._next
+        self._next = first + len(batch.values)
+        return batch.derive(list(zip(range(first, self._next), batch.values, strict=True)))
+
+
 def enumerate_values(start: int) -> Operator:
     """Pair each value with a running count."""
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
         def deferred(_: abc.SchedulerBase) -> Observable[Batch]:
-            counter = [start]
-
-            def number(batch: Batch) -> Batch:
-                first = counter[0]
-                counter[0] = first + len(batch.values)
-                return batch.derive(list(zip(range(first, counter[0]), batch.values, strict=True)))
-
-            return source.pipe(transform(number))
+            return source.pipe(transform(_Numbering(start).number))
 
         return reactivex.defer(deferred)
 

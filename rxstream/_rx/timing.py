@@ -8,12 +8,96 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
+from .._core.limits import TokenBucket
 from ..events import (
     Acknowledger,
 )
 from .batch import Batch
-from .flow import Context, Operator, now
+from .flow import Context, Flow, Operator, now
 from .refs import GROUP_ACKER, Group, pairs_of
+
+
+class _Gathering:
+    """One subscription of take/buffer: the open list, its references and the timer that closes it."""
+
+    __slots__ = (
+        "_generation",
+        "_max",
+        "_observer",
+        "_pairs",
+        "_periodic",
+        "_scheduler",
+        "_timer",
+        "_values",
+        "_within",
+    )
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Batch],
+        max_: int,
+        within: float | None,
+        scheduler: abc.SchedulerBase,
+        periodic: bool,
+    ) -> None:
+        self._observer = observer
+        self._max = max_
+        self._within = within
+        self._scheduler = scheduler
+        self._periodic = periodic
+        self._values: list[Any] = []
+        self._pairs: list[tuple[Acknowledger | None, Any]] = []
+        self._timer = SerialDisposable()
+        self._generation = 0  # a timer set for an earlier list must not close the current one
+
+    def subscribe(self, source: Observable[Batch]) -> abc.DisposableBase:
+        if self._periodic:
+            self._start_timer()
+        sub = source.subscribe(self.on_next, self._observer.on_error, self.on_completed)
+        return CompositeDisposable(sub, self._timer)
+
+    def _flush(self) -> None:
+        self._generation += 1
+        if self._values:
+            out = Batch([self._values[:]], [Group(self._pairs[:])], GROUP_ACKER)
+            self._values.clear()
+            self._pairs.clear()
+            self._observer.on_next(out)
+        if self._periodic:
+            self._start_timer()
+
+    def _start_timer(self) -> None:
+        if self._within is None:
+            return
+        self._timer.disposable = self._scheduler.schedule_relative(
+            self._within, self._fire, self._generation
+        )
+
+    def _fire(self, _: abc.SchedulerBase, generation: int | None) -> None:
+        if generation == self._generation:
+            self._flush()
+
+    def on_next(self, batch: Batch) -> None:
+        values = self._values
+        start = 0
+        n = len(batch.values)
+        while start < n:
+            if not values and not self._periodic:
+                self._start_timer()
+            room = self._max - len(values)
+            stop = min(n, start + room)
+            values.extend(batch.values[start:stop])
+            self._pairs.extend(pairs_of(batch, start, stop))
+            start = stop
+            if len(values) >= self._max:
+                self._flush()
+
+    def on_completed(self) -> None:
+        self._timer.dispose()
+        self._generation += 1
+        if self._values:
+            self._observer.on_next(Batch([self._values[:]], [Group(self._pairs[:])], GROUP_ACKER))
+        self._observer.on_completed()
 
 
 def take_batches(
@@ -29,61 +113,89 @@ def take_batches(
         def subscribe(
             observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            values: list[Any] = []
-            pairs: list[tuple[Acknowledger | None, Any]] = []
-            timer = SerialDisposable()
-            generation = [0]
-
-            def flush() -> None:
-                generation[0] += 1
-                if values:
-                    out = Batch([values[:]], [Group(pairs[:])], GROUP_ACKER)
-                    values.clear()
-                    pairs.clear()
-                    observer.on_next(out)
-                if periodic:
-                    start_timer()
-
-            def start_timer() -> None:
-                if within is None:
-                    return
-                expected = generation[0]
-
-                def fire(_: abc.SchedulerBase, __: Any = None) -> None:
-                    if generation[0] == expected:
-                        flush()
-
-                timer.disposable = scheduler.schedule_relative(within, fire)
-
-            def on_next(batch: Batch) -> None:
-                start = 0
-                n = len(batch.values)
-                while start < n:
-                    if not values and not periodic:
-                        start_timer()
-                    room = max_ - len(values)
-                    stop = min(n, start + room)
-                    values.extend(batch.values[start:stop])
-                    pairs.extend(pairs_of(batch, start, stop))
-                    start = stop
-                    if len(values) >= max_:
-                        flush()
-
-            def on_completed() -> None:
-                timer.dispose()
-                generation[0] += 1
-                if values:
-                    observer.on_next(Batch([values[:]], [Group(pairs[:])], GROUP_ACKER))
-                observer.on_completed()
-
-            if periodic:
-                start_timer()
-            sub = source.subscribe(on_next, observer.on_error, on_completed)
-            return CompositeDisposable(sub, timer)
+            return _Gathering(observer, max_, within, scheduler, periodic).subscribe(source)
 
         return Observable(subscribe)
 
     return operator
+
+
+class _Held:
+    """A batch waiting for tokens, and the index of its first value not yet passed."""
+
+    __slots__ = ("batch", "start")
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.start = 0
+
+
+class _Throttle:
+    """One subscription of rate_limit: batches held until the bucket has tokens for their values."""
+
+    __slots__ = ("_bucket", "_done", "_flow", "_held", "_observer", "_scheduler", "_timer", "_waiting")
+
+    def __init__(
+        self, observer: abc.ObserverBase[Batch], bucket: TokenBucket, scheduler: abc.SchedulerBase, flow: Flow
+    ) -> None:
+        self._observer = observer
+        self._bucket = bucket
+        self._scheduler = scheduler
+        self._flow = flow
+        self._held: deque[_Held] = deque()
+        self._timer = SerialDisposable()
+        self._done = False
+        self._waiting = False
+
+    def subscribe(self, source: Observable[Batch]) -> abc.DisposableBase:
+        sub = source.subscribe(self.on_next, self._observer.on_error, self.on_completed)
+        return CompositeDisposable(sub, self._timer, Disposable(self._dispose))
+
+    def _release(self) -> None:
+        held = self._held
+        bucket = self._bucket
+        t = now(self._scheduler)
+        while held and bucket.available(t):
+            entry = held[0]
+            batch, start = entry.batch, entry.start
+            stop = start + bucket.take(len(batch.values) - start, t)
+            out = Batch(
+                batch.values[start:stop],
+                batch.refs[start:stop] if batch.refs is not None else None,
+                batch.acker,
+            )
+            if stop >= len(batch.values):
+                held.popleft()
+                self._flow.inflight -= 1
+                self._flow.release()
+            else:
+                entry.start = stop
+            self._observer.on_next(out)
+        if held:
+            if not self._waiting:
+                self._waiting = True
+                self._timer.disposable = self._scheduler.schedule_relative(bucket.delay(t), self._fire)
+        elif self._done:
+            self._observer.on_completed()
+
+    def _fire(self, _: abc.SchedulerBase, __: Any = None) -> None:
+        self._waiting = False
+        self._release()
+
+    def on_next(self, batch: Batch) -> None:
+        self._held.append(_Held(batch))
+        self._flow.inflight += 1
+        if not self._waiting:
+            self._release()
+
+    def on_completed(self) -> None:
+        self._done = True
+        if not self._held:
+            self._observer.on_completed()
+
+    def _dispose(self) -> None:
+        self._flow.inflight -= len(self._held)
+        self._held.clear()
 
 
 def rate_limited(
@@ -98,65 +210,8 @@ def rate_limited(
         def subscribe(
             observer: abc.ObserverBase[Batch], _: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            held: deque[list[Any]] = deque()  # [batch, next index]
-            bucket = {"tokens": capacity, "at": now(scheduler), "done": False, "waiting": False}
-            timer = SerialDisposable()
-
-            def refill_tokens() -> None:
-                t = now(scheduler)
-                bucket["tokens"] = min(capacity, bucket["tokens"] + (t - bucket["at"]) * refill)
-                bucket["at"] = t
-
-            def release() -> None:
-                refill_tokens()
-                while held and bucket["tokens"] >= 1.0:
-                    entry = held[0]
-                    batch, start = entry
-                    n = min(len(batch.values) - start, int(bucket["tokens"]))
-                    stop = start + n
-                    bucket["tokens"] -= n
-                    out = Batch(
-                        batch.values[start:stop],
-                        batch.refs[start:stop] if batch.refs is not None else None,
-                        batch.acker,
-                    )
-                    if stop >= len(batch.values):
-                        held.popleft()
-                        flow.inflight -= 1
-                        flow.release()
-                    else:
-                        entry[1] = stop
-                    observer.on_next(out)
-                if held:
-                    if not bucket["waiting"]:
-                        bucket["waiting"] = True
-                        delay = (1.0 - bucket["tokens"]) / refill
-
-                        def fire(_: abc.SchedulerBase, __: Any = None) -> None:
-                            bucket["waiting"] = False
-                            release()
-
-                        timer.disposable = scheduler.schedule_relative(delay, fire)
-                elif bucket["done"]:
-                    observer.on_completed()
-
-            def on_next(batch: Batch) -> None:
-                held.append([batch, 0])
-                flow.inflight += 1
-                if not bucket["waiting"]:
-                    release()
-
-            def on_completed() -> None:
-                bucket["done"] = True
-                if not held:
-                    observer.on_completed()
-
-            def dispose() -> None:
-                flow.inflight -= len(held)
-                held.clear()
-
-            sub = source.subscribe(on_next, observer.on_error, on_completed)
-            return CompositeDisposable(sub, timer, Disposable(dispose))
+            bucket = TokenBucket(capacity, refill, now(scheduler))
+            return _Throttle(observer, bucket, scheduler, flow).subscribe(source)
 
         return Observable(subscribe)
 
