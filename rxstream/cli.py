@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import json
 import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, RxStreamError
@@ -58,7 +60,31 @@ def _parser(app: App | None) -> argparse.ArgumentParser:
     add("topics", "list the app's topics")
     for name, fun in app.commands.items() if app is not None else ():
         add(name, (inspect.getdoc(fun) or "").split("\n")[0])
+    _add_operations(parser, commands, add)
     return parser
+
+
+def _add_operations(
+    parser: argparse.ArgumentParser,
+    commands: Any,
+    add: Callable[[str, str], argparse.ArgumentParser],
+) -> None:
+    """The operator's options and commands: version, web endpoints, JSON logs, tables, offset resets."""
+    parser.add_argument("--version", action="version", version=f"rxstream {_version()}")
+    worker = commands.choices["worker"]
+    worker.add_argument("--web-port", type=int, help="serve /metrics, /stats, /health and /tables on port N")
+    worker.add_argument("--web-host", default="127.0.0.1", help="the address the web endpoints listen on")
+    add("tables", "list the app's tables: partitions, changelog topic, store, local size")
+    reset = add("reset", "move the app group's committed offsets of a topic (no worker may be running)")
+    reset.add_argument("--topic", required=True, help="the topic whose committed offsets move")
+    where = reset.add_mutually_exclusive_group()
+    where.add_argument("--to-earliest", action="store_true", help="to the first retained offset (default)")
+    where.add_argument("--to-latest", action="store_true", help="to the end offset (skip what is there)")
+    where.add_argument("--to-offset", type=int, metavar="N", help="to offset N in every partition")
+    for sub in commands.choices.values():
+        sub.add_argument(
+            "--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON objects"
+        )
 
 
 def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> None:
@@ -71,6 +97,9 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> None:
         level=getattr(logging, str(args.loglevel).upper(), logging.INFO),
         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "log_format", "text") == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     try:
         chosen = app if app is not None else load_app(args.app)
         if args.broker:
@@ -103,6 +132,8 @@ def _peek_app(argv: list[str]) -> App | None:
 
 async def _run(app: App, args: argparse.Namespace) -> int:
     command = args.command
+    if command == "worker" and args.web_port is not None:
+        return await _run_with_web(app, args.web_host, args.web_port)
     if command == "worker":
         return await app.run()
     if command == "agents":
@@ -114,6 +145,11 @@ async def _run(app: App, args: argparse.Namespace) -> int:
             partitions = topic.partitions or app.topic_partitions
             print(f"{name}\tpartitions={partitions}\tvalue_type={_type_name(topic)}")
         return 0
+    if command == "tables":
+        _print_tables(app)
+        return 0
+    if command == "reset":
+        return await _reset(app, args)
     if command == "send":
         transport = await app._producer()
         try:
@@ -134,6 +170,140 @@ async def _run(app: App, args: argparse.Namespace) -> int:
 def _type_name(topic: Any) -> str:
     value_type = topic.value_type
     return getattr(value_type, "__name__", repr(value_type)) if value_type is not None else "-"
+
+
+# ------------------------------------------------------------ operations
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rxstream")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+async def _run_with_web(app: App, host: str, port: int) -> int:
+    """Run the worker with its web endpoints up from before start (so /health answers 503 while starting)."""
+    from .web import WebServer
+
+    server = WebServer(app, host=host, port=port)
+    await server.start()
+    try:
+        return await app.run()
+    finally:
+        await server.stop()
+
+
+def _print_tables(app: App) -> None:
+    """One line per table: name, partitions, changelog topic, store, local size."""
+    for name, table in app.tables.items():
+        partitions = table.partitions or table.changelog.partitions or app.topic_partitions
+        try:
+            size = str(len(table))
+        except Exception:  # a store that is not open here (nothing held locally)
+            size = "-"
+        print(
+            f"{name}\tpartitions={partitions}\tchangelog={table.changelog_topic}\t"
+            f"store={table.store_url}\tlocal_size={size}"
+        )
+
+
+async def _reset(app: App, args: argparse.Namespace) -> int:
+    """Move the app group's committed offsets of ``--topic``; refuses while members of the group are alive."""
+    transport = await app._producer()
+    topic, group = args.topic, app.id
+    try:
+        alive = await _live_members(transport, group)
+        if alive:
+            print(
+                f"rxstream: consumer group {group!r} has {alive} live member(s): stop every worker of app "
+                f"{app.id!r} before resetting the offsets of topic {topic!r}",
+                file=sys.stderr,
+            )
+            return 1
+        ends = await transport.end_offsets(topic)
+        if args.to_latest:
+            targets = dict(ends)
+        elif args.to_offset is not None:
+            targets = {tp: min(max(args.to_offset, 0), end) for tp, end in ends.items()}
+        else:
+            targets = await _earliest(transport, topic, ends)
+
+        async def no_listener(revoked: Sequence[Any], assigned: Sequence[Any]) -> None:
+            return None
+
+        consumer = transport.consumer(group, [topic], no_listener)
+        await consumer.start()
+        try:
+            await consumer.commit(targets)
+        finally:
+            await consumer.stop()
+    finally:
+        await transport.stop()
+    for tp, offset in sorted(targets.items()):
+        print(f"{tp.topic}[{tp.partition}] -> {offset}")
+    return 0
+
+
+async def _live_members(transport: Any, group: str) -> int:
+    """How many members consumer group ``group`` has now."""
+    broker = getattr(transport, "broker", None)
+    if broker is not None:  # memory://: the log of this process
+        found = broker.groups.get(group)
+        return len(found.members) if found is not None else 0
+    admin = await transport._admin_client()
+    describing = admin.describe_consumer_groups([group])
+    responses = await transport._bounded(describing, f"describing consumer group {group!r}")
+    # DescribeGroupsResponse groups: (error_code, group_id, state, protocol_type, protocol, members, ...)
+    return sum(len(described[5]) for response in responses for described in response.groups)
+
+
+async def _earliest(transport: Any, topic: str, ends: dict[Any, int]) -> dict[Any, int]:
+    """Per partition of ``topic``, the first offset still retained."""
+    watermarks = getattr(transport, "watermarks", None)
+    if watermarks is not None:  # memory://
+        return {tp: watermarks(tp)[0] for tp in ends}
+    from aiokafka import TopicPartition as KafkaTP  # type: ignore[import-untyped,unused-ignore]
+
+    reader = await transport._offsets_reader()
+    firsts = await transport._bounded(
+        reader.beginning_offsets([KafkaTP(tp.topic, tp.partition) for tp in ends]),
+        f"reading the first offsets of topic {topic!r}",
+    )
+    return {tp: firsts[KafkaTP(tp.topic, tp.partition)] for tp in ends}
+
+
+_PLACE = re.compile(r"(?P<topic>[\w.\-]+)\[(?P<partition>\d+)\]@(?P<offset>\d+)")
+_WHERE = re.compile(r"topic '(?P<topic>[^']+)' partition (?P<partition>\d+)(?: offset (?P<offset>\d+))?")
+_AGENT = re.compile(r"\bagent (?P<agent>[\w.\-:]+)")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line; topic, partition, offset and agent become fields where known."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        line: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+        }
+        for pattern in (_PLACE, _WHERE, _AGENT):
+            found = pattern.search(message)
+            if found is not None:
+                for field, value in found.groupdict().items():
+                    if value is not None:
+                        line.setdefault(field, int(value) if field in ("partition", "offset") else value)
+        for field in ("topic", "partition", "offset", "agent"):
+            value = getattr(record, field, None)  # given with logging's extra=
+            if value is not None:
+                line[field] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
 
 
 if __name__ == "__main__":
