@@ -253,9 +253,18 @@ async def _live_members(transport: Any, group: str) -> int:
     if broker is not None:  # memory://: the log of this process
         found = broker.groups.get(group)
         return len(found.members) if found is not None else 0
+    from aiokafka.errors import GroupCoordinatorNotAvailableError  # type: ignore[import-untyped,unused-ignore]
+
     admin = await transport._admin_client()
-    describing = admin.describe_consumer_groups([group])
-    responses = await transport._bounded(describing, f"describing consumer group {group!r}")
+    for attempt in range(10):  # the coordinator of a group may take a moment to be found
+        try:
+            describing = admin.describe_consumer_groups([group])
+            responses = await transport._bounded(describing, f"describing consumer group {group!r}")
+            break
+        except GroupCoordinatorNotAvailableError:
+            if attempt == 9:
+                raise
+            await asyncio.sleep(0.5)
     # DescribeGroupsResponse groups: (error_code, group_id, state, protocol_type, protocol, members, ...)
     return sum(len(described[5]) for response in responses for described in response.groups)
 

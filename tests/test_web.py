@@ -77,7 +77,6 @@ class Worker:
         )
 
     def output(self) -> str:
-        self.log.flush()
         return (self.cwd / f"worker-{self.port}.log").read_text()
 
     def stop(self, timeout: float = 20.0) -> int:
