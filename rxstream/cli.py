@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,7 @@ def _parser(app: App | None) -> argparse.ArgumentParser:
     add("worker", "run the app's agents until SIGINT/SIGTERM")
     send = add("send", "send one message to a topic (VALUE is the serialized payload, e.g. JSON text)")
     send.add_argument("topic")
-    send.add_argument("value")
+    send.add_argument("value", nargs="?")
     send.add_argument("--key", help="the message key (UTF-8 text)")
     send.add_argument("--partition", type=int)
     add("agents", "list the app's agents")
@@ -71,6 +72,8 @@ def _add_operations(
 ) -> None:
     """The operator's options and commands: version, web endpoints, JSON logs, tables, offset resets."""
     parser.add_argument("--version", action="version", version=f"rxstream {_version()}")
+    send = commands.choices["send"]
+    send.add_argument("--file", help="send each line of FILE: a JSON value, or key<TAB>value")
     worker = commands.choices["worker"]
     worker.add_argument("--web-port", type=int, help="serve /metrics, /stats, /health and /tables on port N")
     worker.add_argument("--web-host", default="127.0.0.1", help="the address the web endpoints listen on")
@@ -145,6 +148,10 @@ async def _run(app: App, args: argparse.Namespace) -> int:
             partitions = topic.partitions or app.topic_partitions
             print(f"{name}\tpartitions={partitions}\tvalue_type={_type_name(topic)}")
         return 0
+    if command == "send" and (args.file is None) == (args.value is None):
+        raise ConfigurationError("send: give either VALUE or --file FILE")
+    if command == "send" and args.file is not None:
+        return await _send_file(app, args.topic, args.file, args.partition)
     if command == "tables":
         _print_tables(app)
         return 0
@@ -208,6 +215,47 @@ def _print_tables(app: App) -> None:
             f"{name}\tpartitions={partitions}\tchangelog={table.changelog_topic}\t"
             f"store={table.store_url}\tlocal_size={size}"
         )
+
+
+async def _send_file(app: App, topic: str, path: str, partition: int | None) -> int:
+    """Send one message per line of ``path`` (JSON text, or ``key<TAB>value``), logging rate and ETA."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = [line.rstrip("\r\n") for line in file]
+    except OSError as exc:
+        raise ConfigurationError(f"send --file {path}: {exc}") from exc
+    records: list[tuple[Any, Any, int | None, None]] = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        key, tab, value = line.partition("\t")
+        if not tab:
+            key, value = "", line
+            try:
+                json.loads(value)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"send --file {path}: line {number} is neither JSON nor key<TAB>value: {exc}"
+                ) from exc
+        records.append((key.encode("utf-8") if tab else None, value.encode("utf-8"), partition, None))
+    transport = await app._producer()
+    progress = logging.getLogger(__name__)
+    began = last = time.monotonic()
+    try:
+        for start in range(0, len(records), 1000):
+            await transport.send_many(topic, records[start : start + 1000])
+            done, now = min(start + 1000, len(records)), time.monotonic()
+            if now - last >= 1.0 and done < len(records):
+                last = now
+                rate = done / (now - began)
+                progress.info(
+                    "sent %d/%d lines of %s to %r (%.0f/s, ETA %.1f s)",
+                    done, len(records), path, topic, rate, (len(records) - done) / rate,
+                )  # fmt: skip
+    finally:
+        await transport.stop()
+    print(f"sent {len(records)} messages from {path} to {topic} in {time.monotonic() - began:.2f} s")
+    return 0
 
 
 async def _reset(app: App, args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from rxstream.cli import JsonFormatter, _parser, _reset, main
 from rxstream.transport import TopicPartition, TopicSpec
 from rxstream.transport.kafka import KafkaTransport
 from rxstream.transport.memory import MemoryBroker
+from tests.test_app import read_all
 
 ROOT = Path(__file__).parent.parent
 APP = '''
@@ -301,3 +302,27 @@ async def test_reset_on_kafka_moves_committed_offsets_and_refuses_while_a_worker
     latest = await asyncio.to_thread(reset, "--topic", source, "--to-latest")
     assert latest.returncode == 0 and f"{source}[1] -> 10" in latest.stdout
     assert await _kafka_committed(kafka_bootstrap, app_id) == {0: 10, 1: 10}
+
+
+def test_send_file_sends_a_message_per_line_json_or_key_tab_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"memory://send-{os.getpid()}-{time.monotonic_ns()}"
+    lines = tmp_path / "lines.txt"
+    lines.write_text('{"n": 1}\nk2\t{"n": 2}\n\n3\n')
+    app = App("sending", broker=url, topic_partitions=1)
+    with pytest.raises(SystemExit) as exit:
+        main(["send", "inbox", "--file", str(lines)], app=app)
+    assert exit.value.code == 0
+    log = MemoryBroker.for_url(url).topics["inbox"].partitions[0]
+    assert log.end == 3
+
+    async def read() -> list[Any]:
+        reader = App("reading", broker=url)
+        return [(m.key, m.value) for m in await read_all(reader, "inbox")]
+
+    assert asyncio.run(read()) == [(None, b'{"n": 1}'), (b"k2", b'{"n": 2}'), (None, b"3")]
+    lines.write_text("not json\n")
+    with pytest.raises(SystemExit) as exit:
+        main(["send", "inbox", "--file", str(lines)], app=app)
+    assert exit.value.code == 2 and "line 1 is neither JSON nor key<TAB>value" in capsys.readouterr().err
