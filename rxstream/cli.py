@@ -206,13 +206,12 @@ async def _run_with_web(app: App, host: str, port: int) -> int:
 def _print_tables(app: App) -> None:
     """One line per table: name, partitions, changelog topic, store, local size."""
     for name, table in app.tables.items():
-        partitions = table.partitions or table.changelog.partitions or app.topic_partitions
         try:
             size = str(len(table))
         except Exception:  # a store that is not open here (nothing held locally)
             size = "-"
         print(
-            f"{name}\tpartitions={partitions}\tchangelog={table.changelog_topic}\t"
+            f"{name}\tpartitions={table.partitions}\tchangelog={table.changelog_topic}\t"
             f"store={table.store_url}\tlocal_size={size}"
         )
 

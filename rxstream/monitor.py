@@ -299,8 +299,7 @@ class Monitor:
         app = self.app
         if not app._started:
             return "stopping" if self._ran else "starting"
-        conductor = app._conductor
-        if not app._consuming or (conductor is not None and not self.joined):
+        if not app._consuming:  # set once the consumer heard its first assignment and recovered tables
             return "starting"
         if any(progress.active for progress in self.recoveries.values()):
             return "recovering"

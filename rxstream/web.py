@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
-from .monitor import Histogram, Monitor
+from .monitor import Histogram, Monitor, PartitionStats
 from .tables.stores.base import MISSING
 from .transport.partitioner import partition_for
 
@@ -77,7 +77,7 @@ class _MonitorCollector:
         acks = monitor.acknowledged()
         redeliveries = monitor.redeliveries()
         for tp in sorted(set(monitor.partitions) | set(redeliveries)):
-            stats = monitor._partition(tp)
+            stats = monitor.partitions.get(tp) or PartitionStats()
             values = [tp.topic, str(tp.partition), group]
             consumed.add_metric(values, stats.received)
             acknowledged.add_metric(values, acks.get(tp, 0))
@@ -256,7 +256,7 @@ class WebServer:
         table = self.app.tables.get(name)
         if table is None:
             return _error(404, f"app {self.app.id!r} has no table {name!r}", table=name)
-        store = table._store
+        store = table.store
         for key in _key_candidates(text):
             try:
                 value = store.get(key)
