@@ -325,6 +325,14 @@ class Monitor:
                     out[tp] = max(offset - stats.first, 0)
         return out
 
+    def tables(self) -> dict[str, dict[str, int]]:
+        """Per table: keys held here, and late events (after their window closed) of windowed ones."""
+        out: dict[str, dict[str, int]] = {}
+        for name, table in list(self.app.tables.items()):
+            windowing = table._windowing
+            out[name] = {"keys": len(table), "late_events": windowing.late if windowing is not None else 0}
+        return out
+
     async def refresh(self) -> None:
         """Read the end offsets and committed offsets of the owned partitions (for lag)."""
         for conductor in self.app._conductors():
@@ -397,6 +405,7 @@ class Monitor:
                 ],
             },
             "recovery": {name: p.as_dict() for name, p in sorted(self.recoveries.items())},
+            "tables": self.tables(),
         }
 
     def __repr__(self) -> str:

@@ -169,6 +169,20 @@ class _MonitorCollector:
                     eta.add_metric(values, p["eta"])
         yield from (done, total, rate, eta)
 
+        keys = family(
+            GaugeMetricFamily, "rxstream_table_keys", "Keys a table holds here.", ["rxstream_table"]
+        )
+        late = family(
+            CounterMetricFamily,
+            "rxstream_late_events",
+            "Events that arrived after their window closed.",
+            ["rxstream_table"],
+        )
+        for table, counts in sorted(monitor.tables().items()):
+            keys.add_metric([table], counts["keys"])
+            late.add_metric([table], counts["late_events"])
+        yield from (keys, late)
+
         ready = family(
             GaugeMetricFamily, "rxstream_worker_ready", "1 once joined and recovered, else 0.", [_GROUP]
         )
