@@ -203,7 +203,7 @@ class Monitor:
         self.partitions: dict[TopicPartition, PartitionStats] = {}
         self.agents: dict[str, AgentStats] = {}
         self.sent: dict[str, int] = {}
-        """Values sent per topic, in batches (agents' sinks and topic sends alike)."""
+        """Values stored per topic through its send buffer (agent sinks, table changelogs)."""
         self.recoveries: dict[str, RecoveryProgress] = {}
         self.commits = 0
         self.commit_failures = 0
