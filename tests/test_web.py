@@ -282,3 +282,46 @@ async def test_a_kafka_worker_turns_healthy_only_after_recovering_its_table_and_
     assert _metric(text, "rxstream_recovery_records", rxstream_table="counts") == recorded
     assert _metric(text, "rxstream_rebalances_total") >= 1
     assert worker.stop() == 0
+
+
+async def test_health_follows_the_app_and_a_key_of_another_workers_partition_is_a_404_naming_it(
+    http: aiohttp.ClientSession,
+) -> None:
+    from rxstream import App
+    from rxstream.transport.partitioner import partition_for
+    from rxstream.web import WebServer
+    from tests.test_app import memory_url
+
+    url = memory_url()
+
+    def worker() -> App:
+        app = App("sharing", broker=url)
+        words = app.topic("words", partitions=4)
+        app.Table("counts", default=int, partitions=4)
+
+        @app.agent(words)
+        async def count(stream: Any) -> None:
+            async for _ in stream:
+                pass
+
+        return app
+
+    a, b = worker(), worker()
+    server = WebServer(a, port=0)
+    await server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        assert (await _get(http, f"{base}/health"))[0] == 503
+        async with a, b:
+            assert (await _get(http, f"{base}/health")) == (200, '{"state": "running"}')
+            owned = a.tables["counts"].store.partitions()
+            assert 0 < len(owned) < 4
+            key = next(k for k in (f"k{i}" for i in range(100)) if partition_for(k, 4) not in owned)
+            status, body = await _get(http, f"{base}/tables/counts/{key}")
+            error = json.loads(body)
+            assert status == 404 and error["partition"] == partition_for(key, 4)
+            assert f"belongs to partition {error['partition']}, which another worker owns" in error["error"]
+        status, body = await _get(http, f"{base}/health")
+        assert (status, json.loads(body)["state"]) == (503, "stopping")
+    finally:
+        await server.stop()
