@@ -1,9 +1,10 @@
 """Events/s through topic -> agent (map, filter) -> sink topic on memory://, acks and commits on.
 
-Run: python benchmarks/bench_agents.py [--events N] [--repeat R]
+Run: python benchmarks/bench_agents.py [--events N] [--repeat R] [--monitor]
 The source topic is filled first; the clock runs from app start until every result is in the sink topic.
 The baseline is a plain `async for` loop over an async generator doing the same map and filter and
 appending to a list, measured in the same run; peak RSS is reported after the largest run.
+With --monitor the pipeline runs with app.monitor on and off, alternating, and both ratios are printed.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ async def baseline(n: int) -> float:
     return took
 
 
-async def pipeline(n: int) -> float:
+async def pipeline(n: int, monitor: bool = True) -> float:
     """Pre-fill the source topic, then time the app from start until every result is in the sink topic."""
     url = f"memory://bench-{uuid.uuid4().hex}"
     app = App(f"bench-{uuid.uuid4().hex[:6]}", broker=url, commit_interval=0.5)
+    app.monitor.enabled = monitor
     source = app.topic("source", partitions=4)
     sink = app.topic("sink", partitions=4)
     expected = len(range(0, 2 * n, 6))
@@ -84,8 +86,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--monitor", action="store_true", help="compare app.monitor on and off side by side")
     args = parser.parse_args()
     n = args.events
+    if args.monitor:
+        compare_monitor(n, args.repeat)
+        return
     base = statistics.median(asyncio.run(baseline(n)) for _ in range(args.repeat))
     ours = statistics.median(asyncio.run(pipeline(n)) for _ in range(args.repeat))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -99,6 +105,23 @@ def main() -> None:
         f"RSS with {n:,} events in the memory log: {filled:,.0f} MiB; peak while processing them: "
         f"{peak:,.0f} MiB (+{peak - filled:,.0f} MiB for the pipeline, bounded by its buffers)"
     )
+
+
+def compare_monitor(n: int, repeat: int) -> None:
+    """The pipeline with the monitor off and on, alternating run by run, against one baseline."""
+    base = statistics.median(asyncio.run(baseline(n)) for _ in range(repeat))
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(repeat):
+        for monitor in (False, True) if i % 2 else (True, False):  # neither always runs first
+            times[monitor].append(asyncio.run(pipeline(n, monitor)))
+    print(f"baseline async-generator loop: {n / base:,.0f} events/s")
+    ratios = {}
+    for monitor, took in times.items():
+        median = statistics.median(took)
+        ratios[monitor] = base / median
+        state = "on " if monitor else "off"
+        print(f"agent pipeline, monitor {state}: {n / median:,.0f} events/s, ratio {base / median:.2f}")
+    print(f"ratio with the monitor on / off: {ratios[True] / ratios[False]:.3f} (1.000: no cost)")
 
 
 if __name__ == "__main__":

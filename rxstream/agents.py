@@ -277,6 +277,7 @@ class Agent:
         cursor = None  # where the consumer of the chain is, once it iterates (a chain has one consumer)
         seen: Any = None  # the last batch checked for messages that carry headers (an ask's reply-to)
         with_headers = False
+        stats = self.app.monitor.agent(self.name)
         try:
             async for value in result:
                 if cursor is None:
@@ -284,6 +285,7 @@ class Agent:
                 if cursor is not None:
                     batch = cursor.batch
                     if batch is not seen:
+                        stats.batch(seen)
                         seen = batch
                         with_headers = batch is not None and asks_in(batch.refs)
                     if with_headers and batch is not None:
@@ -308,6 +310,7 @@ class Agent:
         messages = [ref for ref in refs if is_row(ref)]
         for message in messages:
             subscription.failed(message, exc)
+        self.app.monitor.agent_failed(self.name, messages)
         where = ", ".join(map(place_of, messages))
         logger.error("agent %s raised %r%s", self.name, exc, f" on {where}" if where else "")
         if self.on_error is not None:

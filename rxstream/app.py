@@ -17,6 +17,7 @@ from .codecs import CodecArg, get_codec
 from .consumer import Conductor
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
+from .monitor import Monitor
 from .streams import Stream
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
@@ -116,6 +117,7 @@ class App:
         self._stopper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event() if _loop_running() else None
         self.crashed: BaseException | None = None
+        self.monitor = Monitor(self)
 
     # ------------------------------------------------------------ declarations
 
@@ -364,6 +366,7 @@ class App:
                 on_assigned=self._tables.on_assigned,
                 on_revoked=self._tables_revoked,
                 on_crash=self.crash,
+                monitor=self.monitor,
             )
         return self._conductor
 
@@ -416,6 +419,7 @@ class App:
                     raise TransportError(f"cannot dead-letter {message!r}: its key and value are not bytes")
                 key, value = topic.encode(key, value)
         await transport.send(target, key, value, headers=headers)
+        self.monitor.dead_lettered(message.topic, message.partition)
 
     async def flush(self) -> None:
         """Wait for buffered and background sends so that commits never run ahead of what was produced."""

@@ -376,6 +376,7 @@ class Topic(Channel[K, V]):
                         await transport.send_many(self.name, batch)
                     else:
                         await transport.send_values(self.name, batch)
+                    self.app.monitor.sent_values(self.name, len(batch))
                 finally:
                     self._rounds_done += 1
                     done, self._round_done = self._round_done, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from .transport.base import Consumer, TopicPartition, Transport
 if TYPE_CHECKING:
     from .channels import Topic
     from .events import Row
+    from .monitor import Monitor
     from .subscriptions import Subscription
 
 __all__ = ["Conductor"]
@@ -41,6 +43,7 @@ class Conductor:
         on_assigned: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
         on_revoked: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
         on_crash: Callable[[BaseException], None] | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self.transport = transport
         self.group_id = group_id
@@ -51,6 +54,7 @@ class Conductor:
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._on_crash = on_crash
+        self.monitor = monitor
         self.topics: dict[str, Topic[object, object]] = {}
         self.readers: dict[str, list[Subscription]] = {}
         self._consumer: Consumer | None = None
@@ -212,6 +216,8 @@ class Conductor:
         if topic is None or not readers:
             return
         self.fetched += len(messages)
+        if self.monitor is not None:
+            self.monitor.received(tp, messages)
         first, last = messages[0][OFFSET], messages[-1][OFFSET]
         good, values, bad = topic.decode_batch(messages)
         for subscription in readers:
@@ -235,6 +241,8 @@ class Conductor:
             await self.commit()
         except TransportError as exc:
             logger.warning("consumer %s: commit failed, retrying: %s", self.group_id, exc)
+            if self.monitor is not None:
+                self.monitor.commit_failed()
             return False
         return True
 
@@ -267,7 +275,10 @@ class Conductor:
             if not offsets:
                 return {}
             await self._flush()
+            began = time.perf_counter()
             await consumer.commit(offsets)
+            if self.monitor is not None:
+                self.monitor.committed(offsets, time.perf_counter() - began)
             logger.debug("consumer %s: committed %s", self.group_id, offsets)
             self._committed.update(offsets)
             for subscriptions in self.readers.values():
@@ -282,6 +293,7 @@ class Conductor:
         self, revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]
     ) -> None:
         self.rebalances += 1
+        began = time.perf_counter()
         if revoked:
             try:
                 await self.commit(only=revoked)
@@ -306,6 +318,8 @@ class Conductor:
             logger.info("consumer %s: partitions assigned: %s", self.group_id, sorted(assigned))
             if self._on_assigned is not None:
                 await self._hook(self._on_assigned, assigned, "assigned")
+        if self.monitor is not None:
+            self.monitor.rebalanced(revoked, assigned, time.perf_counter() - began)
 
     async def _hook(
         self,

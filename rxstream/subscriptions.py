@@ -187,6 +187,8 @@ class Subscription:
         self._handled = _Held()
         self._superseded = _Held()
         self._attempts: dict[tuple[str, int, int], int] = {}
+        self.redelivered: dict[tuple[str, int], int] = {}
+        """Messages redelivered after a reject, per (topic, partition)."""
         self._acks: dict[tuple[str, int], _PartitionAcks] = {}
         self._data = asyncio.Event()
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -464,6 +466,8 @@ class Subscription:
 
     def _redeliver(self, message: Row) -> None:
         self._rejected.discard(message)
+        where = (message[TOPIC], message[PARTITION])
+        self.redelivered[where] = self.redelivered.get(where, 0) + 1
         self._superseded.add(message)  # a late automatic ack of the original must not complete the copy
         copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
         self._queue.appendleft(self._batch_of([copy]))

@@ -21,6 +21,7 @@ from ..transport.base import Consumer, TopicPartition, Transport
 
 if TYPE_CHECKING:
     from ..app import App
+    from ..monitor import RecoveryProgress
 
 __all__ = ["ChangelogReader", "ChangelogTopic", "RecoveryStats"]
 
@@ -89,6 +90,7 @@ class ChangelogReader:
         group_prefix: str,
         progress_interval: float = 1.0,
         stall_timeout: float = 60.0,
+        progress: RecoveryProgress | None = None,
     ) -> None:
         self.transport = transport
         self.topic = topic
@@ -97,6 +99,7 @@ class ChangelogReader:
         self.group_id = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
         self.progress_interval = progress_interval
         self.stall_timeout = stall_timeout
+        self.progress = progress
         self._consumer: Consumer | None = None
         self._ready = False
         """Whether start() returned (a Kafka consumer cannot seek from a listener called inside start)."""
@@ -148,6 +151,9 @@ class ChangelogReader:
             list(partitions),
             self.topic,
         )
+        progress = self.progress
+        if progress is not None:
+            progress.begin({tp.partition: end - starts[tp.partition] for tp, end in todo.items()})
         consumer = self._consumer = self.transport.consumer(
             self.group_id, [self.topic], self._on_rebalance, auto_offset_reset="earliest"
         )
@@ -170,10 +176,14 @@ class ChangelogReader:
                         if messages:
                             self._apply(tp.partition, messages)
                             applied += len(messages)
+                            if progress is not None:
+                                progress.advance(tp.partition, len(messages))
                         del todo[tp]
                     else:
                         self._apply(tp.partition, messages)
                         applied += len(messages)
+                        if progress is not None:
+                            progress.advance(tp.partition, len(messages))
                         if messages[-1][OFFSET] + 1 >= end:
                             del todo[tp]
                     if tp not in todo and not follow:
@@ -193,6 +203,9 @@ class ChangelogReader:
         except BaseException:
             await self.close()
             raise
+        finally:
+            if progress is not None:
+                progress.end()
         self.applied += applied
         took = time.monotonic() - began
         stats = RecoveryStats(partitions, applied, took)

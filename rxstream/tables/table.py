@@ -367,6 +367,7 @@ class Table(MutableMapping[Any, Any]):
             self.changelog.name,
             self._apply_changelog,
             label=f"table {self.name!r}",
+            progress=self.app.monitor.recovery(self.name),
             group_prefix=f"{self.app.id}-{self.name}-recovery",
         )
         stats = await reader.catch_up(starts)
@@ -437,6 +438,7 @@ class GlobalTable(Table):
             self.changelog.name,
             self._apply_changelog,
             label=f"global table {self.name!r}",
+            progress=self.app.monitor.recovery(self.name),
             group_prefix=f"{self.app.id}-{self.name}-global-{id(self):x}",
         )
         stats = await reader.catch_up(starts, follow=True)
