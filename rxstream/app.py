@@ -292,6 +292,15 @@ class App:
         return self._started
 
     @property
+    def consuming(self) -> bool:
+        """Whether the app's consumer joined its group and its tables recovered (set at the end of start)."""
+        return self._consuming
+
+    def subscriptions(self) -> list[Subscription]:
+        """The subscriptions of the app's channels and topics."""
+        return list(self._subscriptions.values())
+
+    @property
     def existing_transport(self) -> Transport | None:
         """The transport if it was created, without creating it (None before first use)."""
         return self._transport
@@ -621,18 +630,18 @@ class App:
     def committed_offsets(self) -> dict[TopicPartition, int]:
         """What the app's consumers would commit now, per partition (topics first read after start too)."""
         offsets: dict[TopicPartition, int] = {}
-        for conductor in self._conductors():
+        for conductor in self.conductors():
             offsets.update(conductor.committable())
         return offsets
 
     async def commit(self) -> dict[TopicPartition, int]:
         """Commit acknowledged offsets now (the app also does this every commit_interval)."""
         offsets: dict[TopicPartition, int] = {}
-        for conductor in self._conductors():
+        for conductor in self.conductors():
             offsets.update(await conductor.commit())
         return offsets
 
-    def _conductors(self) -> list[Conductor]:
+    def conductors(self) -> list[Conductor]:
         """The app's consumer, then those of topics first read after start."""
         return ([self._conductor] if self._conductor is not None else []) + list(self._late)
 

@@ -237,7 +237,7 @@ async def _send_file(app: App, topic: str, path: str, partition: int | None) -> 
                     f"send --file {path}: line {number} is neither JSON nor key<TAB>value: {exc}"
                 ) from exc
         records.append((key.encode("utf-8") if tab else None, value.encode("utf-8"), partition, None))
-    transport = await app._producer()
+    transport = await app.producer()
     progress = logging.getLogger(__name__)
     began = last = time.monotonic()
     try:
@@ -259,7 +259,7 @@ async def _send_file(app: App, topic: str, path: str, partition: int | None) -> 
 
 async def _reset(app: App, args: argparse.Namespace) -> int:
     """Move the app group's committed offsets of ``--topic``; refuses while members of the group are alive."""
-    transport = await app._producer()
+    transport = await app.producer()
     topic, group = args.topic, app.id
     try:
         alive = await _live_members(transport, group)

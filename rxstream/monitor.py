@@ -297,9 +297,9 @@ class Monitor:
     def state(self) -> str:
         """starting, recovering, running (joined its group and recovered its tables) or stopping."""
         app = self.app
-        if not app._started:
+        if not app.started:
             return "stopping" if self._ran else "starting"
-        if not app._consuming:  # set once the consumer heard its first assignment and recovered tables
+        if not app.consuming:  # set once the consumer heard its first assignment and recovered tables
             return "starting"
         if any(progress.active for progress in self.recoveries.values()):
             return "recovering"
@@ -309,7 +309,7 @@ class Monitor:
     def redeliveries(self) -> dict[TopicPartition, int]:
         """Messages redelivered after a reject, per partition (kept by the app's subscriptions)."""
         out: dict[TopicPartition, int] = {}
-        for subscription in list(self.app._subscriptions.values()):
+        for subscription in self.app.subscriptions():
             for (topic, partition), n in subscription.redelivered.items():
                 tp = TopicPartition(topic, partition)
                 out[tp] = out.get(tp, 0) + n
@@ -318,7 +318,7 @@ class Monitor:
     def acknowledged(self) -> dict[TopicPartition, int]:
         """Messages acknowledged per partition since this worker first fetched it (every reader done)."""
         out: dict[TopicPartition, int] = {}
-        for conductor in self.app._conductors():
+        for conductor in self.app.conductors():
             for tp, offset in conductor.committable().items():
                 stats = self.partitions.get(tp)
                 if stats is not None and stats.first is not None:
@@ -329,13 +329,12 @@ class Monitor:
         """Per table: keys held here, and late events (after their window closed) of windowed ones."""
         out: dict[str, dict[str, int]] = {}
         for name, table in list(self.app.tables.items()):
-            windowing = table._windowing
-            out[name] = {"keys": len(table), "late_events": windowing.late if windowing is not None else 0}
+            out[name] = {"keys": len(table), "late_events": table.late_count}
         return out
 
     async def refresh(self) -> None:
         """Read the end offsets and committed offsets of the owned partitions (for lag)."""
-        for conductor in self.app._conductors():
+        for conductor in self.app.conductors():
             consumer = conductor.consumer
             if consumer is None:
                 continue

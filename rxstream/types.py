@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
+    from .monitor import Monitor
     from .subscriptions import Subscription
     from .transport.base import Transport
 
@@ -80,6 +81,7 @@ class AppServices(Protocol):
     id: str
     topic_partitions: int
     value_serializer: Any
+    monitor: Monitor
 
     @property
     def topics(self) -> Mapping[str, Any]:

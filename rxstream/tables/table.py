@@ -157,6 +157,11 @@ class Table(MutableMapping[Any, Any]):
     def __len__(self) -> int:
         return len(self._store)
 
+    @property
+    def late_count(self) -> int:
+        """Events that arrived after their window closed (0 for a table that is not windowed)."""
+        return self._windowing.late if self._windowing is not None else 0
+
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``; if missing, the table's ``default()`` if it has one, else ``default``."""
         value = self._store.get(key)
