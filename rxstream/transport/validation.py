@@ -71,8 +71,7 @@ def _check_partition(partition: Any, topic: str) -> None:
     if partition is None or type(partition) is int:
         return
     raise ConfigurationError(
-        f"partition for topic {topic!r} must be an int or None, "
-        f"got {type(partition).__name__} {partition!r}"
+        f"partition for topic {topic!r} must be an int or None, got {type(partition).__name__} {partition!r}"
     )
 
 
