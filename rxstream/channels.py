@@ -159,7 +159,9 @@ class Topic(Channel[K, V]):
         self.retention = retention
         self.compacting = compacting
         self.key_serializer: CodecArg = key_serializer or "raw"
-        self.value_serializer: CodecArg = value_serializer or app.value_serializer
+        self.value_serializer: CodecArg = (
+            value_serializer or getattr(value_type, "_rx_serializer", None) or app.value_serializer
+        )
         get_codec(self.key_serializer)
         get_codec(self.value_serializer)
         self.internal = internal
