@@ -241,9 +241,15 @@ class Stream(Generic[T]):
 
     def tee(self, *targets: Any) -> Stream[T]:
         """Forward every value to each target (channel, topic, agent or callable) and pass it on."""
+        return self._tee(targets, "tee")
+
+    def _tee(self, targets: tuple[Any, ...], operator: str) -> Stream[T]:
+        """`tee`, with errors naming the ``operator`` the user called."""
         if not targets:
-            raise ConfigurationError("Stream.tee() needs at least one target (a channel, agent or callable)")
-        senders = [_sender(target, "tee") for target in targets]
+            raise ConfigurationError(
+                f"Stream.{operator}() needs at least one target (a channel, agent or callable)"
+            )
+        senders = [_sender(target, operator) for target in targets]
 
         def forward(value: Any) -> Any:
             if len(senders) == 1:
@@ -251,13 +257,13 @@ class Stream(Generic[T]):
             return _gather(senders, value)
 
         names = ", ".join(_name(t) for t in targets)
-        return self._then(f"tee({names})", lambda ctx: _rx.side_effect(forward, ctx, "tee"))
+        return self._then(f"{operator}({names})", lambda ctx: _rx.side_effect(forward, ctx, operator))
 
     def echo(self, *channels: Any) -> Stream[T]:
         """Forward every value to ``channels``; with no channels, print it."""
         if not channels:
             return self._then("echo()", lambda ctx: _rx.side_effect(print, ctx, "echo"))
-        return self.tee(*channels)
+        return self._tee(channels, "echo")
 
     def combine(self, *streams: Stream[Any]) -> Stream[Any]:
         """Merge this stream with ``streams``: values of all, interleaved as they arrive."""
@@ -618,18 +624,31 @@ def _reread(build: Callable[[Context], Observable[Batch]], label: str, *, once: 
 
 
 def _through(ctx: Context, channel: Any, key_of: Callable[[Any], Any] | None) -> Operator:
-    """The operator of ``through``: forward values (keyed by ``key_of``) and read them back."""
+    """The operator of ``through``: forward values (keyed by ``key_of``, else by their event's key)."""
     buffered = getattr(channel, "send_buffered", None)
 
-    async def send(value: Any) -> None:
-        key = key_of(value) if key_of is not None else None
+    async def send_keyed(key: Any, value: Any) -> None:
         if buffered is not None:
             await buffered(value, key=key)
         else:
             await channel.send(key=key, value=value)
 
     downstream: Stream[Any] = channel.stream()
-    return _rx.rerouted(_rx.side_effect(send, ctx, "through"), downstream._compile(ctx.reader()))
+    if key_of is not None:
+        forward = _rx.side_effect(lambda value: send_keyed(key_of(value), value), ctx, "through")
+        return _rx.rerouted(forward, downstream._compile(ctx.reader()))
+    paired = _rx.transform(_with_keys)
+    send_pair = _rx.side_effect(lambda pair: send_keyed(*pair), ctx, "through")
+
+    def forward_keyed(source: Observable[Batch]) -> Observable[Batch]:
+        return send_pair(paired(source))
+
+    return _rx.rerouted(forward_keyed, downstream._compile(ctx.reader()))
+
+
+def _with_keys(batch: Batch) -> Batch:
+    """The batch's values as (event key, value) pairs."""
+    return batch.derive(list(zip(map(batch.key_at, range(len(batch.values))), batch.values, strict=True)))
 
 
 def _multi(
