@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from . import _rx
 from ._rx import Batch, Context, Cursor, DisposableBase, Observable, Operator, SchedulerBase
+from .durations import Duration, seconds
 from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
 from .events import Event
 
@@ -208,8 +209,9 @@ class Stream(Generic[T]):
             raise ConfigurationError(f"Stream.enumerate(): start must be an integer, got {start!r}")
         return self._then(f"enumerate({start})", lambda ctx: _rx.enumerate_values(start))
 
-    def take(self, max_: int, *, within: float | None = None) -> Stream[list[T]]:
+    def take(self, max_: int, *, within: Duration | None = None) -> Stream[list[T]]:
         """Lists of up to ``max_`` values, closed ``within`` seconds after their first value; never empty."""
+        within = seconds(within)
         _check_positive(max_, "max_", "take", integer=True)
         if within is not None:
             _check_positive(within, "within", "take")
@@ -218,8 +220,9 @@ class Stream(Generic[T]):
             lambda ctx: _rx.take_batches(max_, within, ctx.scheduler, periodic=False),
         )
 
-    def buffer(self, size: int, *, timeout: float | None = None) -> Stream[list[T]]:
+    def buffer(self, size: int, *, timeout: Duration | None = None) -> Stream[list[T]]:
         """Lists of up to ``size`` values, flushed ``timeout`` seconds after the last flush; never empty."""
+        timeout = seconds(timeout)
         _check_positive(size, "size", "buffer", integer=True)
         if timeout is not None:
             _check_positive(timeout, "timeout", "buffer")
@@ -228,8 +231,9 @@ class Stream(Generic[T]):
             lambda ctx: _rx.take_batches(size, timeout, ctx.scheduler, periodic=True),
         )
 
-    def rate_limit(self, rate: int, *, per: float = 1.0, within: float | None = None) -> Stream[T]:
+    def rate_limit(self, rate: int, *, per: Duration = 1.0, within: Duration | None = None) -> Stream[T]:
         """At most ``rate`` values per ``per`` seconds, delayed (never dropped); ``within`` is the burst."""
+        per, within = seconds(per), seconds(within)
         _check_positive(rate, "rate", "rate_limit")
         _check_positive(per, "per", "rate_limit")
         window = per if within is None else within
@@ -276,7 +280,7 @@ class Stream(Generic[T]):
         return _multi("concat", parts, lambda observables, ctx: _rx.concatenated(observables))
 
     def join(
-        self, *streams: Any, on: Callable[[Any], Any] | None = None, within: float | None = None
+        self, *streams: Any, on: Callable[[Any], Any] | None = None, within: Duration | None = None
     ) -> Stream[tuple[Any, ...]]:
         """Windowed inner join: a tuple of values sharing a key that arrived within ``within`` seconds.
 
@@ -293,6 +297,7 @@ class Stream(Generic[T]):
             raise ConfigurationError("Stream.join() needs at least one other stream, or one table")
         if within is None:
             raise ConfigurationError("Stream.join() of streams needs within=SECONDS, the join window")
+        within = seconds(within)
         _check_positive(within, "within", "join")
 
         def key_of(batch: Batch, i: int) -> Any:
@@ -336,7 +341,7 @@ class Stream(Generic[T]):
         *,
         name: str | None = None,
         topic: Any = None,
-        group_timeout: float | None = None,
+        group_timeout: Duration | None = None,
         max_groups: int = 10_000,
     ) -> Stream[tuple[K, Stream[T]]]:
         """(key, substream) for every key when first seen; the substream then yields that key's values.
@@ -346,6 +351,7 @@ class Stream(Generic[T]):
         """
         _check_callable(key, "group_by")
         _check_positive(max_groups, "max_groups", "group_by", integer=True)
+        group_timeout = seconds(group_timeout)
         if group_timeout is not None:
             _check_positive(group_timeout, "group_timeout", "group_by")
         keyed = self.map(key) if _rx.is_async(key) else None
@@ -499,7 +505,7 @@ class Stream(Generic[T]):
         first: T = values[0]
         return first
 
-    async def peek(self, n: int = 5, *, events: bool = False, timeout: float | None = None) -> list[Any]:
+    async def peek(self, n: int = 5, *, events: bool = False, timeout: Duration | None = None) -> list[Any]:
         """The first ``n`` values (``events=True``: `Event`s) from the source's start, without consuming.
 
         The chain runs on a second reading of the source: the stream keeps its single consumption, nothing
@@ -511,6 +517,7 @@ class Stream(Generic[T]):
         >>> await app.stream(orders).map(lambda o: o.amount).peek(3)
         """
         _check_positive(n, "n", "peek", integer=True)
+        timeout = seconds(timeout)
         peek = self._origin.peek
         if peek is None:
             raise StreamError(

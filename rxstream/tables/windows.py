@@ -200,9 +200,7 @@ class WindowTracker:
     longer than its window (a sliding window's bucket is read by later windows for ``before`` seconds).
     """
 
-    def __init__(
-        self, *, grace: Duration = 0.0, expires: Duration | None = None, hold: float = 0.0
-    ) -> None:
+    def __init__(self, *, grace: Duration = 0.0, expires: Duration | None = None, hold: float = 0.0) -> None:
         grace, expires = seconds(grace), seconds(expires)
         if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
             raise ConfigurationError(f"window grace must be >= 0 seconds, got {grace!r}")
