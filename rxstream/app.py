@@ -128,7 +128,7 @@ class App:
         value_type: Any = None,
         partitions: int | None = None,
         replicas: int | None = None,
-        retention: float | None = None,
+        retention: Duration | None = None,
         compacting: bool | None = None,
         key_serializer: CodecArg | None = None,
         value_serializer: CodecArg | None = None,
@@ -640,7 +640,12 @@ class App:
         return ([self._conductor] if self._conductor is not None else []) + list(self._late)
 
     async def peek(
-        self, topic: Topic[Any, Any] | str, n: int = 5, *, events: bool = False, timeout: float | None = None
+        self,
+        topic: Topic[Any, Any] | str,
+        n: int = 5,
+        *,
+        events: bool = False,
+        timeout: Duration | None = None,
     ) -> list[Any]:
         """The first ``n`` values (or events) of a topic, read without consuming or committing offsets."""
         from .peek import peek_only_stream

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .codecs import CodecArg, decode_value, encode_value, get_codec
+from .durations import Duration, seconds
 from .errors import ConfigurationError, DecodeError, EncodeError, TransportError
 from .events import (
     HEADERS,
@@ -131,7 +132,7 @@ class Topic(Channel[K, V]):
         value_type: Any = None,
         partitions: int | None = None,
         replicas: int | None = None,
-        retention: float | None = None,
+        retention: Duration | None = None,
         compacting: bool | None = None,
         key_serializer: CodecArg | None = None,
         value_serializer: CodecArg | None = None,
@@ -156,7 +157,7 @@ class Topic(Channel[K, V]):
         self.names = tuple(names)
         self.partitions = partitions
         self.replicas = replicas
-        self.retention = retention
+        self.retention = seconds(retention)
         self.compacting = compacting
         self.key_serializer: CodecArg = key_serializer or "raw"
         self.value_serializer: CodecArg = (
