@@ -134,7 +134,7 @@ class App:
         value_serializer: CodecArg | None = None,
         max_redeliveries: int | None = None,
         on_error: str | None = None,
-        dead_letter: str | None = None,
+        dead_letter: str | Topic[Any, Any] | None = None,
         maxsize: int = TOPIC_MAXSIZE,
     ) -> Topic[Any, Any]:
         """Declare a topic (created on start if missing); declaring the same name twice returns the first."""
