@@ -30,6 +30,7 @@ MAX_MESSAGE_BYTES: Final = 1_048_576
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _valid_names: set[str] = set()
 _BYTES = (bytes, bytearray, memoryview)
+_SIZED = frozenset({str, *_BYTES})
 
 
 def check_topic_name(topic: Any) -> None:
@@ -121,6 +122,10 @@ def check_records(topic: str, records: Sequence[Any], max_message_bytes: int) ->
     """Check the topic name once, then each (key, value, partition, headers) record."""
     check_topic_name(topic)
     for key, value, partition, headers in records:
+        if partition is None and not headers and type(value) not in _SIZED:
+            kind = type(key)
+            if kind not in _SIZED or (kind is str and key.isascii() and len(key) <= max_message_bytes):
+                continue  # an object value (memory://) with a plain key: nothing for a broker to refuse
         check_record(topic, key, value, partition, headers, max_message_bytes)
 
 
