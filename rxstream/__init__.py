@@ -1,5 +1,7 @@
 """rxstream: stream processing on ReactiveX: apps, agents, topics, tables and functional streams."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .agents import Agent
 from .app import App
 from .auth import SASLCredentials, SSLCredentials
@@ -27,5 +29,11 @@ __all__ = [
     "Topic",
     "WindowSet",
     "WindowedTable",
+    "__version__",
     "current_event",
 ]
+
+try:
+    __version__ = version("rxstream")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

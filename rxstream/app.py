@@ -15,6 +15,7 @@ from .agents import Agent, AgentFun
 from .channels import TOPIC_MAXSIZE, Channel, Topic
 from .codecs import CodecArg, get_codec
 from .consumer import Conductor
+from .durations import Duration, seconds
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .monitor import Monitor
@@ -61,11 +62,11 @@ class App:
         value_serializer: CodecArg = "json",
         topic_partitions: int = 8,
         topic_replicas: int = 1,
-        commit_interval: float = 2.8,
+        commit_interval: Duration = 2.8,
         broker_credentials: Any = None,
         max_redeliveries: int = 3,
         on_error: str = "dead_letter",
-        shutdown_timeout: float = 10.0,
+        shutdown_timeout: Duration = 10.0,
         reply_topic: str | None = None,
         scheduler: SchedulerBase | None = None,
     ) -> None:
@@ -75,6 +76,7 @@ class App:
             raise ConfigurationError(
                 f"App {id!r}: broker must be a URL like memory:// or kafka://host:port, got {broker!r}"
             )
+        commit_interval, shutdown_timeout = seconds(commit_interval), seconds(shutdown_timeout)
         if commit_interval <= 0:
             raise ConfigurationError(f"App {id!r}: commit_interval must be positive, got {commit_interval!r}")
         get_codec(value_serializer)
@@ -128,13 +130,13 @@ class App:
         value_type: Any = None,
         partitions: int | None = None,
         replicas: int | None = None,
-        retention: float | None = None,
+        retention: Duration | None = None,
         compacting: bool | None = None,
         key_serializer: CodecArg | None = None,
         value_serializer: CodecArg | None = None,
         max_redeliveries: int | None = None,
         on_error: str | None = None,
-        dead_letter: str | None = None,
+        dead_letter: str | Topic[Any, Any] | None = None,
         maxsize: int = TOPIC_MAXSIZE,
     ) -> Topic[Any, Any]:
         """Declare a topic (created on start if missing); declaring the same name twice returns the first."""
@@ -249,13 +251,18 @@ class App:
             channel = self.topic(channel)
         return channel.stream()
 
-    def timer(self, interval: float) -> Callable[[F], F]:
-        """Run the decorated coroutine function every ``interval`` seconds of ``scheduler`` while running."""
-        if interval <= 0:
-            raise ConfigurationError(f"app.timer interval must be positive, got {interval!r}")
+    def timer(self, interval: Duration) -> Callable[[F], F]:
+        """Call the decorated function (sync or async) every ``interval`` of ``scheduler`` time."""
+        every = seconds(interval)
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or every <= 0:
+            raise ConfigurationError(
+                f"app.timer interval must be a positive number of seconds or a timedelta, got {interval!r}"
+            )
 
         def decorate(fun: F) -> F:
-            self._timers.append((interval, fun, True))
+            if not callable(fun):
+                raise ConfigurationError(f"@app.timer({interval!r}) decorates a function, got {fun!r}")
+            self._timers.append((every, fun, True))
             return fun
 
         return decorate
@@ -485,7 +492,7 @@ class App:
         loop = asyncio.get_running_loop()
         for interval, fun, _ in self._timers:
             self._running_tasks.append(
-                loop.create_task(self._every(interval, fun), name=f"timer {fun.__name__}")
+                loop.create_task(self._every(interval, fun), name=f"timer {getattr(fun, '__name__', fun)}")
             )
         for fun in self._tasks:
             self.spawn(fun(), f"task {fun.__name__}")
@@ -646,7 +653,12 @@ class App:
         return ([self._conductor] if self._conductor is not None else []) + list(self._late)
 
     async def peek(
-        self, topic: Topic[Any, Any] | str, n: int = 5, *, events: bool = False, timeout: float | None = None
+        self,
+        topic: Topic[Any, Any] | str,
+        n: int = 5,
+        *,
+        events: bool = False,
+        timeout: Duration | None = None,
     ) -> list[Any]:
         """The first ``n`` values (or events) of a topic, read without consuming or committing offsets."""
         from .peek import peek_only_stream

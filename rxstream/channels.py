@@ -8,7 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .codecs import CodecArg, decode_value, encode_value, get_codec
-from .errors import ConfigurationError, DecodeError, TransportError
+from .durations import Duration, seconds
+from .errors import ConfigurationError, DecodeError, EncodeError, TransportError
 from .events import (
     HEADERS,
     KEY,
@@ -26,9 +27,11 @@ from .events import (
     value_of,
 )
 from .peek import topic_source
+from .records import Record, represent
 from .streams import Stream
 from .subscriptions import CHANNEL_BATCH, MAX_BATCH, ErrorPolicy, Subscription
 from .transport.base import RecordMetadata, TopicSpec, Transport
+from .transport.validation import MAX_MESSAGE_BYTES, check_encodable, encode_message
 
 if TYPE_CHECKING:
     from .types import AppServices
@@ -129,13 +132,13 @@ class Topic(Channel[K, V]):
         value_type: Any = None,
         partitions: int | None = None,
         replicas: int | None = None,
-        retention: float | None = None,
+        retention: Duration | None = None,
         compacting: bool | None = None,
         key_serializer: CodecArg | None = None,
         value_serializer: CodecArg | None = None,
         max_redeliveries: int = 3,
         on_error: str = "dead_letter",
-        dead_letter: str | None = None,
+        dead_letter: str | Topic[Any, Any] | None = None,
         internal: bool = False,
         maxsize: int = TOPIC_MAXSIZE,
     ) -> None:
@@ -154,10 +157,12 @@ class Topic(Channel[K, V]):
         self.names = tuple(names)
         self.partitions = partitions
         self.replicas = replicas
-        self.retention = retention
+        self.retention = seconds(retention)
         self.compacting = compacting
         self.key_serializer: CodecArg = key_serializer or "raw"
-        self.value_serializer: CodecArg = value_serializer or app.value_serializer
+        self.value_serializer: CodecArg = (
+            value_serializer or getattr(value_type, "_rx_serializer", None) or app.value_serializer
+        )
         get_codec(self.key_serializer)
         get_codec(self.value_serializer)
         self.internal = internal
@@ -174,6 +179,12 @@ class Topic(Channel[K, V]):
         self._rounds_done = 0  # ... and finished sending (stored, failed or cancelled)
         self._round_done: asyncio.Future[None] | None = None  # resolved when the batch in flight ends
         self._send_failure: BaseException | None = None
+        if isinstance(dead_letter, Topic):
+            dead_letter = dead_letter.name
+        elif dead_letter is not None and not isinstance(dead_letter, str):
+            raise ConfigurationError(
+                f"topic {names[0]!r}: dead_letter must be a topic name or a Topic, got {dead_letter!r}"
+            )
         self.policy = ErrorPolicy.make(on_error, dead_letter or f"{names[0]}-dead-letter", max_redeliveries)
 
     @property
@@ -211,9 +222,12 @@ class Topic(Channel[K, V]):
 
     def encode(self, key: Any, value: Any) -> tuple[Any, Any]:
         """Key and value as the transport wants them (bytes for Kafka, objects in memory)."""
-        if not self.app.transport.needs_bytes:
+        transport = self.app.transport
+        if not transport.needs_bytes:
+            limit = getattr(transport, "max_message_bytes", MAX_MESSAGE_BYTES)
+            check_encodable(self.name, key, value, self.key_serializer, self.value_serializer, limit)
             return key, value
-        return encode_value(key, self.key_serializer), encode_value(value, self.value_serializer)
+        return encode_message(self.name, key, value, self.key_serializer, self.value_serializer)
 
     def decode(self, message: Row) -> Row:
         """The message with its key and value decoded and validated; DecodeError names where it failed."""
@@ -227,10 +241,11 @@ class Topic(Channel[K, V]):
             if isinstance(value, (bytes, bytearray)):
                 if self.value_type is not None or self.value_serializer != "raw":
                     value = decode_value(bytes(value), self.value_serializer, self.value_type)
-            elif (
-                value is not None and self.value_type is not None and not _is_instance(value, self.value_type)
-            ):
-                value = _coerce(value, self.value_type)
+            elif value is not None and self.value_type is not None:
+                if isinstance(value, Record):
+                    value = _as_sent(value, self.value_type)
+                elif not _is_instance(value, self.value_type):
+                    value = _coerce(value, self.value_type)
         except DecodeError as exc:
             raise DecodeError(
                 exc.reason,
@@ -425,6 +440,15 @@ def _coerce(value: Any, value_type: Any) -> Any:
         return decoder_for(value_type)(value)
     except ValidationError as exc:
         raise DecodeError(str(exc)) from exc
+
+
+def _as_sent(record: Record, value_type: Any) -> Any:
+    """A record object as a byte transport delivers it: represented, then validated as ``value_type``."""
+    try:
+        data = represent(record)
+    except EncodeError as exc:
+        raise DecodeError(str(exc)) from exc
+    return _coerce(data, value_type)
 
 
 def _text_or_bytes(data: bytes) -> str | bytes:

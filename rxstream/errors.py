@@ -11,6 +11,7 @@ __all__ = [
     "EncodeError",
     "ImproperlyConfigured",
     "MissingDependencyError",
+    "ReadOnlyError",
     "RxStreamError",
     "StreamConsumedError",
     "StreamEmptyError",
@@ -30,6 +31,10 @@ class ConfigurationError(RxStreamError, ValueError):
 
 
 ImproperlyConfigured = ConfigurationError
+
+
+class ReadOnlyError(RxStreamError, AttributeError):
+    """An attribute that is read-only was assigned; the message names it and what to do instead."""
 
 
 class StreamError(RxStreamError):

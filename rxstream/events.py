@@ -8,6 +8,8 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
+from .errors import ReadOnlyError
+
 if TYPE_CHECKING:
     from .types import ChannelT
 
@@ -91,7 +93,7 @@ class Acknowledger(Protocol):
 class Event:
     """A value in a stream with its message metadata; ``ack``/``reject``/``forward`` act on its message."""
 
-    __slots__ = ("_acked", "_acker", "_ref", "headers", "key", "message", "timestamp", "value")
+    __slots__ = ("_acked", "_acker", "_headers", "_key", "_ref", "_value", "message", "timestamp")
 
     def __init__(
         self,
@@ -104,14 +106,41 @@ class Event:
         acker: Acknowledger | None = None,
         ref: Any = None,
     ) -> None:
-        self.key = key
-        self.value = value
-        self.headers: Headers = headers if headers is not None else {}
+        self._key = key
+        self._value = value
+        self._headers: Headers = headers if headers is not None else {}
         self.message = message
         self.timestamp = timestamp
         self._acker = acker
         self._ref = ref if ref is not None else message
         self._acked = False
+
+    @property
+    def key(self) -> Any:
+        """The message key (read-only: send a new message to change it)."""
+        return self._key
+
+    @key.setter
+    def key(self, _: Any) -> None:
+        raise ReadOnlyError("Event.key is read-only: send a new message with key=... instead")
+
+    @property
+    def value(self) -> Any:
+        """The decoded value (read-only: map the stream, or send a new message, to change it)."""
+        return self._value
+
+    @value.setter
+    def value(self, _: Any) -> None:
+        raise ReadOnlyError("Event.value is read-only: map the stream, or send a new message with value=...")
+
+    @property
+    def headers(self) -> Headers:
+        """The message headers (read-only: pass ``headers=`` to `send` or `forward` to add some)."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, _: Any) -> None:
+        raise ReadOnlyError("Event.headers is read-only: pass headers=... to send() or forward() instead")
 
     @property
     def acked(self) -> bool:

@@ -12,7 +12,9 @@ for a float, ISO 8601 text for a datetime/date/time, text (or a number) for a De
 a value for an Enum, a mapping for a nested Record. A bool is never accepted as an int or float. Fields the
 record does not declare are ignored, so producers may add fields before consumers know them. A missing
 required field or a wrong type raises `ValidationError` naming the class, the field path and the problem.
-Construction does not validate unless the class asks for it: `class Order(Record, validation=True)`.
+Construction does not validate unless the class asks for it: `class Order(Record, validation=True)`
+(or `coerce=True`). `serializer="json"` names the codec topics of the record use unless they name one;
+`isodates=True` and `include_metadata=False` are accepted as what records always do.
 `class Point(Record, frozen=True)` makes instances immutable and hashable. Use `dataclasses.field` for
 defaults such as `field(default_factory=list)`.
 """
@@ -201,6 +203,7 @@ _BARE_CONTAINERS: dict[Any, Any] = {
     frozenset: frozenset[Any],
     dict: dict[Any, Any],
 }
+_BARE_ORIGINS: dict[Any, Any] = {**_BARE_CONTAINERS, Sequence: list[Any], Mapping: dict[Any, Any]}
 
 
 def _iso_decoder(tp: type[datetime] | type[date] | type[time]) -> _Decoder:
@@ -401,6 +404,8 @@ def _build(tp: Any, text: bool = False) -> _Decoder:
         return _union_decoder(name, args)
     if origin is Literal:
         return _literal_decoder(name, args)
+    if not args and origin in _BARE_ORIGINS:
+        return _build(_BARE_ORIGINS[origin])  # typing.List, typing.Sequence ... without parameters
     if origin in (list, Sequence):
         return _sequence_decoder(name, _build(args[0]), (list, tuple), list)
     if origin in (set, frozenset):
@@ -552,6 +557,30 @@ def _decode_record(cls: type[_R], data: Any) -> _R:
     return record
 
 
+_CLASS_OPTIONS = "validation, frozen, coerce, serializer, isodates=True, include_metadata=False"
+
+
+def _check_class_options(
+    cls: type, unknown: Mapping[str, Any], isodates: bool | None, include_metadata: bool | None
+) -> None:
+    """Refuse class keywords Record does not know, or known ones asking for what Record does not do."""
+    if unknown:
+        raise ConfigurationError(
+            f"class {cls.__name__}: Record takes no class keyword {', '.join(map(repr, unknown))}; "
+            f"it knows {_CLASS_OPTIONS}"
+        )
+    if isodates is not None and isodates is not True:
+        raise ConfigurationError(
+            f"class {cls.__name__}: isodates={isodates!r} is not supported: ISO 8601 text is always "
+            "decoded for datetime, date and time fields (isodates=True)"
+        )
+    if include_metadata is not None and include_metadata is not False:
+        raise ConfigurationError(
+            f"class {cls.__name__}: include_metadata={include_metadata!r} is not supported: records are "
+            "written as their fields only (include_metadata=False)"
+        )
+
+
 def _validating_init(spec: _RecordSpec) -> Callable[..., None]:
     """Wrap the generated `__init__` so construction validates, for `validation=True` classes."""
     init = spec.init
@@ -569,12 +598,35 @@ class Record:
     """Base class of typed records; subclasses are dataclasses that `from_data` validates (see module doc)."""
 
     _rx_spec: ClassVar[_RecordSpec]
+    _rx_serializer: ClassVar[Any] = None
+    """The codec topics of this record use unless they name one (`class M(Record, serializer="json")`)."""
 
     def __init_subclass__(
-        cls, *, validation: bool | None = None, frozen: bool | None = None, **kwargs: Any
+        cls,
+        *,
+        validation: bool | None = None,
+        frozen: bool | None = None,
+        coerce: bool | None = None,
+        serializer: Any = None,
+        isodates: bool | None = None,
+        include_metadata: bool | None = None,
+        **kwargs: Any,
     ) -> None:
         """Make the subclass a dataclass and precompute its decoders; options default to the parent's."""
-        super().__init_subclass__(**kwargs)
+        _check_class_options(cls, kwargs, isodates, include_metadata)
+        if coerce is not None:
+            if validation is not None and validation != coerce:
+                raise ConfigurationError(
+                    f"class {cls.__name__}: coerce={coerce!r} and validation={validation!r} disagree; "
+                    "they mean the same (check and coerce fields on construction), give one"
+                )
+            validation = coerce
+        if serializer is not None:
+            from .codecs import get_codec
+
+            get_codec(serializer)
+            cls._rx_serializer = serializer
+        super().__init_subclass__()
         parent: _RecordSpec | None = getattr(cls, "_rx_spec", None)
         if validation is None:
             validation = parent.validation if parent is not None else False

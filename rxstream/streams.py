@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from . import _rx
 from ._rx import Batch, Context, Cursor, DisposableBase, Observable, Operator, SchedulerBase
+from .durations import Duration, seconds
 from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
 from .events import Event
 
@@ -208,8 +209,9 @@ class Stream(Generic[T]):
             raise ConfigurationError(f"Stream.enumerate(): start must be an integer, got {start!r}")
         return self._then(f"enumerate({start})", lambda ctx: _rx.enumerate_values(start))
 
-    def take(self, max_: int, *, within: float | None = None) -> Stream[list[T]]:
+    def take(self, max_: int, *, within: Duration | None = None) -> Stream[list[T]]:
         """Lists of up to ``max_`` values, closed ``within`` seconds after their first value; never empty."""
+        within = seconds(within)
         _check_positive(max_, "max_", "take", integer=True)
         if within is not None:
             _check_positive(within, "within", "take")
@@ -218,8 +220,9 @@ class Stream(Generic[T]):
             lambda ctx: _rx.take_batches(max_, within, ctx.scheduler, periodic=False),
         )
 
-    def buffer(self, size: int, *, timeout: float | None = None) -> Stream[list[T]]:
+    def buffer(self, size: int, *, timeout: Duration | None = None) -> Stream[list[T]]:
         """Lists of up to ``size`` values, flushed ``timeout`` seconds after the last flush; never empty."""
+        timeout = seconds(timeout)
         _check_positive(size, "size", "buffer", integer=True)
         if timeout is not None:
             _check_positive(timeout, "timeout", "buffer")
@@ -228,8 +231,9 @@ class Stream(Generic[T]):
             lambda ctx: _rx.take_batches(size, timeout, ctx.scheduler, periodic=True),
         )
 
-    def rate_limit(self, rate: int, *, per: float = 1.0, within: float | None = None) -> Stream[T]:
+    def rate_limit(self, rate: int, *, per: Duration = 1.0, within: Duration | None = None) -> Stream[T]:
         """At most ``rate`` values per ``per`` seconds, delayed (never dropped); ``within`` is the burst."""
+        per, within = seconds(per), seconds(within)
         _check_positive(rate, "rate", "rate_limit")
         _check_positive(per, "per", "rate_limit")
         window = per if within is None else within
@@ -241,9 +245,15 @@ class Stream(Generic[T]):
 
     def tee(self, *targets: Any) -> Stream[T]:
         """Forward every value to each target (channel, topic, agent or callable) and pass it on."""
+        return self._tee(targets, "tee")
+
+    def _tee(self, targets: tuple[Any, ...], operator: str) -> Stream[T]:
+        """`tee`, with errors naming the ``operator`` the user called."""
         if not targets:
-            raise ConfigurationError("Stream.tee() needs at least one target (a channel, agent or callable)")
-        senders = [_sender(target, "tee") for target in targets]
+            raise ConfigurationError(
+                f"Stream.{operator}() needs at least one target (a channel, agent or callable)"
+            )
+        senders = [_sender(target, operator) for target in targets]
 
         def forward(value: Any) -> Any:
             if len(senders) == 1:
@@ -251,13 +261,13 @@ class Stream(Generic[T]):
             return _gather(senders, value)
 
         names = ", ".join(_name(t) for t in targets)
-        return self._then(f"tee({names})", lambda ctx: _rx.side_effect(forward, ctx, "tee"))
+        return self._then(f"{operator}({names})", lambda ctx: _rx.side_effect(forward, ctx, operator))
 
     def echo(self, *channels: Any) -> Stream[T]:
         """Forward every value to ``channels``; with no channels, print it."""
         if not channels:
             return self._then("echo()", lambda ctx: _rx.side_effect(print, ctx, "echo"))
-        return self.tee(*channels)
+        return self._tee(channels, "echo")
 
     def combine(self, *streams: Stream[Any]) -> Stream[Any]:
         """Merge this stream with ``streams``: values of all, interleaved as they arrive."""
@@ -270,7 +280,7 @@ class Stream(Generic[T]):
         return _multi("concat", parts, lambda observables, ctx: _rx.concatenated(observables))
 
     def join(
-        self, *streams: Any, on: Callable[[Any], Any] | None = None, within: float | None = None
+        self, *streams: Any, on: Callable[[Any], Any] | None = None, within: Duration | None = None
     ) -> Stream[tuple[Any, ...]]:
         """Windowed inner join: a tuple of values sharing a key that arrived within ``within`` seconds.
 
@@ -287,6 +297,7 @@ class Stream(Generic[T]):
             raise ConfigurationError("Stream.join() needs at least one other stream, or one table")
         if within is None:
             raise ConfigurationError("Stream.join() of streams needs within=SECONDS, the join window")
+        within = seconds(within)
         _check_positive(within, "within", "join")
 
         def key_of(batch: Batch, i: int) -> Any:
@@ -330,7 +341,7 @@ class Stream(Generic[T]):
         *,
         name: str | None = None,
         topic: Any = None,
-        group_timeout: float | None = None,
+        group_timeout: Duration | None = None,
         max_groups: int = 10_000,
     ) -> Stream[tuple[K, Stream[T]]]:
         """(key, substream) for every key when first seen; the substream then yields that key's values.
@@ -340,6 +351,7 @@ class Stream(Generic[T]):
         """
         _check_callable(key, "group_by")
         _check_positive(max_groups, "max_groups", "group_by", integer=True)
+        group_timeout = seconds(group_timeout)
         if group_timeout is not None:
             _check_positive(group_timeout, "group_timeout", "group_by")
         keyed = self.map(key) if _rx.is_async(key) else None
@@ -493,7 +505,7 @@ class Stream(Generic[T]):
         first: T = values[0]
         return first
 
-    async def peek(self, n: int = 5, *, events: bool = False, timeout: float | None = None) -> list[Any]:
+    async def peek(self, n: int = 5, *, events: bool = False, timeout: Duration | None = None) -> list[Any]:
         """The first ``n`` values (``events=True``: `Event`s) from the source's start, without consuming.
 
         The chain runs on a second reading of the source: the stream keeps its single consumption, nothing
@@ -505,6 +517,7 @@ class Stream(Generic[T]):
         >>> await app.stream(orders).map(lambda o: o.amount).peek(3)
         """
         _check_positive(n, "n", "peek", integer=True)
+        timeout = seconds(timeout)
         peek = self._origin.peek
         if peek is None:
             raise StreamError(
@@ -618,18 +631,31 @@ def _reread(build: Callable[[Context], Observable[Batch]], label: str, *, once: 
 
 
 def _through(ctx: Context, channel: Any, key_of: Callable[[Any], Any] | None) -> Operator:
-    """The operator of ``through``: forward values (keyed by ``key_of``) and read them back."""
+    """The operator of ``through``: forward values (keyed by ``key_of``, else by their event's key)."""
     buffered = getattr(channel, "send_buffered", None)
 
-    async def send(value: Any) -> None:
-        key = key_of(value) if key_of is not None else None
+    async def send_keyed(key: Any, value: Any) -> None:
         if buffered is not None:
             await buffered(value, key=key)
         else:
             await channel.send(key=key, value=value)
 
     downstream: Stream[Any] = channel.stream()
-    return _rx.rerouted(_rx.side_effect(send, ctx, "through"), downstream._compile(ctx.reader()))
+    if key_of is not None:
+        forward = _rx.side_effect(lambda value: send_keyed(key_of(value), value), ctx, "through")
+        return _rx.rerouted(forward, downstream._compile(ctx.reader()))
+    paired = _rx.transform(_with_keys)
+    send_pair = _rx.side_effect(lambda pair: send_keyed(*pair), ctx, "through")
+
+    def forward_keyed(source: Observable[Batch]) -> Observable[Batch]:
+        return send_pair(paired(source))
+
+    return _rx.rerouted(forward_keyed, downstream._compile(ctx.reader()))
+
+
+def _with_keys(batch: Batch) -> Batch:
+    """The batch's values as (event key, value) pairs."""
+    return batch.derive(list(zip(map(batch.key_at, range(len(batch.values))), batch.values, strict=True)))
 
 
 def _multi(

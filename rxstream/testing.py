@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import inspect
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -26,11 +28,13 @@ import pytest
 
 from . import _rx
 from .channels import Channel
-from .errors import AgentError
-from .events import NO_HEADERS, OFFSET, Message, is_row
+from .errors import AgentError, ConfigurationError, DecodeError, EncodeError
+from .events import NO_HEADERS, OFFSET, Message, Row, is_row
+from .records import Record
 from .streams import Stream
 from .transport import Consumer, TopicPartition, TopicSpec, Transport, get_transport
 from .transport.partitioner import partition_for
+from .transport.validation import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from .agents import Agent
@@ -406,6 +410,61 @@ class TransportConformance:
                 await probe.poll(timeout=max(0.0, min(POLL_STEP, end - loop.time())))
         assert len(probe.messages) == expected, probe.messages[expected:]
 
+    async def test_sends_a_broker_refuses_are_refused_naming_the_argument(
+        self, transport: Transport, topic: str
+    ) -> None:
+        await self.create(transport, topic)
+        refusals: list[tuple[dict[str, Any], type[Exception], str]] = [
+            ({"value": b"x" * (MAX_MESSAGE_BYTES + 1)}, EncodeError, "max_message_bytes"),
+            ({"headers": {"n": 1}}, EncodeError, "header 'n'"),
+            ({"headers": {"n": None}}, EncodeError, "header 'n'"),
+            ({"headers": {"n": {"a": 1}}}, EncodeError, "header 'n'"),
+            ({"headers": {b"n": b"v"}}, EncodeError, "header name b'n'"),
+            ({"headers": {"n\ud800": b"v"}}, EncodeError, "header name"),
+            ({"key": "k\ud800"}, EncodeError, "key"),
+            ({"partition": "1"}, ConfigurationError, "partition"),
+            ({"partition": True}, ConfigurationError, "partition"),
+        ]
+        async with asyncio.timeout(PHASE_TIMEOUT):
+            for options, error, named in refusals:
+                send = {"key": b"k", "value": b"v", **options}
+                key, value = send.pop("key"), send.pop("value")
+                with pytest.raises(error, match=re.escape(named)):
+                    await transport.send(topic, key, value, **send)
+                with pytest.raises(error, match=re.escape(named)):
+                    record = (key, value, send.get("partition"), send.get("headers"))
+                    await transport.send_many(topic, [record])
+            for name in ("bad topic!", ".", "..", "t" * 250):
+                with pytest.raises(ConfigurationError, match="topic name"):
+                    await transport.send(name, b"k", b"v")
+                with pytest.raises(ConfigurationError, match="topic name"):
+                    await transport.send_values(name, [b"v"])
+            assert (await transport.end_offsets(topic)) == {
+                TopicPartition(topic, p): 0 for p in range(self.PARTITIONS)
+            }
+
+    async def test_a_message_of_max_message_bytes_is_sent(self, transport: Transport, topic: str) -> None:
+        await self.create(transport, topic)
+        value = b"x" * (200 * 1024)
+        meta = await asyncio.wait_for(transport.send(topic, None, value, partition=0), PHASE_TIMEOUT)
+        assert (meta.partition, meta.offset) == (0, 0)
+
+    def test_records_are_accepted_and_refused_as_a_byte_transport_would(self, transport_url: str) -> None:
+        from .app import App
+
+        app = App(fresh_name("conformance-app"), broker=transport_url)
+        topic = app.topic(fresh_name(), value_type=_Reading)
+        sent: Any = _Reading(at="2024-01-02T03:04:05", level=2)  # type: ignore[arg-type]
+        good = topic.decode(_row(topic.name, *topic.encode("k", sent)))
+        value = good[5]
+        assert value == _Reading(at=datetime.datetime(2024, 1, 2, 3, 4, 5), level=2.0)
+        assert type(value.level) is float
+        for bad in (_Reading(at=5, level=1.0), _Reading(at=None, level=1.0)):  # type: ignore[arg-type]
+            with pytest.raises(DecodeError, match=r"_Reading\.at"):
+                topic.decode(_row(topic.name, *topic.encode("k", bad)))
+        with pytest.raises(EncodeError, match="key"):
+            topic.encode(7, _Reading(at=datetime.datetime(2024, 1, 2), level=1.0))
+
 
 class AgentTestContext:
     """Runs an agent's function over an in-process channel: ``put`` a value, see what it yielded."""
@@ -517,3 +576,15 @@ class _WakingAcker:
     def reject(self, ref: Any) -> None:
         self.acker.reject(ref)
         self.wake()
+
+
+class _Reading(Record):
+    """A record whose fields a byte transport checks on the way in."""
+
+    at: datetime.datetime
+    level: float
+
+
+def _row(topic: str, key: Any, value: Any) -> Row:
+    """A fetched row carrying ``key`` and ``value`` as the transport stored them."""
+    return (topic, 0, 0, time.time(), key, value, None, None, None)

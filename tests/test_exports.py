@@ -19,6 +19,7 @@ EXPECTED = [
     "Topic",
     "WindowSet",
     "WindowedTable",
+    "__version__",
     "current_event",
 ]
 
@@ -31,3 +32,11 @@ def test_public_names_are_pinned_and_sorted() -> None:
 def test_every_public_name_resolves() -> None:
     for name in rxstream.__all__:
         assert getattr(rxstream, name) is not None, name
+
+
+def test_version_is_the_one_pyproject_declares() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert rxstream.__version__ == pyproject["project"]["version"]

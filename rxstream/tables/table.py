@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator, MutableMapping, MutableSet, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode_value
+from ..durations import Duration
 from ..errors import ConfigurationError, DecodeError, TableError
 from ..events import KEY, OFFSET, TOPIC, VALUE, Row, current_event
 from ..records import decoder_for
@@ -214,10 +216,10 @@ class Table(MutableMapping[Any, Any]):
 
     def tumbling(
         self,
-        size: float,
-        expires: float | None = None,
+        size: Duration,
+        expires: Duration | None = None,
         *,
-        grace: float = 0.0,
+        grace: Duration = 0.0,
         on_window_close: Callable[[Any, Any], Any] | None = None,
         late_events: Any = None,
     ) -> WindowedTable:
@@ -225,16 +227,16 @@ class Table(MutableMapping[Any, Any]):
         from .windows import TumblingWindow
 
         return self._windowed(
-            TumblingWindow(size, expires=expires), grace, on_window_close, late_events, None
+            partial(TumblingWindow, size, expires=expires), grace, on_window_close, late_events, None
         )
 
     def hopping(
         self,
-        size: float,
-        step: float,
-        expires: float | None = None,
+        size: Duration,
+        step: Duration,
+        expires: Duration | None = None,
         *,
-        grace: float = 0.0,
+        grace: Duration = 0.0,
         on_window_close: Callable[[Any, Any], Any] | None = None,
         late_events: Any = None,
     ) -> WindowedTable:
@@ -242,16 +244,16 @@ class Table(MutableMapping[Any, Any]):
         from .windows import HoppingWindow
 
         return self._windowed(
-            HoppingWindow(size, step, expires=expires), grace, on_window_close, late_events, None
+            partial(HoppingWindow, size, step, expires=expires), grace, on_window_close, late_events, None
         )
 
     def sliding(
         self,
-        before: float,
-        after: float,
-        expires: float | None = None,
+        before: Duration,
+        after: Duration,
+        expires: Duration | None = None,
         *,
-        grace: float = 0.0,
+        grace: Duration = 0.0,
         on_window_close: Callable[[Any, Any], Any] | None = None,
         late_events: Any = None,
         merge: Callable[[Any, Any], Any] | None = None,
@@ -263,15 +265,15 @@ class Table(MutableMapping[Any, Any]):
         from .windows import SlidingWindow
 
         return self._windowed(
-            SlidingWindow(before, after, expires=expires), grace, on_window_close, late_events, merge
+            partial(SlidingWindow, before, after, expires=expires), grace, on_window_close, late_events, merge
         )
 
     def session(
         self,
-        gap: float,
-        expires: float | None = None,
+        gap: Duration,
+        expires: Duration | None = None,
         *,
-        grace: float = 0.0,
+        grace: Duration = 0.0,
         on_window_close: Callable[[Any, Any], Any] | None = None,
         late_events: Any = None,
         merge: Callable[[Any, Any], Any] | None = None,
@@ -279,12 +281,14 @@ class Table(MutableMapping[Any, Any]):
         """A windowed view over sessions: a key's events less than ``gap`` seconds apart share a window."""
         from .windows import SessionWindow
 
-        return self._windowed(SessionWindow(gap, expires=expires), grace, on_window_close, late_events, merge)
+        return self._windowed(
+            partial(SessionWindow, gap, expires=expires), grace, on_window_close, late_events, merge
+        )
 
     def _windowed(
         self,
-        window: Any,
-        grace: float,
+        make_window: Callable[[], Any],
+        grace: Duration,
         on_window_close: Callable[[Any, Any], Any] | None,
         late_events: Any,
         merge: Callable[[Any, Any], Any] | None,
@@ -297,8 +301,20 @@ class Table(MutableMapping[Any, Any]):
                 "table for another window"
             )
         callback = on_window_close if on_window_close is not None else self.on_window_close
-        self._windowing = _Windowing(self, window, grace, callback, late_events, merge)
+        try:
+            self._windowing = _Windowing(self, make_window(), grace, callback, late_events, merge)
+        except ConfigurationError:
+            self._forget()  # so the declaration can be retried under the same name
+            raise
         return WindowedTable(self, self._windowing)
+
+    def _forget(self) -> None:
+        """Undo this table's registration with its app (and its changelog topic's)."""
+        app = self.app
+        if app.tables.get(self.name) is self:
+            del app.tables[self.name]
+            if app.topics.get(self.changelog.name) is self.changelog:
+                del app.topics[self.changelog.name]
 
     # ------------------------------------------------------------ changelog decoding
 

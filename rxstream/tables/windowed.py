@@ -20,6 +20,7 @@ from datetime import datetime
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from ..durations import Duration, seconds
 from ..errors import ConfigurationError, TableError
 from ..events import HEADERS, Event, Row, current_event
 from .stores import MISSING
@@ -70,7 +71,7 @@ class _Windowing:
         self,
         table: Table,
         window: Window,
-        grace: float,
+        grace: Duration,
         on_window_close: Callable[[Any, Any], Any] | None,
         late_events: Any,
         merge: Callable[[Any, Any], Any] | None,
@@ -515,10 +516,10 @@ class WindowSet:
         """The value in the window containing the wall-clock time now."""
         return self._at(time.time(), self._partition(self.event))
 
-    def delta(self, d: float, event: Event | None = None) -> Any:
-        """The value in the window containing the event's time minus ``d`` seconds."""
+    def delta(self, d: Duration, event: Event | None = None) -> Any:
+        """The value in the window containing the event's time minus ``d`` seconds (or a timedelta)."""
         chosen = self._event(event, "delta()")
-        return self._at(self.wrapper._time_of(chosen) - d, self._partition(chosen))
+        return self._at(self.wrapper._time_of(chosen) - seconds(d), self._partition(chosen))
 
     def _at(self, timestamp: float, partition: int | None) -> Any:
         windowing = self.wrapper._windowing

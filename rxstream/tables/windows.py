@@ -14,6 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Sequence
 from typing import NamedTuple
 
+from ..durations import Duration, seconds
 from ..errors import ConfigurationError
 
 __all__ = [
@@ -35,7 +36,8 @@ class WindowRange(NamedTuple):
     end: float
 
 
-def _positive(value: float, what: str, window: str) -> float:
+def _positive(value: Duration, what: str, window: str) -> float:
+    value = seconds(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigurationError(
             f"{window} window: {what} must be a positive number of seconds, got {value!r}"
@@ -43,7 +45,8 @@ def _positive(value: float, what: str, window: str) -> float:
     return float(value)
 
 
-def _expires(value: float | None, window: str) -> float | None:
+def _expires(value: Duration | None, window: str) -> float | None:
+    value = seconds(value)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -66,15 +69,15 @@ class Window:
         """The window ``current()`` reads for ``timestamp``: the newest one it falls in."""
         return self.ranges(timestamp)[-1]
 
-    def delta(self, timestamp: float, d: float) -> WindowRange:
-        """The window ``d`` seconds before the one of ``timestamp``."""
-        return self.current(timestamp - d)
+    def delta(self, timestamp: float, d: Duration) -> WindowRange:
+        """The window ``d`` seconds (or a timedelta) before the one of ``timestamp``."""
+        return self.current(timestamp - seconds(d))
 
 
 class TumblingWindow(Window):
     """Fixed, non-overlapping windows of ``size`` seconds aligned on multiples of ``size``."""
 
-    def __init__(self, size: float, *, expires: float | None = None) -> None:
+    def __init__(self, size: Duration, *, expires: Duration | None = None) -> None:
         self.size = _positive(size, "size", "tumbling")
         self.expires = _expires(expires, "tumbling")
 
@@ -89,7 +92,7 @@ class TumblingWindow(Window):
 class HoppingWindow(Window):
     """Overlapping windows of ``size`` seconds starting every ``step`` seconds (a timestamp is in several)."""
 
-    def __init__(self, size: float, step: float, *, expires: float | None = None) -> None:
+    def __init__(self, size: Duration, step: Duration, *, expires: Duration | None = None) -> None:
         self.size = _positive(size, "size", "hopping")
         self.step = _positive(step, "step", "hopping")
         if self.step > self.size:
@@ -114,7 +117,8 @@ class SlidingWindow(Window):
 
     kind = "series"
 
-    def __init__(self, before: float, after: float, *, expires: float | None = None) -> None:
+    def __init__(self, before: Duration, after: Duration, *, expires: Duration | None = None) -> None:
+        before = seconds(before)
         if isinstance(before, bool) or not isinstance(before, (int, float)) or before < 0:
             raise ConfigurationError(f"sliding window: before must be >= 0 seconds, got {before!r}")
         self.before = float(before)
@@ -138,7 +142,7 @@ class SessionWindow(Window):
 
     kind = "series"
 
-    def __init__(self, gap: float, *, expires: float | None = None) -> None:
+    def __init__(self, gap: Duration, *, expires: Duration | None = None) -> None:
         self.gap = _positive(gap, "gap", "session")
         self.expires = _expires(expires, "session")
 
@@ -196,7 +200,8 @@ class WindowTracker:
     longer than its window (a sliding window's bucket is read by later windows for ``before`` seconds).
     """
 
-    def __init__(self, *, grace: float = 0.0, expires: float | None = None, hold: float = 0.0) -> None:
+    def __init__(self, *, grace: Duration = 0.0, expires: Duration | None = None, hold: float = 0.0) -> None:
+        grace, expires = seconds(grace), seconds(expires)
         if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
             raise ConfigurationError(f"window grace must be >= 0 seconds, got {grace!r}")
         self.grace = float(grace)

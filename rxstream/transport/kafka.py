@@ -46,6 +46,7 @@ from ..errors import ConfigurationError, EncodeError, TransportError
 from ..events import Headers, Row
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
 from .partitioner import partition_for
+from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records
 
 __all__ = ["KafkaConsumer", "KafkaTransport"]
 
@@ -193,6 +194,9 @@ class KafkaTransport:
         transport = KafkaTransport("kafka://127.0.0.1:9092", credentials=SASLCredentials("app", "secret"))
         await transport.start()
         meta = await transport.send("orders", b"order-1", b'{"amount": 3}')
+
+    ``max_message_bytes`` (Kafka's default, 1 MiB) sets the producer's ``max_request_size``; larger messages
+    are refused before they are sent.
     """
 
     needs_bytes = True
@@ -207,6 +211,7 @@ class KafkaTransport:
         connect_timeout: float = 15.0,
         producer_config: Mapping[str, Any] | None = None,
         consumer_config: Mapping[str, Any] | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         if default_partitions < 1:
             raise ConfigurationError(f"default_partitions must be at least 1, got {default_partitions}")
@@ -220,7 +225,12 @@ class KafkaTransport:
         self.connect_timeout = connect_timeout
         _check_config("producer_config", producer_config, _PRODUCER_OWN)
         _check_config("consumer_config", consumer_config, _CONSUMER_OWN)
-        self.producer_config: dict[str, Any] = {**PRODUCER_DEFAULTS, **(producer_config or {})}
+        self.producer_config: dict[str, Any] = {
+            **PRODUCER_DEFAULTS,
+            "max_request_size": check_max_message_bytes(max_message_bytes),
+            **(producer_config or {}),
+        }
+        self.max_message_bytes: int = self.producer_config["max_request_size"]
         self.consumer_config: dict[str, Any] = {**CONSUMER_DEFAULTS, **(consumer_config or {})}
         self._producer: Any = None
         self._clients: dict[str, tuple[Any, Callable[[], Awaitable[None]]]] = {}  # name: (client, close)
@@ -442,6 +452,7 @@ class KafkaTransport:
         headers: Headers | None = None,
     ) -> RecordMetadata:
         """Append one message and wait for the broker's acknowledgment (acks=all by default)."""
+        check_records(topic, ((key, value, partition, headers),), self.max_message_bytes)
         producer = self._started_producer()
         _check_bytes("key", key, topic)
         _check_bytes("value", value, topic)
@@ -476,6 +487,7 @@ class KafkaTransport:
         """
         if not records:
             return
+        check_records(topic, records, self.max_message_bytes)
         producer = self._started_producer()
         await self._ensure_topics([topic])
         count = await self._partition_ids(producer, topic)

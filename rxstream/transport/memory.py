@@ -33,6 +33,7 @@ from ..errors import ConfigurationError, TransportError
 from ..events import Headers, Row
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
 from .partitioner import partition_for
+from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records, check_topic_name
 
 __all__ = ["MemoryBroker", "MemoryConsumer", "MemoryTransport"]
 
@@ -652,12 +653,20 @@ class MemoryTransport:
 
         transport = MemoryTransport("memory://")
         await transport.send("orders", key="k1", value={"amount": 3})
+
+    Sends are refused as a Kafka broker refuses them (see `rxstream.transport.validation`), messages over
+    ``max_message_bytes`` (Kafka's default, 1 MiB) included.
     """
 
     needs_bytes: bool = False
 
     def __init__(
-        self, url: str = SCHEME, *, default_partitions: int = 8, max_partition_backlog: int = 1_000_000
+        self,
+        url: str = SCHEME,
+        *,
+        default_partitions: int = 8,
+        max_partition_backlog: int = 1_000_000,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         if default_partitions < 1:
             raise ConfigurationError(
@@ -671,6 +680,7 @@ class MemoryTransport:
         self.broker = MemoryBroker.for_url(url)
         self.default_partitions = default_partitions
         self.max_partition_backlog = max_partition_backlog
+        self.max_message_bytes = check_max_message_bytes(max_message_bytes)
         self._consumers: list[MemoryConsumer] = []
         self._blocked_sends: dict[asyncio.Future[None], TopicPartition] = {}
         self._stopped = False
@@ -730,15 +740,18 @@ class MemoryTransport:
         headers: Headers | None = None,
     ) -> RecordMetadata:
         """Append one message; waits while a consumer group lags ``max_partition_backlog`` behind."""
+        check_records(topic, ((key, value, partition, headers),), self.max_message_bytes)
         return await self._append(topic, ((key, value, partition, headers),), timestamp)
 
     async def send_many(self, topic: str, records: Sequence[_Record]) -> None:
         """Append (key, value, partition, headers) records in order, waking each partition's readers once."""
+        check_records(topic, records, self.max_message_bytes)
         if records:
             await self._append(topic, records, None)
 
     async def send_values(self, topic: str, values: Sequence[Any]) -> None:
         """Append values without key or headers in order (round-robin over partitions), batched."""
+        check_topic_name(topic)
         if values:
             await self._append(topic, values, None, values=True)
 

@@ -1,0 +1,152 @@
+"""What a send must satisfy on every transport, so memory:// refuses exactly what a Kafka broker would.
+
+Kafka's rules: topic names of `[a-zA-Z0-9._-]`, at most 249 characters and not `.` or `..`; a partition is a
+partition is an int; header names are text and header values bytes or text; text is UTF-8; a message (key plus
+value) is at most ``max_message_bytes``, by default Kafka's 1 MiB (``max.request.size``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from ..codecs import CodecArg, encode_value
+from ..errors import ConfigurationError, EncodeError
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "check_encodable",
+    "check_max_message_bytes",
+    "check_record",
+    "check_records",
+    "check_topic_name",
+    "encode_message",
+]
+
+MAX_MESSAGE_BYTES: Final = 1_048_576
+"""The largest message (key plus value bytes) a transport sends by default: Kafka's ``max.request.size``."""
+
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_valid_names: set[str] = set()
+_BYTES = (bytes, bytearray, memoryview)
+_SIZED = frozenset({str, *_BYTES})
+
+
+def check_topic_name(topic: Any) -> None:
+    """Refuse a topic name Kafka would refuse; a name seen valid before costs one set lookup."""
+    if topic in _valid_names:
+        return
+    if not isinstance(topic, str) or _TOPIC_NAME.fullmatch(topic) is None or topic in (".", ".."):
+        raise ConfigurationError(
+            f"invalid topic name {topic!r}: use 1 to 249 of the characters a-z A-Z 0-9 . _ - "
+            "(and not '.' or '..')"
+        )
+    if len(_valid_names) < 65_536:
+        _valid_names.add(topic)
+
+
+def check_max_message_bytes(limit: Any) -> int:
+    """The ``max_message_bytes`` setting, checked to be a positive int."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigurationError(
+            f"max_message_bytes must be a positive int (Kafka's default is 1048576), got {limit!r}"
+        )
+    return limit
+
+
+def _size(data: Any, what: str, topic: str) -> int:
+    """How many bytes a key or value takes on the wire (text as UTF-8); 0 for objects sent as they are."""
+    if isinstance(data, str):
+        try:
+            return len(data.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise EncodeError(f"the {what} for topic {topic!r} is not valid UTF-8 text: {exc}") from None
+    if isinstance(data, _BYTES):
+        return len(data)
+    return 0
+
+
+def _check_partition(partition: Any, topic: str) -> None:
+    """A partition is None (route by key) or an int (the transport checks its range); True and "1" are not."""
+    if partition is None or type(partition) is int:
+        return
+    raise ConfigurationError(
+        f"partition for topic {topic!r} must be an int or None, got {type(partition).__name__} {partition!r}"
+    )
+
+
+def _check_headers(headers: Any, topic: str) -> None:
+    """Headers map text names to bytes or text values, as Kafka carries them."""
+    if not isinstance(headers, Mapping):
+        raise EncodeError(
+            f"headers for topic {topic!r} must be a mapping of str to bytes or str, "
+            f"got {type(headers).__name__}"
+        )
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise EncodeError(
+                f"header name {name!r} for topic {topic!r} is a {type(name).__name__}: "
+                "header names must be str"
+            )
+        _size(name, f"header name {name!r}", topic)
+        if not isinstance(value, (str, *_BYTES)):
+            raise EncodeError(
+                f"header {name!r} for topic {topic!r} is a {type(value).__name__}: "
+                "header values must be bytes or str"
+            )
+        _size(value, f"header {name!r}", topic)
+
+
+def _check_size(topic: str, size: int, max_message_bytes: int) -> None:
+    """Refuse a message over the size limit, naming the setting that raises it."""
+    if size > max_message_bytes:
+        raise EncodeError(
+            f"the message for topic {topic!r} is {size} bytes, over max_message_bytes={max_message_bytes}: "
+            "send less, or raise the transport's max_message_bytes (and the broker's message.max.bytes)"
+        )
+
+
+def check_record(
+    topic: str, key: Any, value: Any, partition: Any, headers: Any, max_message_bytes: int
+) -> None:
+    """Refuse one message (after its topic name was checked) that a Kafka broker would refuse."""
+    if partition is not None:
+        _check_partition(partition, topic)
+    if headers:
+        _check_headers(headers, topic)
+    _check_size(topic, _size(key, "key", topic) + _size(value, "value", topic), max_message_bytes)
+
+
+def check_records(topic: str, records: Sequence[Any], max_message_bytes: int) -> None:
+    """Check the topic name once, then each (key, value, partition, headers) record."""
+    check_topic_name(topic)
+    for key, value, partition, headers in records:
+        if partition is None and not headers and type(value) not in _SIZED:
+            kind = type(key)
+            if kind not in _SIZED or (kind is str and key.isascii() and len(key) <= max_message_bytes):
+                continue  # an object value (memory://) with a plain key: nothing for a broker to refuse
+        check_record(topic, key, value, partition, headers, max_message_bytes)
+
+
+def _encode(topic: str, what: str, data: Any, codec: CodecArg) -> bytes | None:
+    """`data` through `codec`; an EncodeError names the topic and whether the key or the value failed."""
+    try:
+        return encode_value(data, codec)
+    except EncodeError as exc:
+        raise EncodeError(f"cannot encode the {what} for topic {topic!r}: {exc}") from exc
+
+
+def encode_message(
+    topic: str, key: Any, value: Any, key_codec: CodecArg, value_codec: CodecArg
+) -> tuple[Any, Any]:
+    """Key and value as bytes through their codecs, as a byte transport sends them."""
+    return _encode(topic, "key", key, key_codec), _encode(topic, "value", value, value_codec)
+
+
+def check_encodable(
+    topic: str, key: Any, value: Any, key_codec: CodecArg, value_codec: CodecArg, max_message_bytes: int
+) -> None:
+    """Encode key and value as a byte transport would and check the size, for transports that keep objects."""
+    raw_key, raw_value = encode_message(topic, key, value, key_codec, value_codec)
+    _check_size(topic, _size(raw_key, "key", topic) + _size(raw_value, "value", topic), max_message_bytes)
