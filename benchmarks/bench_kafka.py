@@ -39,7 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type:
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 
 from rxstream import App, Stream
-from rxstream.transport.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
+from rxstream.transport.kafka_settings import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 
 PARTITIONS = 4
 MAX_RECORDS = 2048  # what the App's consumer asks getmany for

@@ -21,7 +21,6 @@ import asyncio
 import functools
 import itertools
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -45,6 +44,15 @@ from ..auth import Credentials
 from ..errors import ConfigurationError, EncodeError, TransportError
 from ..events import Headers, Row
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
+from .kafka_settings import (
+    CONSUMER_DEFAULTS,
+    CONSUMER_OWN,
+    OFFSET_RESETS,
+    PRODUCER_DEFAULTS,
+    PRODUCER_OWN,
+    check_config,
+    parse_url,
+)
 from .partitioner import partition_for
 from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records
 
@@ -54,80 +62,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_PORT: Final = 9092
-_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
 _BYTES: Final = (bytes, bytearray, memoryview)
-OFFSET_RESETS: Final = ("earliest", "latest", "none")
-"""Where a member starts in a partition its group never committed ("none": fail, Kafka only)."""
 _DENIED: Final = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
 _VISIBLE_POLL: Final = 0.05  # seconds between metadata looks while a new topic propagates
-
-PRODUCER_DEFAULTS: Final[Mapping[str, Any]] = {
-    "acks": "all",
-    "enable_idempotence": False,
-    "linger_ms": 5,
-    "max_batch_size": 256 * 1024,
-}
-"""What `KafkaTransport` gives its producer unless ``producer_config`` says otherwise."""
-
-CONSUMER_DEFAULTS: Final[Mapping[str, Any]] = {
-    "session_timeout_ms": 10_000,
-    "heartbeat_interval_ms": 1_000,
-    "max_poll_interval_ms": 300_000,
-}
-"""What `KafkaConsumer` gives its aiokafka consumer unless ``consumer_config`` says otherwise."""
-
-
-_CLIENT_OWN: Final = frozenset({"bootstrap_servers", "client_id", "loop"})
-_PRODUCER_OWN: Final = _CLIENT_OWN | {"key_serializer", "value_serializer", "partitioner"}
-_CONSUMER_OWN: Final = _CLIENT_OWN | {
-    "group_id",
-    "enable_auto_commit",
-    "auto_offset_reset",
-    "key_deserializer",
-    "value_deserializer",
-}
-
-
-def _check_config(name: str, config: Mapping[str, Any] | None, owned: frozenset[str]) -> None:
-    """Refuse extra aiokafka settings that the transport sets itself (they come from its own arguments)."""
-    clash = sorted(owned.intersection(config or ()))
-    if clash:
-        raise ConfigurationError(
-            f"{name} may not set {', '.join(clash)}: KafkaTransport sets them (from the URL, client_id, "
-            "the consumer's group and auto_offset_reset; keys and values are bytes, routed by rxstream)"
-        )
-
-
-def _parse_url(url: str) -> list[str]:
-    """``kafka://h1:p1;h2:p2`` (or ``,``) as aiokafka bootstrap servers; the port defaults to 9092."""
-
-    def bad(reason: str) -> ConfigurationError:
-        return ConfigurationError(
-            f"invalid Kafka URL {url!r}: {reason}; expected kafka://host:port[;host2:port2]"
-        )
-
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() != "kafka":
-        raise bad("the scheme must be kafka://")
-    rest = rest.rstrip("/")
-    if not rest:
-        raise bad("no host")
-    servers = []
-    for part in re.split(r"[;,]", rest):
-        part = part.strip()
-        host, port_s = part, None
-        if part.startswith("["):  # [ipv6]:port
-            close = part.find("]") + 1
-            host, port_s = part[:close], part[close:].removeprefix(":") if part[close:] else None
-        elif ":" in part:
-            host, _, port_s = part.rpartition(":")
-        if not host or not _HOST.match(host):
-            raise bad(f"bad host {host!r}")
-        if port_s is not None and not (port_s.isdigit() and 0 < int(port_s) < 65536):
-            raise bad(f"bad port {port_s!r} for host {host!r}")
-        servers.append(f"{host}:{port_s or DEFAULT_PORT}")
-    return servers
 
 
 def _tp(tp: TopicPartition) -> Any:
@@ -218,13 +155,13 @@ class KafkaTransport:
         if connect_timeout <= 0:
             raise ConfigurationError(f"connect_timeout must be positive, got {connect_timeout}")
         self.url = url
-        self.bootstrap_servers = _parse_url(url)
+        self.bootstrap_servers = parse_url(url)
         self.credentials = credentials
         self.client_id = client_id
         self.default_partitions = default_partitions
         self.connect_timeout = connect_timeout
-        _check_config("producer_config", producer_config, _PRODUCER_OWN)
-        _check_config("consumer_config", consumer_config, _CONSUMER_OWN)
+        check_config("producer_config", producer_config, PRODUCER_OWN)
+        check_config("consumer_config", consumer_config, CONSUMER_OWN)
         self.producer_config: dict[str, Any] = {
             **PRODUCER_DEFAULTS,
             "max_request_size": check_max_message_bytes(max_message_bytes),
