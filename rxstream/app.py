@@ -440,7 +440,7 @@ class App:
     async def flush(self) -> None:
         """Wait for buffered and background sends so that commits never run ahead of what was produced."""
         for topic in list(self.topics.values()):
-            await topic._send_buffer()
+            await topic.batching.flush()
         await self._tables.checkpoint()
         pending = [t for t in self._sends if not t.done()]
         if pending:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._producer import BatchingProducer
 from .codecs import CodecArg, decode_value, encode_value, get_codec
 from .durations import Duration, seconds
-from .errors import ConfigurationError, DecodeError, EncodeError, TransportError
+from .errors import ConfigurationError, DecodeError, EncodeError
 from .events import (
     HEADERS,
     KEY,
@@ -114,7 +115,6 @@ class Channel(Generic[K, V]):
         return f"<Channel {self.name}>"
 
 
-_SEND_BATCH = 4096
 TOPIC_MAXSIZE = 4096
 """How many fetched messages a topic's readers hold by default before fetching pauses (as Faust's
 ``stream_buffer_maxsize``); the fetched batches they come in hold a quarter of it, at most 1024."""
@@ -123,6 +123,13 @@ _TOPIC_BATCHES = 4
 
 class Topic(Channel[K, V]):
     """A named, partitioned topic shared by every worker of the app (memory log or Kafka)."""
+
+    buffer_nowait: Callable[[Any], bool]
+    """Queue a value for the next batched send if there is room; False means await `send_buffered`."""
+    send_buffered: Callable[..., Awaitable[None]]
+    """Queue a value (``key=`` optional) for the next batched send (agent sinks use this); waits only when
+    the buffer is full. The app awaits every buffered send before it commits offsets, so an event is never
+    committed before what it produced was stored."""
 
     def __init__(
         self,
@@ -167,18 +174,11 @@ class Topic(Channel[K, V]):
         get_codec(self.value_serializer)
         self.internal = internal
         self._plain = key_type is None and value_type is None
-        self._buffer: list[Any] = []
-        self._buffer_keyed = False
-        """Whether the buffer holds (key, value, partition, headers) records; else bare keyless values."""
-        self._flush_scheduled = False
-        self._objects: bool | None = None
-        """Whether the transport takes values as objects; None until it started."""
         self._created = False
-        self._sender: asyncio.Task[None] | None = None  # the one task sending the buffer, batch after batch
-        self._rounds = 0  # batches the sender took from the buffer
-        self._rounds_done = 0  # ... and finished sending (stored, failed or cancelled)
-        self._round_done: asyncio.Future[None] | None = None  # resolved when the batch in flight ends
-        self._send_failure: BaseException | None = None
+        self.batching = BatchingProducer(self, self._transport)
+        """The producer behind `send_buffered` and `buffer_nowait`: one batch in flight, the next queued."""
+        self.buffer_nowait = self.batching.nowait  # bound once: sinks call it for every value
+        self.send_buffered = self.batching.send
         if isinstance(dead_letter, Topic):
             dead_letter = dead_letter.name
         elif dead_letter is not None and not isinstance(dead_letter, str):
@@ -313,111 +313,6 @@ class Topic(Channel[K, V]):
             await transport.send_values(self.name, values if isinstance(values, list) else list(values))
             return
         await transport.send_many(self.name, [(key, value, None, None) for value in values])
-
-    def buffer_nowait(self, value: Any) -> bool:
-        """Queue a value for the next batched send if the buffer has room; False means await send_buffered.
-
-        On a byte transport the value is encoded here; one that fails to encode is left to
-        `send_buffered`, which raises the error that names it.
-        """
-        buffer = self._buffer
-        if len(buffer) >= _SEND_BATCH - 1 or self._buffer_keyed:
-            return False
-        objects = self._objects
-        if objects is None:
-            if self.app.existing_transport is None:
-                return False
-            objects = self._objects = self._raw_objects
-        if not objects and value is not None:
-            try:
-                value = get_codec(self.value_serializer).dumps(value)
-            except Exception:
-                return False
-            if type(value) is not bytes:
-                return False
-        buffer.append(value)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
-        return True
-
-    async def send_buffered(self, value: Any, *, key: Any = None) -> None:
-        """Queue a value for the next batched send (agent sinks use this); waits only when the buffer is full.
-
-        The app awaits every buffered send before it commits offsets, so an event is never committed
-        before what it produced was stored.
-        """
-        if not self._raw_objects:
-            key, value = self.encode(key, value)
-        buffer = self._buffer
-        if key is None and not self._buffer_keyed:
-            buffer.append(value)
-        else:
-            self._buffer_record((key, value, None, None))
-        if len(buffer) >= _SEND_BATCH:
-            await self._send_buffer()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
-
-    def _buffer_record(self, record: tuple[Any, Any, int | None, Headers | None]) -> None:
-        """Queue a (key, value, partition, headers) record; bare values queued before it become records."""
-        buffer = self._buffer
-        if not self._buffer_keyed:
-            buffer[:] = [(None, queued, None, None) for queued in buffer]
-            self._buffer_keyed = True
-        buffer.append(record)
-
-    def _flush_soon(self) -> None:
-        self._flush_scheduled = False
-        if self._buffer and (self._sender is None or self._sender.done()):
-            self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
-
-    @property
-    def _raw_objects(self) -> bool:
-        transport = self.app.existing_transport
-        return transport is not None and not transport.needs_bytes
-
-    async def _send_rounds(self) -> None:
-        """Send the buffer until it is empty, one batch in flight: values queued meanwhile form the next."""
-        try:
-            transport = await self._transport()
-            while self._buffer:
-                batch, keyed = self._buffer, self._buffer_keyed
-                self._buffer, self._buffer_keyed = [], False
-                self._rounds += 1
-                try:
-                    if keyed:
-                        await transport.send_many(self.name, batch)
-                    else:
-                        await transport.send_values(self.name, batch)
-                    self.app.monitor.sent_values(self.name, len(batch))
-                finally:
-                    self._rounds_done += 1
-                    done, self._round_done = self._round_done, None
-                    if done is not None and not done.done():
-                        done.set_result(None)
-        except Exception as exc:
-            self._send_failure = exc
-            self.app.send_failed(exc, self.name)
-            raise
-
-    async def _send_buffer(self) -> None:
-        """Wait until everything queued now is stored (the app does this before every commit)."""
-        target = self._rounds + (1 if self._buffer else 0)
-        while self._rounds_done < target and self._send_failure is None:
-            sender = self._sender
-            if sender is None or sender.done():
-                if not self._buffer:
-                    break  # the batch with our values ended: stored, or failed (raised below)
-                sender = self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
-            done = self._round_done
-            if done is None:
-                done = self._round_done = asyncio.get_running_loop().create_future()
-            await asyncio.wait((done, sender), return_when=asyncio.FIRST_COMPLETED)
-        failure = self._send_failure
-        if failure is not None:
-            raise TransportError(f"sending to topic {self.name!r} failed: {failure}") from failure
 
     def stream(self) -> Stream[V]:
         """A stream of this topic's values, read by the app's consumer group (``peek`` reads it without)."""

@@ -1,10 +1,11 @@
-"""Subscriptions: one reader's queue of delivered messages, its offsets, redeliveries and error policy.
+"""Subscriptions: one reader's queue of delivered messages, with the timers and tasks of its error policy.
 
 A subscription is fed batches of messages (by the app's consumer for topics, by `send` for channels),
-hands them to the streams that read it, and hears every acknowledgment. It knows which offsets are done,
-which messages a reader held when it went away (they are put back, in order), how often a message was
-redelivered, and what to do with one that keeps failing. It does no I/O itself: the owner passes in how
-to dead-letter a message and how to crash.
+hands them to the streams that read it, and hears every acknowledgment. Which offsets are done and which
+messages are held back is the bookkeeping of `rxstream._core.acks`; how often a message failed and what its
+next failure leads to, that of `rxstream._core.redelivery`. The subscription puts back what a reader held
+when it went away (in order), redelivers after a back-off and runs the error policy; the owner passes in
+how to dead-letter a message and how to crash.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import logging
 import operator
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any
 
 from . import _rx
+from ._core.acks import Acknowledgments
+from ._core.redelivery import ErrorPolicy, OnError, Redeliveries
 from ._rx import Batch, Context, Observable
-from .errors import ConfigurationError
-from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, offset_of, place_of, value_of
+from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, place_of, value_of
 from .offsets import OffsetTracker
 from .streams import Stream
 
@@ -36,44 +38,7 @@ Readers acknowledge a batch in runs as they go (`_rx.ACK_EVERY`), so its size do
 CHANNEL_BATCH = 256
 """The most channel sends queued as one batch (a channel's ``maxsize`` counts in these)."""
 
-OnError = Literal["dead_letter", "skip", "crash"]
-ON_ERROR_CHOICES: tuple[str, ...] = ("dead_letter", "skip", "crash")
-
-
-class ErrorPolicy(NamedTuple):
-    """What happens to a message that cannot be processed: redeliveries first, then this."""
-
-    on_error: OnError = "dead_letter"
-    dead_letter: str | None = None
-    max_redeliveries: int = 3
-    backoff: float = 0.05
-
-    @classmethod
-    def make(
-        cls, on_error: str, dead_letter: str | None, max_redeliveries: int, backoff: float = 0.05
-    ) -> ErrorPolicy:
-        """Validate the user's settings."""
-        if on_error not in ON_ERROR_CHOICES:
-            raise ConfigurationError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
-        if (
-            isinstance(max_redeliveries, bool)
-            or not isinstance(max_redeliveries, int)
-            or max_redeliveries < 0
-        ):
-            raise ConfigurationError(f"max_redeliveries must be an integer >= 0, got {max_redeliveries!r}")
-        return cls(cast(OnError, on_error), dead_letter, max_redeliveries, backoff)
-
-
 _partition_of = operator.itemgetter(TOPIC, PARTITION)
-
-
-def _ack_run(tracker: OffsetTracker, messages: Sequence[Row]) -> None:
-    """Acknowledge an increasing run of one partition's messages: one range when it has no gap."""
-    first, last = messages[0][OFFSET], messages[-1][OFFSET]
-    if last - first + 1 == len(messages):
-        tracker.ack_many(range(first, last + 1))
-    else:
-        tracker.ack_many(list(map(offset_of, messages)))
 
 
 def _rows(batch: Batch) -> list[Row]:
@@ -83,60 +48,20 @@ def _rows(batch: Batch) -> list[Row]:
     return rows
 
 
-class _Held:
-    """Messages held back from acknowledgment, by identity: a redelivered copy is another message."""
-
-    __slots__ = ("rows",)
-
-    def __init__(self) -> None:
-        self.rows: dict[int, Row] = {}
-
-    def __contains__(self, row: Row) -> bool:
-        return id(row) in self.rows
-
-    def __bool__(self) -> bool:
-        return bool(self.rows)
-
-    def add(self, row: Row) -> None:
-        self.rows[id(row)] = row
-
-    def discard(self, row: Row) -> None:
-        self.rows.pop(id(row), None)
-
-    def discard_all(self, rows: Sequence[Row]) -> None:
-        pop = self.rows.pop
-        for row in rows:
-            pop(id(row), None)
-
-    def forget(self, gone: set[tuple[str, int]]) -> None:
-        """Drop the messages of partitions that moved away."""
-        self.rows = {k: row for k, row in self.rows.items() if (row[TOPIC], row[PARTITION]) not in gone}
-
-
 class _PartitionAcks:
     """The acknowledger of batches whose messages all come from one partition: no per-message sorting."""
 
-    __slots__ = ("partition", "subscription", "topic")
+    __slots__ = ("book", "partition", "subscription", "topic")
 
-    def __init__(self, subscription: Subscription, topic: str, partition: int) -> None:
+    def __init__(self, subscription: Subscription, book: Acknowledgments, topic: str, partition: int) -> None:
         self.subscription = subscription
+        self.book = book
         self.topic = topic
         self.partition = partition
 
     def ack(self, refs: Sequence[Any]) -> None:
-        """Mark messages of this partition processed (the subscription's rules on held messages apply)."""
-        subscription = self.subscription
-        if (
-            subscription._rejected
-            or subscription._superseded
-            or subscription._handled
-            or subscription._attempts
-        ):
-            subscription.ack(refs)
-            return
-        tracker = subscription._trackers.get(self.topic, {}).get(self.partition)
-        if tracker is not None and refs:
-            _ack_run(tracker, refs)
+        """Mark messages of this partition processed (messages held back stay unacknowledged)."""
+        self.book.ack_partition(self.topic, self.partition, refs)
 
     def reject(self, ref: Any) -> None:
         """Redeliver this message, or hand it to the error policy."""
@@ -181,12 +106,9 @@ class Subscription:
         """The most delivered messages queued as one batch."""
         self._queue: deque[Batch] = deque()
         """Batches ready for a reader: values with their messages and this partition's acknowledger."""
-        self._trackers: dict[str, dict[int, OffsetTracker]] = {}
+        self._redeliveries = Redeliveries()
+        self._book = Acknowledgments(self._redeliveries)
         self._readers: set[_Reader] = set()
-        self._rejected = _Held()
-        self._handled = _Held()
-        self._superseded = _Held()
-        self._attempts: dict[tuple[str, int, int], int] = {}
         self.redelivered: dict[tuple[str, int], int] = {}
         """Messages redelivered after a reject, per (topic, partition)."""
         self._acks: dict[tuple[str, int], _PartitionAcks] = {}
@@ -213,12 +135,7 @@ class Subscription:
         ``values`` are the messages' values when the caller already has them. Offsets in the range that no
         fetched message has (compacted away) count as acknowledged.
         """
-        tracker = self.tracker(topic, partition, first)
-        tracker.delivered(first, last)
-        fetched = messages if fetched is None else fetched
-        if last - first + 1 > len(fetched):
-            present = set(map(offset_of, fetched))
-            tracker.ack_many([o for o in range(first, last + 1) if o not in present])
+        self._book.delivered(topic, partition, first, last, messages if fetched is None else fetched)
         if messages:
             if values is None:
                 values = list(map(value_of, messages))
@@ -237,7 +154,7 @@ class Subscription:
         """The acknowledger of this partition's batches."""
         acks = self._acks.get((topic, partition))
         if acks is None:
-            acks = self._acks[topic, partition] = _PartitionAcks(self, topic, partition)
+            acks = self._acks[topic, partition] = _PartitionAcks(self, self._book, topic, partition)
         return acks
 
     def _batch_of(self, rows: list[Row]) -> Batch:
@@ -247,7 +164,7 @@ class Subscription:
     def deliver_one(self, message: Row) -> None:
         """Queue one message (a channel send), joining the last queued batch of its partition if it can."""
         topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
-        self.tracker(topic, partition, offset).delivered(offset, offset)
+        self._book.tracker(topic, partition, offset).delivered(offset, offset)
         queue = self._queue
         last = queue[-1].refs if queue else None
         if (
@@ -264,26 +181,18 @@ class Subscription:
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
         """The offset bookkeeping of one partition, created at ``start`` when first needed."""
-        partitions = self._trackers.setdefault(topic, {})
-        tracker = partitions.get(partition)
-        if tracker is None:
-            tracker = partitions[partition] = OffsetTracker(start or 0)
-        return tracker
+        return self._book.tracker(topic, partition, start)
 
     def trackers(self) -> dict[tuple[str, int], OffsetTracker]:
         """Every partition's bookkeeping."""
-        return {(t, p): tr for t, parts in self._trackers.items() for p, tr in parts.items()}
+        return self._book.trackers()
 
     def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
         """Drop the state of partitions that moved to another worker (their queued messages too)."""
         gone = set(partitions)
+        self._book.forget(gone)
         for topic, partition in gone:
-            self._trackers.get(topic, {}).pop(partition, None)
             self._acks.pop((topic, partition), None)
-        for held in (self._rejected, self._superseded, self._handled):
-            held.forget(gone)
-        for key in [k for k in self._attempts if (k[0], k[1]) in gone]:
-            del self._attempts[key]
         queue = self._queue  # filtered in place: readers hold this very deque
         kept = [batch for batch in queue if _partition_of(_rows(batch)[0]) not in gone]
         queue.clear()
@@ -365,18 +274,9 @@ class Subscription:
     def _prune(self, reader: _Reader) -> None:
         """Forget outstanding batches that are fully acknowledged."""
         outstanding = reader.outstanding
-        trackers = self._trackers
-        while outstanding:
-            batch = outstanding[0]
-            last = batch[-1]
-            tracker = trackers.get(last[TOPIC], {}).get(last[PARTITION])
-            if tracker is not None and not (
-                tracker.committable > last[OFFSET] or all(map(tracker.is_acked, map(offset_of, batch)))
-            ):
-                return
+        settle = self._book.settle
+        while outstanding and settle(outstanding[0]):
             outstanding.popleft()
-            if self._superseded:  # their offsets are done: a late ack of an original can harm nothing now
-                self._superseded.discard_all(batch)
 
     def _release(self, reader: _Reader) -> None:
         """A reader went away: put what it held and did not finish back at the front, in order."""
@@ -384,17 +284,7 @@ class Subscription:
             return
         reader.closed = True
         self._readers.discard(reader)
-        trackers = self._trackers
-        back: list[list[Row]] = []
-        for messages in reader.outstanding:
-            first = messages[0]
-            tracker = trackers.get(first[TOPIC], {}).get(first[PARTITION])
-            if tracker is None:
-                continue  # the partition moved away meanwhile
-            left = [m for m in messages if not tracker.is_acked(m[OFFSET]) and not self._excluded(m)]
-            self._superseded.discard_all(messages)
-            if left:
-                back.append(left)
+        back = [left for left in map(self._book.take_back, reader.outstanding) if left]
         reader.outstanding.clear()
         if back:
             self._queue.extendleft(map(self._batch_of, reversed(back)))
@@ -408,86 +298,62 @@ class Subscription:
         Messages waiting for redelivery, replaced by a redelivered copy, or in the hands of the error policy
         are not acknowledged here: only the copy, or the policy once it is done, may complete them.
         """
-        if self._rejected or self._superseded or self._handled:
-            refs = [m for m in refs if not self._excluded(m)]
-            if not refs:
-                return
-        if self._attempts:
-            for m in refs:
-                self._attempts.pop((m[TOPIC], m[PARTITION], m[OFFSET]), None)
-        first = refs[0]
-        last = refs[-1]
-        if (
-            first[TOPIC] == last[TOPIC]
-            and first[PARTITION] == last[PARTITION]
-            and len(set(map(_partition_of, refs))) == 1
-        ):
-            tracker = self._trackers.get(first[TOPIC], {}).get(first[PARTITION])
-            if tracker is not None:
-                _ack_run(tracker, refs)
-                return
-        trackers = self._trackers
-        for message in refs:
-            tracker = trackers.get(message[TOPIC], {}).get(message[PARTITION])
-            if tracker is not None:
-                tracker.ack(message[OFFSET])
+        self._book.ack(refs)
 
-    def _excluded(self, message: Row) -> bool:
-        return message in self._rejected or message in self._superseded or message in self._handled
+    @property
+    def _superseded(self) -> int:
+        """How many originals replaced by a redelivered copy are held back (none once the copies are done)."""
+        return self._book.superseded
 
     def reject(self, ref: Any) -> None:
         """Redeliver a message after a back-off, or apply the error policy once redeliveries ran out."""
         message: Row = ref
-        if message in self._rejected or message in self._handled:
-            return
-        self._rejected.add(message)
-        self._failed(message, None, "rejected")
+        if self._book.reject(message):
+            self._failed(message, None, "rejected")
 
     def failed(self, message: Row, exc: BaseException) -> None:
         """A reader raised while processing ``message``: count it; apply the policy past the limit."""
-        if message in self._handled:
-            return
-        self._failed(message, exc, "raised")
+        if not self._book.with_policy(message):
+            self._failed(message, exc, "raised")
 
     def _failed(self, message: Row, exc: BaseException | None, how: str) -> None:
         policy = self._policy_for(message[TOPIC])
-        key = (message[TOPIC], message[PARTITION], message[OFFSET])
-        attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-        if attempts <= policy.max_redeliveries:
-            if how == "rejected":
-                delay = policy.backoff * (2 ** (attempts - 1))
-                asyncio.get_running_loop().call_later(delay, self._redeliver, message)
+        decision = self._redeliveries.failed(message, policy, rejected=how == "rejected")
+        action = decision.action
+        if action == "redeliver":
+            asyncio.get_running_loop().call_later(decision.delay, self._redeliver, message)
             return
-        self._handled.add(message)
-        self._rejected.discard(message)
+        if action == "retry":
+            return
+        self._book.to_policy(message)
+        attempts = decision.attempts
         reason = exc if exc is not None else RuntimeError(f"rejected {attempts} times")
         where = place_of(message)
-        self._spawn(self._apply_policy(message, reason, policy, f"{how} {attempts} times at {where}"))
+        self._spawn(self._apply_policy(message, reason, action, f"{how} {attempts} times at {where}"))
 
     def _redeliver(self, message: Row) -> None:
-        self._rejected.discard(message)
+        self._book.redelivered(message)
         where = (message[TOPIC], message[PARTITION])
         self.redelivered[where] = self.redelivered.get(where, 0) + 1
-        self._superseded.add(message)  # a late automatic ack of the original must not complete the copy
         copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
         self._queue.appendleft(self._batch_of([copy]))
         self._data.set()
 
     def undecodable(self, message: Row, exc: BaseException) -> None:
         """A delivered offset whose message could not be decoded goes straight to the error policy."""
-        self._handled.add(message)
-        policy = self._policy_for(message[TOPIC])
-        self._spawn(self._apply_policy(message, exc, policy, "could not be decoded"))
+        self._book.to_policy(message)
+        action = self._policy_for(message[TOPIC]).on_error
+        self._spawn(self._apply_policy(message, exc, action, "could not be decoded"))
 
-    async def _apply_policy(self, message: Row, exc: BaseException, policy: ErrorPolicy, what: str) -> None:
+    async def _apply_policy(self, message: Row, exc: BaseException, action: OnError, what: str) -> None:
         topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
         where = f"topic {topic!r} partition {partition} offset {offset}"
         try:
-            if policy.on_error == "crash":
+            if action == "crash":
                 logger.error("%s: message at %s %s: %r; crashing as configured", self.label, where, what, exc)
                 self._crash(exc)
                 return
-            if policy.on_error == "dead_letter":
+            if action == "dead_letter":
                 await self._dead_letter(Message.of(message), exc, what)
                 logger.warning(
                     "%s: message at %s %s (%r); sent to the dead-letter topic", self.label, where, what, exc
@@ -498,11 +364,7 @@ class Subscription:
             logger.exception("%s: the error policy for %s failed", self.label, where)
             self._crash(failure)
             return
-        self._handled.discard(message)
-        self._attempts.pop((topic, partition, offset), None)
-        tracker = self._trackers.get(topic, {}).get(partition)
-        if tracker is not None:
-            tracker.ack(offset)
+        self._book.policy_done(message)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)

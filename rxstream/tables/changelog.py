@@ -7,7 +7,6 @@ a throw-away group (earliest offsets, never committing) up to the end offsets ta
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -48,16 +47,11 @@ class ChangelogTopic(Topic[Any, Any]):
 
     def put(self, key: Any, value: Any, partition: int, headers: Headers | None = None) -> None:
         """Queue one change (``value`` None is a deletion) for the next batched send; never waits."""
-        if not self._raw_objects:
-            key, value = self.encode(key, value)
-        self._buffer_record((key, value, partition, headers))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
+        self.batching.put(key, value, partition, headers)
 
     async def flush(self) -> None:
         """Send what is queued now (the app also does this before every commit)."""
-        await self._send_buffer()
+        await self.batching.flush()
 
 
 class RecoveryStats(NamedTuple):

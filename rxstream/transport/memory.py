@@ -3,10 +3,10 @@
 Every transport opened on the same URL shares one `MemoryBroker` (``memory://`` is the default log,
 ``memory://name`` a separate one), so two workers of an app in one process share topics, committed offsets
 and consumer groups, and split partitions as Kafka members would. Keys and values are stored as the Python
-objects that were sent (``needs_bytes`` is false). The log holds plain tuples in `Message` field order
-(headers None when there are none), which the garbage collector skips when their keys and values are
-atomic (numbers, strings, bytes), so a large log costs no collection time; consumers receive those very
-tuples, shared by every group.
+objects that were sent (``needs_bytes`` is false). The log (`rxstream.transport.memory_log`) holds plain
+tuples in `Message` field order (headers None when there are none), which the garbage collector skips when
+their keys and values are atomic (numbers, strings, bytes), so a large log costs no collection time;
+consumers receive those very tuples, shared by every group.
 
 Memory is bounded per partition: at most ``max_partition_backlog`` messages that some known consumer group
 (one that ever joined or committed for the topic) has not committed past; a send beyond that waits until
@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
-from operator import countOf, itemgetter
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from ..errors import ConfigurationError, TransportError
 from ..events import Headers, Row
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
-from .partitioner import partition_for
+from .memory_log import PartitionLog, Record, TopicLog, resolve
 from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records, check_topic_name
 
 __all__ = ["MemoryBroker", "MemoryConsumer", "MemoryTransport"]
@@ -41,23 +38,6 @@ logger = logging.getLogger(__name__)
 
 SCHEME = "memory://"
 OFFSET_RESETS = ("earliest", "latest")
-_Record = tuple[Any, Any, int | None, Headers | None]
-_T = TypeVar("_T")
-
-
-_key_of = itemgetter(0)
-_value_of = itemgetter(1)
-
-
-def _all_none(records: Sequence[_Record], field: int) -> bool:
-    """Whether field ``field`` (0 key, 2 partition, 3 headers) is None in every record (a C-level scan)."""
-    return countOf(map(itemgetter(field), records), None) == len(records)
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    """Wake whoever awaits ``fut`` (once; a future of a closed loop is left alone)."""
-    if not fut.done() and not fut.get_loop().is_closed():
-        fut.set_result(None)
 
 
 def _broker_name(url: str) -> str:
@@ -72,168 +52,6 @@ def _broker_name(url: str) -> str:
 def _describe(tp: TopicPartition) -> str:
     """How errors and logs name a partition."""
     return f"topic {tp.topic!r} partition {tp.partition}"
-
-
-class _Partition:
-    """One partition's log (offsets from ``base`` on), the groups holding it back and who waits on it."""
-
-    __slots__ = ("base", "compacting", "floors", "log", "low", "readers", "space_waiters", "tp")
-
-    def __init__(self, tp: TopicPartition, compacting: bool = False) -> None:
-        self.tp = tp
-        self.compacting = compacting
-        """A compacted topic (a table changelog) never makes senders wait: readers that never commit
-        (table recovery, global-table readers) must not hold its writers back."""
-        self.log: list[Row] = []
-        self.base = 0
-        self.floors: dict[str, int] = {}
-        """Per known group, the first offset it still needs (its commit, or where it started)."""
-        self.low: int | None = None
-        """The smallest floor, or None while no group is known (then retention trims)."""
-        self.readers: set[MemoryConsumer] = set()
-        self.space_waiters: set[asyncio.Future[None]] = set()
-
-    @property
-    def end(self) -> int:
-        """The offset the next appended message gets."""
-        return self.base + len(self.log)
-
-    def room(self, max_backlog: int) -> int:
-        """How many messages fit before some known group lags ``max_backlog`` behind (no group: no limit)."""
-        low = self.low
-        if low is None or self.compacting:
-            return sys.maxsize
-        return max_backlog - (self.base + len(self.log) - max(low, self.base))
-
-    def extend(self, records: Sequence[_Record], stamp: float) -> None:
-        """Append records as rows with the next offsets."""
-        if _all_none(records, 3):
-            self._extend_plain(len(records), map(_key_of, records), map(_value_of, records), stamp)
-            return
-        topic, index = self.tp
-        start = self.base + len(self.log)
-        self.log.extend(
-            [
-                (topic, index, offset, stamp, key, value, dict(headers) if headers else None, None, None)
-                for offset, (key, value, _, headers) in enumerate(records, start)
-            ]
-        )
-
-    def extend_values(self, values: Sequence[Any], stamp: float) -> None:
-        """Append values without key or headers as rows with the next offsets."""
-        self._extend_plain(len(values), repeat(None), values, stamp)
-
-    def _extend_plain(self, n: int, keys: Iterable[Any], values: Iterable[Any], stamp: float) -> None:
-        """Append ``n`` header-less rows, built at C level from keys and values."""
-        topic, index = self.tp
-        start = self.base + len(self.log)
-        self.log.extend(
-            zip(
-                repeat(topic),
-                repeat(index),
-                range(start, start + n),
-                repeat(stamp),
-                keys,
-                values,
-                repeat(None),
-                repeat(None),
-                repeat(None),
-            )
-        )
-
-    def set_floor(self, group_id: str, offset: int) -> None:
-        """Record where ``group_id`` now needs this partition from; trims and wakes senders if room grew."""
-        self.floors[group_id] = offset
-        self._floors_changed()
-
-    def drop_floor(self, group_id: str) -> None:
-        """Forget a deleted group's claim on this partition."""
-        if self.floors.pop(group_id, None) is not None:
-            self._floors_changed()
-
-    def _floors_changed(self) -> None:
-        """Recompute the low watermark, trim what no group needs, wake blocked senders."""
-        self.low = min(self.floors.values()) if self.floors else None
-        if self.low is not None:
-            self.trim_to(min(self.low, self.end))
-        waiters, self.space_waiters = self.space_waiters, set()
-        for fut in waiters:
-            _resolve(fut)
-
-    def trim_to(self, offset: int) -> None:
-        """Drop the messages before ``offset`` (offsets stay absolute: ``base`` moves)."""
-        cut = offset - self.base
-        if cut > 0:
-            del self.log[:cut]
-            self.base = offset
-
-    def wake_readers(self) -> None:
-        """Tell the consumers assigned to this partition that it has new messages (once per send call)."""
-        for reader in self.readers:
-            reader._wake()
-
-
-class _Topic:
-    """A topic's partitions and its round-robin cursor for messages without a key."""
-
-    __slots__ = ("compacting", "name", "next_rr", "partitions")
-
-    def __init__(self, name: str, partitions: int, compacting: bool) -> None:
-        if partitions < 1:
-            raise ConfigurationError(f"topic {name!r} needs at least one partition, got {partitions}")
-        self.name = name
-        self.partitions = [_Partition(TopicPartition(name, i), compacting) for i in range(partitions)]
-        self.compacting = compacting
-        self.next_rr = 0
-
-    def partition(self, index: int) -> _Partition:
-        """Partition ``index``; a ConfigurationError naming the topic when it does not exist."""
-        if not 0 <= index < len(self.partitions):
-            raise self._no_partition(index)
-        return self.partitions[index]
-
-    def _no_partition(self, index: int) -> ConfigurationError:
-        """The error for a partition this topic does not have."""
-        return ConfigurationError(
-            f"topic {self.name!r} has partitions 0..{len(self.partitions) - 1}: there is no partition {index}"
-        )
-
-    def round_robin(self, items: Sequence[_T]) -> tuple[list[list[_T]], int]:
-        """Items (keyless records, or values) bucketed round-robin by slicing, and the last partition."""
-        count = len(self.partitions)
-        turn = self.next_rr
-        n = len(items)
-        buckets = [list(items[(i - turn) % count :: count]) for i in range(count)]
-        self.next_rr = (turn + n) % count
-        return buckets, (turn + n - 1) % count
-
-    def route(self, records: Sequence[_Record]) -> tuple[list[list[_Record]], int]:
-        """Records bucketed by partition (explicit, else key hash, else round-robin), and the last partition.
-
-        Every record is routed before any is appended, so a bad partition number appends nothing.
-        """
-        if not isinstance(records, (list, tuple)):
-            records = list(records)
-        if records and _all_none(records, 0) and _all_none(records, 2):
-            return self.round_robin(records)
-        count = len(self.partitions)
-        turn = self.next_rr
-        buckets: list[list[_Record]] = [[] for _ in range(count)]
-        index = 0
-        for record in records:
-            key, partition = record[0], record[2]
-            if partition is not None:
-                if not 0 <= partition < count:
-                    raise self._no_partition(partition)
-                index = partition
-            elif key is None:
-                index = turn % count
-                turn += 1
-            else:
-                index = partition_for(key, count)
-            buckets[index].append(record)
-        self.next_rr = turn % count
-        return buckets, index
 
 
 class _Group:
@@ -264,7 +82,7 @@ class MemoryBroker:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.topics: dict[str, _Topic] = {}
+        self.topics: dict[str, TopicLog] = {}
         self.groups: dict[str, _Group] = {}
 
     @classmethod
@@ -286,14 +104,14 @@ class MemoryBroker:
         """Drop every in-memory log of this process (between tests, when nothing runs)."""
         cls._registry.clear()
 
-    def topic(self, name: str, partitions: int, *, compacting: bool = False) -> _Topic:
+    def topic(self, name: str, partitions: int, *, compacting: bool = False) -> TopicLog:
         """Topic ``name``, created with ``partitions`` partitions when missing."""
         topic = self.topics.get(name)
         if topic is None:
-            topic = self.topics[name] = _Topic(name, partitions, compacting)
+            topic = self.topics[name] = TopicLog(name, partitions, compacting)
         return topic
 
-    def existing_topic(self, name: str) -> _Topic:
+    def existing_topic(self, name: str) -> TopicLog:
         """Topic ``name``; a TransportError naming it when it does not exist."""
         topic = self.topics.get(name)
         if topic is None:
@@ -410,12 +228,12 @@ class MemoryConsumer:
         self._on_rebalance = on_rebalance
         self._broker = transport.broker
         self._group = self._broker.group(group_id)
-        self._owned: dict[TopicPartition, _Partition] = {}
+        self._owned: dict[TopicPartition, PartitionLog] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self._blocked: set[TopicPartition] = set()
         """Partitions being revoked, or assigned but whose listener has not returned: owned, not fetched."""
-        self._fetchable: list[tuple[TopicPartition, _Partition]] = []
+        self._fetchable: list[tuple[TopicPartition, PartitionLog]] = []
         self._next = 0
         self._waiter: asyncio.Future[None] | None = None
         self._listener_error: BaseException | None = None
@@ -463,7 +281,7 @@ class MemoryConsumer:
         deadline = loop.time() + timeout
         while True:
             waiter = self._waiter = loop.create_future()
-            timer = loop.call_at(deadline, _resolve, waiter)
+            timer = loop.call_at(deadline, resolve, waiter)
             try:
                 await waiter
             finally:
@@ -476,7 +294,7 @@ class MemoryConsumer:
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Store the group's next-to-read offsets; a partition this member does not own is an error."""
-        parts: list[tuple[TopicPartition, _Partition, int]] = []
+        parts: list[tuple[TopicPartition, PartitionLog, int]] = []
         for tp, offset in offsets.items():
             part = self._owned.get(tp)
             if part is None:
@@ -561,7 +379,7 @@ class MemoryConsumer:
         self._next = (start + 1) % count
         return batch
 
-    def _reset_trimmed(self, tp: TopicPartition, part: _Partition, position: int) -> int:
+    def _reset_trimmed(self, tp: TopicPartition, part: PartitionLog, position: int) -> int:
         """Move a position that points at trimmed messages to ``auto_offset_reset`` (earliest or end)."""
         reset = part.base if self.auto_offset_reset == "earliest" else part.end
         logger.warning(
@@ -584,7 +402,7 @@ class MemoryConsumer:
         """Wake a getmany waiting in this consumer (new messages, resume, seek, stop, rebalance)."""
         waiter = self._waiter
         if waiter is not None:
-            _resolve(waiter)
+            resolve(waiter)
 
     def _raise_listener_error(self) -> None:
         """Hand a failure of our rebalance listener to the code that fetches (its owner)."""
@@ -743,7 +561,7 @@ class MemoryTransport:
         check_records(topic, ((key, value, partition, headers),), self.max_message_bytes)
         return await self._append(topic, ((key, value, partition, headers),), timestamp)
 
-    async def send_many(self, topic: str, records: Sequence[_Record]) -> None:
+    async def send_many(self, topic: str, records: Sequence[Record]) -> None:
         """Append (key, value, partition, headers) records in order, waking each partition's readers once."""
         check_records(topic, records, self.max_message_bytes)
         if records:
@@ -794,14 +612,14 @@ class MemoryTransport:
         self._check_open()
         state = self.broker.topic(topic, self.default_partitions)
         buckets, last = state.round_robin(records) if values else state.route(records)
-        extend = _Partition.extend_values if values else _Partition.extend
+        extend = PartitionLog.extend_values if values else PartitionLog.extend
         stamp = time.time() if timestamp is None else timestamp
         max_backlog = self.max_partition_backlog
         pending = [(part, bucket) for part, bucket in zip(state.partitions, buckets, strict=True) if bucket]
         offset = 0
         while True:
-            waiting: list[tuple[_Partition, list[Any]]] = []
-            touched: list[_Partition] = []
+            waiting: list[tuple[PartitionLog, list[Any]]] = []
+            touched: list[PartitionLog] = []
             for part, bucket in pending:
                 room = part.room(max_backlog)
                 if room >= len(bucket):
@@ -821,7 +639,7 @@ class MemoryTransport:
             await self._wait_for_room(waiting[0][0])
             pending = waiting
 
-    def _appended(self, topic: _Topic, touched: Iterable[_Partition]) -> None:
+    def _appended(self, topic: TopicLog, touched: Iterable[PartitionLog]) -> None:
         """After appending: apply retention where no group is known, then wake readers once per partition."""
         max_backlog = self.max_partition_backlog
         for part in touched:
@@ -836,9 +654,10 @@ class MemoryTransport:
                     dropped,
                     max_backlog,
                 )
-            part.wake_readers()
+            for reader in part.readers:
+                reader._wake()
 
-    async def _wait_for_room(self, part: _Partition) -> None:
+    async def _wait_for_room(self, part: PartitionLog) -> None:
         """Wait until consumers committed enough of ``part`` to append one more message."""
         loop = asyncio.get_running_loop()
         while part.room(self.max_partition_backlog) <= 0:

@@ -1,0 +1,156 @@
+"""A topic's batching producer: values queued without waiting are sent in batches, one batch in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .codecs import get_codec
+from .errors import TransportError
+from .events import Headers
+from .transport.base import Transport
+
+if TYPE_CHECKING:
+    from .channels import Topic
+
+__all__ = ["BatchingProducer"]
+
+SEND_BATCH = 4096
+"""How many queued values make `BatchingProducer.send` wait until they are stored (the buffer's bound)."""
+
+
+class BatchingProducer:
+    """Queues one topic's values and sends them in batches from one task: what is queued meanwhile goes next.
+
+    The app flushes it before every offset commit (`flush`), so an event is never committed before what
+    it produced was stored.
+    """
+
+    def __init__(self, topic: Topic[Any, Any], transport: Callable[[], Awaitable[Transport]]) -> None:
+        self.topic = topic
+        self.app = topic.app
+        self.name = topic.name
+        self._transport = transport
+        """The started transport, with the topic created."""
+        self._buffer: list[Any] = []
+        self._buffer_keyed = False
+        """Whether the buffer holds (key, value, partition, headers) records; else bare keyless values."""
+        self._flush_scheduled = False
+        self._objects: bool | None = None
+        """Whether the transport takes values as objects; None until it started."""
+        self._sender: asyncio.Task[None] | None = None  # the one task sending the buffer, batch after batch
+        self._rounds = 0  # batches the sender took from the buffer
+        self._rounds_done = 0  # ... and finished sending (stored, failed or cancelled)
+        self._round_done: asyncio.Future[None] | None = None  # resolved when the batch in flight ends
+        self._send_failure: BaseException | None = None
+
+    def nowait(self, value: Any) -> bool:
+        """Queue a value for the next batched send if the buffer has room; False means await `send`.
+
+        On a byte transport the value is encoded here; one that fails to encode is left to `send`, which
+        raises the error that names it.
+        """
+        buffer = self._buffer
+        if len(buffer) >= SEND_BATCH - 1 or self._buffer_keyed:
+            return False
+        objects = self._objects
+        if objects is None:
+            if self.app.existing_transport is None:
+                return False
+            objects = self._objects = self._raw_objects
+        if not objects and value is not None:
+            try:
+                value = get_codec(self.topic.value_serializer).dumps(value)
+            except Exception:
+                return False
+            if type(value) is not bytes:
+                return False
+        buffer.append(value)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        return True
+
+    async def send(self, value: Any, *, key: Any = None) -> None:
+        """Queue a value for the next batched send; waits only when the buffer is full."""
+        if not self._raw_objects:
+            key, value = self.topic.encode(key, value)
+        buffer = self._buffer
+        if key is None and not self._buffer_keyed:
+            buffer.append(value)
+        else:
+            self._buffer_record((key, value, None, None))
+        if len(buffer) >= SEND_BATCH:
+            await self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def put(self, key: Any, value: Any, partition: int | None, headers: Headers | None = None) -> None:
+        """Queue a record (encoded on a byte transport) for the next batched send; never waits."""
+        if not self._raw_objects:
+            key, value = self.topic.encode(key, value)
+        self._buffer_record((key, value, partition, headers))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _buffer_record(self, record: tuple[Any, Any, int | None, Headers | None]) -> None:
+        """Queue a (key, value, partition, headers) record; bare values queued before it become records."""
+        buffer = self._buffer
+        if not self._buffer_keyed:
+            buffer[:] = [(None, queued, None, None) for queued in buffer]
+            self._buffer_keyed = True
+        buffer.append(record)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        if self._buffer and (self._sender is None or self._sender.done()):
+            self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
+
+    @property
+    def _raw_objects(self) -> bool:
+        transport = self.app.existing_transport
+        return transport is not None and not transport.needs_bytes
+
+    async def _send_rounds(self) -> None:
+        """Send the buffer until it is empty, one batch in flight: values queued meanwhile form the next."""
+        try:
+            transport = await self._transport()
+            while self._buffer:
+                batch, keyed = self._buffer, self._buffer_keyed
+                self._buffer, self._buffer_keyed = [], False
+                self._rounds += 1
+                try:
+                    if keyed:
+                        await transport.send_many(self.name, batch)
+                    else:
+                        await transport.send_values(self.name, batch)
+                    self.app.monitor.sent_values(self.name, len(batch))
+                finally:
+                    self._rounds_done += 1
+                    done, self._round_done = self._round_done, None
+                    if done is not None and not done.done():
+                        done.set_result(None)
+        except Exception as exc:
+            self._send_failure = exc
+            self.app.send_failed(exc, self.name)
+            raise
+
+    async def flush(self) -> None:
+        """Wait until everything queued now is stored (the app does this before every commit)."""
+        target = self._rounds + (1 if self._buffer else 0)
+        while self._rounds_done < target and self._send_failure is None:
+            sender = self._sender
+            if sender is None or sender.done():
+                if not self._buffer:
+                    break  # the batch with our values ended: stored, or failed (raised below)
+                sender = self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
+            done = self._round_done
+            if done is None:
+                done = self._round_done = asyncio.get_running_loop().create_future()
+            await asyncio.wait((done, sender), return_when=asyncio.FIRST_COMPLETED)
+        failure = self._send_failure
+        if failure is not None:
+            raise TransportError(f"sending to topic {self.name!r} failed: {failure}") from failure

@@ -1,0 +1,202 @@
+"""The memory transport's partitioned log: rows at absolute offsets, the floors consumer groups hold it at.
+
+A partition keeps its messages as plain tuples in `Message` field order from ``base`` on; what every known
+group committed past is trimmed, and ``room`` says how many more fit before some group lags
+``max_partition_backlog`` behind. A topic routes records to its partitions (explicit partition, key hash,
+or round-robin for keyless records and bare values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import countOf, itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ConfigurationError
+from ..events import Headers, Row
+from .base import TopicPartition
+from .partitioner import partition_for
+
+if TYPE_CHECKING:
+    from .memory import MemoryConsumer
+
+__all__ = ["PartitionLog", "Record", "TopicLog", "resolve"]
+
+Record = tuple[Any, Any, int | None, Headers | None]
+_T = TypeVar("_T")
+
+
+_key_of = itemgetter(0)
+_value_of = itemgetter(1)
+
+
+def _all_none(records: Sequence[Record], field: int) -> bool:
+    """Whether field ``field`` (0 key, 2 partition, 3 headers) is None in every record (a C-level scan)."""
+    return countOf(map(itemgetter(field), records), None) == len(records)
+
+
+def resolve(fut: asyncio.Future[None]) -> None:
+    """Wake whoever awaits ``fut`` (once; a future of a closed loop is left alone)."""
+    if not fut.done() and not fut.get_loop().is_closed():
+        fut.set_result(None)
+
+
+class PartitionLog:
+    """One partition's log (offsets from ``base`` on), the groups holding it back and who waits on it."""
+
+    __slots__ = ("base", "compacting", "floors", "log", "low", "readers", "space_waiters", "tp")
+
+    def __init__(self, tp: TopicPartition, compacting: bool = False) -> None:
+        self.tp = tp
+        self.compacting = compacting
+        """A compacted topic (a table changelog) never makes senders wait: readers that never commit
+        (table recovery, global-table readers) must not hold its writers back."""
+        self.log: list[Row] = []
+        self.base = 0
+        self.floors: dict[str, int] = {}
+        """Per known group, the first offset it still needs (its commit, or where it started)."""
+        self.low: int | None = None
+        """The smallest floor, or None while no group is known (then retention trims)."""
+        self.readers: set[MemoryConsumer] = set()
+        """The consumers assigned this partition: woken once per send call that appends to it."""
+        self.space_waiters: set[asyncio.Future[None]] = set()
+
+    @property
+    def end(self) -> int:
+        """The offset the next appended message gets."""
+        return self.base + len(self.log)
+
+    def room(self, max_backlog: int) -> int:
+        """How many messages fit before some known group lags ``max_backlog`` behind (no group: no limit)."""
+        low = self.low
+        if low is None or self.compacting:
+            return sys.maxsize
+        return max_backlog - (self.base + len(self.log) - max(low, self.base))
+
+    def extend(self, records: Sequence[Record], stamp: float) -> None:
+        """Append records as rows with the next offsets."""
+        if _all_none(records, 3):
+            self._extend_plain(len(records), map(_key_of, records), map(_value_of, records), stamp)
+            return
+        topic, index = self.tp
+        start = self.base + len(self.log)
+        self.log.extend(
+            [
+                (topic, index, offset, stamp, key, value, dict(headers) if headers else None, None, None)
+                for offset, (key, value, _, headers) in enumerate(records, start)
+            ]
+        )
+
+    def extend_values(self, values: Sequence[Any], stamp: float) -> None:
+        """Append values without key or headers as rows with the next offsets."""
+        self._extend_plain(len(values), repeat(None), values, stamp)
+
+    def _extend_plain(self, n: int, keys: Iterable[Any], values: Iterable[Any], stamp: float) -> None:
+        """Append ``n`` header-less rows, built at C level from keys and values."""
+        topic, index = self.tp
+        start = self.base + len(self.log)
+        self.log.extend(
+            zip(
+                repeat(topic),
+                repeat(index),
+                range(start, start + n),
+                repeat(stamp),
+                keys,
+                values,
+                repeat(None),
+                repeat(None),
+                repeat(None),
+            )
+        )
+
+    def set_floor(self, group_id: str, offset: int) -> None:
+        """Record where ``group_id`` now needs this partition from; trims and wakes senders if room grew."""
+        self.floors[group_id] = offset
+        self._floors_changed()
+
+    def drop_floor(self, group_id: str) -> None:
+        """Forget a deleted group's claim on this partition."""
+        if self.floors.pop(group_id, None) is not None:
+            self._floors_changed()
+
+    def _floors_changed(self) -> None:
+        """Recompute the low watermark, trim what no group needs, wake blocked senders."""
+        self.low = min(self.floors.values()) if self.floors else None
+        if self.low is not None:
+            self.trim_to(min(self.low, self.end))
+        waiters, self.space_waiters = self.space_waiters, set()
+        for fut in waiters:
+            resolve(fut)
+
+    def trim_to(self, offset: int) -> None:
+        """Drop the messages before ``offset`` (offsets stay absolute: ``base`` moves)."""
+        cut = offset - self.base
+        if cut > 0:
+            del self.log[:cut]
+            self.base = offset
+
+
+class TopicLog:
+    """A topic's partitions and its round-robin cursor for messages without a key."""
+
+    __slots__ = ("compacting", "name", "next_rr", "partitions")
+
+    def __init__(self, name: str, partitions: int, compacting: bool) -> None:
+        if partitions < 1:
+            raise ConfigurationError(f"topic {name!r} needs at least one partition, got {partitions}")
+        self.name = name
+        self.partitions = [PartitionLog(TopicPartition(name, i), compacting) for i in range(partitions)]
+        self.compacting = compacting
+        self.next_rr = 0
+
+    def partition(self, index: int) -> PartitionLog:
+        """Partition ``index``; a ConfigurationError naming the topic when it does not exist."""
+        if not 0 <= index < len(self.partitions):
+            raise self._no_partition(index)
+        return self.partitions[index]
+
+    def _no_partition(self, index: int) -> ConfigurationError:
+        """The error for a partition this topic does not have."""
+        return ConfigurationError(
+            f"topic {self.name!r} has partitions 0..{len(self.partitions) - 1}: there is no partition {index}"
+        )
+
+    def round_robin(self, items: Sequence[_T]) -> tuple[list[list[_T]], int]:
+        """Items (keyless records, or values) bucketed round-robin by slicing, and the last partition."""
+        count = len(self.partitions)
+        turn = self.next_rr
+        n = len(items)
+        buckets = [list(items[(i - turn) % count :: count]) for i in range(count)]
+        self.next_rr = (turn + n) % count
+        return buckets, (turn + n - 1) % count
+
+    def route(self, records: Sequence[Record]) -> tuple[list[list[Record]], int]:
+        """Records bucketed by partition (explicit, else key hash, else round-robin), and the last partition.
+
+        Every record is routed before any is appended, so a bad partition number appends nothing.
+        """
+        if not isinstance(records, (list, tuple)):
+            records = list(records)
+        if records and _all_none(records, 0) and _all_none(records, 2):
+            return self.round_robin(records)
+        count = len(self.partitions)
+        turn = self.next_rr
+        buckets: list[list[Record]] = [[] for _ in range(count)]
+        index = 0
+        for record in records:
+            key, partition = record[0], record[2]
+            if partition is not None:
+                if not 0 <= partition < count:
+                    raise self._no_partition(partition)
+                index = partition
+            elif key is None:
+                index = turn % count
+                turn += 1
+            else:
+                index = partition_for(key, count)
+            buckets[index].append(record)
+        self.next_rr = turn % count
+        return buckets, index
