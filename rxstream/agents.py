@@ -205,6 +205,7 @@ class Agent:
         while self._running:
             stream = self._channel.stream()
             stream.on_unclaimed_group(functools.partial(self._spawn_for_group, index, stream))
+            stream.on_batch(self.app.monitor.agent(self.name).processed)
             counted = False
             try:
                 try:
@@ -280,12 +281,12 @@ class Agent:
         stats = self.app.monitor.agent(self.name)
         try:
             async for value in result:
+                stats.yielded += 1
                 if cursor is None:
                     cursor = stream.consumer_position()
                 if cursor is not None:
                     batch = cursor.batch
                     if batch is not seen:
-                        stats.batch(seen)
                         seen = batch
                         with_headers = batch is not None and asks_in(batch.refs)
                     if with_headers and batch is not None:

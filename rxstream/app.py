@@ -398,6 +398,7 @@ class App:
             commit_interval=self.commit_interval,
             flush=self.flush,
             on_crash=self.crash,
+            monitor=self.monitor,
         )
         conductor.add(topic, subscription)
         self._late.append(conductor)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, RxStreamError
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .app import App
@@ -238,22 +239,18 @@ async def _send_file(app: App, topic: str, path: str, partition: int | None) -> 
                 ) from exc
         records.append((key.encode("utf-8") if tab else None, value.encode("utf-8"), partition, None))
     transport = await app.producer()
-    progress = logging.getLogger(__name__)
-    began = last = time.monotonic()
+    progress = Progress(
+        f"sending {path} to {topic!r}", len(records), unit="lines", log=logging.getLogger(__name__)
+    )
     try:
         for start in range(0, len(records), 1000):
-            await transport.send_many(topic, records[start : start + 1000])
-            done, now = min(start + 1000, len(records)), time.monotonic()
-            if now - last >= 1.0 and done < len(records):
-                last = now
-                rate = done / (now - began)
-                progress.info(
-                    "sent %d/%d lines of %s to %r (%.0f/s, ETA %.1f s)",
-                    done, len(records), path, topic, rate, (len(records) - done) / rate,
-                )  # fmt: skip
+            chunk = records[start : start + 1000]
+            await transport.send_many(topic, chunk)
+            progress.advance(len(chunk))
     finally:
+        progress.close()
         await transport.stop()
-    print(f"sent {len(records)} messages from {path} to {topic} in {time.monotonic() - began:.2f} s")
+    print(f"sent {len(records)} messages from {path} to {topic} in {time.monotonic() - progress.began:.2f} s")
     return 0
 
 

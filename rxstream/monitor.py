@@ -18,7 +18,6 @@ from .events import OFFSET, PARTITION, TOPIC, Row
 from .transport.base import TopicPartition
 
 if TYPE_CHECKING:
-    from ._rx.batch import Batch
     from .app import App
 
 __all__ = [
@@ -100,26 +99,23 @@ class PartitionStats:
 
 
 class AgentStats:
-    """What one agent did: batches and events it went through, errors, time per batch."""
+    """What one agent did: batches and events it went through, values it yielded, errors, time per batch."""
 
-    __slots__ = ("_since", "batches", "errors", "events", "processing")
+    __slots__ = ("batches", "errors", "events", "processing", "yielded")
 
     def __init__(self) -> None:
         self.batches = 0
         self.events = 0
+        self.yielded = 0
         self.errors = 0
         self.processing = Histogram()
-        """Seconds from an agent's first value of a batch to its first value of the next one."""
-        self._since = 0.0
+        """Seconds an agent spent on each batch: from its first value to the request after its last."""
 
-    def batch(self, done: Batch | None) -> None:
-        """The agent moved on from ``done`` (None: it took its first batch)."""
-        now = time.perf_counter()
-        if done is not None:
-            self.batches += 1
-            self.events += len(done.values)
-            self.processing.observe(now - self._since)
-        self._since = now
+    def processed(self, events: int, seconds: float) -> None:
+        """The agent went through a batch of ``events`` in ``seconds`` (called once per batch)."""
+        self.batches += 1
+        self.events += events
+        self.processing.observe(seconds)
 
 
 class _PartitionRecovery:
@@ -259,7 +255,7 @@ class Monitor:
             self.rebalances.append(Rebalance(time.time(), seconds, tuple(revoked), tuple(assigned)))
 
     def agent(self, name: str) -> AgentStats:
-        """The stats of agent ``name`` (an agent calls ``batch`` on them as it moves from batch to batch)."""
+        """The stats of agent ``name``: its stream reports each batch, its loop the values it yielded."""
         stats = self.agents.get(name)
         if stats is None:
             stats = self.agents[name] = AgentStats()
@@ -325,11 +321,12 @@ class Monitor:
                     out[tp] = max(offset - stats.first, 0)
         return out
 
-    def tables(self) -> dict[str, dict[str, int]]:
+    def tables(self) -> dict[str, dict[str, Any]]:
         """Per table: keys held here, and late events (after their window closed) of windowed ones."""
-        out: dict[str, dict[str, int]] = {}
+        out: dict[str, dict[str, Any]] = {}
         for name, table in list(self.app.tables.items()):
-            out[name] = {"keys": len(table), "late_events": table.late_count}
+            late = {str(partition): n for partition, n in sorted(table.late_by_partition.items())}
+            out[name] = {"keys": len(table), "late_events": table.late_count, "late_by_partition": late}
         return out
 
     async def refresh(self) -> None:
@@ -379,6 +376,7 @@ class Monitor:
                 name: {
                     "batches": stats.batches,
                     "events": stats.events,
+                    "yielded": stats.yielded,
                     "errors": stats.errors,
                     "processing_seconds": stats.processing.as_dict(),
                 }

@@ -44,6 +44,7 @@ class _Origin:
         "context",
         "dealers",
         "label",
+        "on_batch",
         "peek",
         "scheduler",
         "spawn",
@@ -69,6 +70,8 @@ class _Origin:
         """The app whose topic this chain reads (group_by routes through a repartition topic then)."""
         self.dealers: dict[str, _rx.GroupDealer] = {}
         self.spawn: Callable[[], bool] | None = None
+        self.on_batch: Callable[[int, float], None] | None = None
+        """Told of each batch the chain's consumer went through: (values, seconds) — the app's monitor."""
         """Set by an agent: starts another instance of it for a group no loop is waiting for."""
 
 
@@ -484,7 +487,13 @@ class Stream(Generic[T]):
                     dealer.set_outer_idle(waiting)
 
         self._iterator = _rx.iterate(
-            observable, ctx, self._cursor, auto_ack=not self._noack, starving=self._starving, idle=idle
+            observable,
+            ctx,
+            self._cursor,
+            auto_ack=not self._noack,
+            starving=self._starving,
+            idle=idle,
+            on_batch=origin.on_batch,
         )
         origin.active = self
         return self._iterator
@@ -583,6 +592,10 @@ class Stream(Generic[T]):
     def on_unclaimed_group(self, spawn: Callable[[], bool] | None) -> None:
         """Call ``spawn`` to start another reader when group_by deals a group no loop is waiting for."""
         self._origin.spawn = spawn
+
+    def on_batch(self, report: Callable[[int, float], None] | None) -> None:
+        """Call ``report(values, seconds)`` for each batch the consumer of this chain goes through."""
+        self._origin.on_batch = report
 
     def bind(self, app: Any) -> Stream[T]:
         """Tie this chain to the app whose topic it reads (group_by then repartitions through its topics)."""

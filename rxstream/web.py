@@ -110,14 +110,18 @@ class _MonitorCollector:
         events = family(
             CounterMetricFamily, "rxstream_agent_events", "Events an agent went through.", agent_labels
         )
+        yielded = family(
+            CounterMetricFamily, "rxstream_agent_yielded_values", "Values an agent yielded.", agent_labels
+        )
         failures = family(
             CounterMetricFamily, "rxstream_agent_errors", "Times an agent raised.", agent_labels
         )
         for name, agent in sorted(monitor.agents.items()):
             _histogram(duration, [name, group], agent.processing)
             events.add_metric([name, group], agent.events)
+            yielded.add_metric([name, group], agent.yielded)
             failures.add_metric([name, group], agent.errors)
-        yield from (duration, events, failures)
+        yield from (duration, events, yielded, failures)
 
         commits = family(CounterMetricFamily, "rxstream_commits", "Offset commits.", [_GROUP])
         commits.add_metric([group], monitor.commits)
@@ -176,11 +180,12 @@ class _MonitorCollector:
             CounterMetricFamily,
             "rxstream_late_events",
             "Events that arrived after their window closed.",
-            ["rxstream_table"],
+            ["rxstream_table", "messaging_destination_partition_id"],
         )
         for table, counts in sorted(monitor.tables().items()):
             keys.add_metric([table], counts["keys"])
-            late.add_metric([table], counts["late_events"])
+            for partition, n in counts["late_by_partition"].items():
+                late.add_metric([table, partition], n)
         yield from (keys, late)
 
         ready = family(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+
+from prometheus_client.parser import text_string_to_metric_families
 
 import rxstream
 from rxstream import App
@@ -129,3 +132,68 @@ async def test_a_disabled_monitor_counts_nothing() -> None:
         await app.commit()
     assert app.monitor.partitions == {} and app.monitor.commits == 0 and app.monitor.sent == {}
     assert app.monitor.agents[take.name].events == 0
+
+
+async def test_an_agent_that_never_yields_is_counted_per_batch() -> None:
+    app = App("silent", broker=memory_url())
+    numbers = app.topic("numbers", partitions=1)
+    seen: list[int] = []
+
+    @app.agent(numbers)
+    async def swallow(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            seen.append(n)
+
+    async with app:
+        await numbers.send_many(list(range(120)))
+        await eventually(lambda: app.monitor.agents[swallow.name].events == 120)
+    stats = app.monitor.agents[swallow.name]
+    assert len(seen) == 120 and stats.yielded == 0
+    assert stats.batches >= 1 and stats.processing.count == stats.batches
+    assert app.monitor.snapshot()["agents"][swallow.name]["events"] == 120
+
+
+async def test_values_yielded_are_counted_per_agent_and_scraped() -> None:
+    app = App("yielding", broker=memory_url())
+    numbers = app.topic("numbers", partitions=1)
+
+    @app.agent(numbers)
+    async def twice(stream: rxstream.Stream[int]) -> AsyncIterator[int]:
+        async for n in stream:
+            yield n
+            yield -n
+
+    async with app:
+        await numbers.send_many(list(range(40)))
+        await eventually(lambda: app.monitor.agents[twice.name].events == 40)
+        await eventually(lambda: app.monitor.agents[twice.name].yielded == 80)
+        text = metrics_text(app.monitor).decode()
+    samples = {
+        sample.labels["rxstream_agent"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "rxstream_agent_yielded_values_total"
+    }
+    assert samples == {twice.name: 80.0}
+
+
+async def test_processing_time_is_the_time_spent_on_batches_not_the_wait_between_them() -> None:
+    app = App("paced", broker=memory_url())
+    jobs = app.topic("jobs", partitions=1)
+    done: list[int] = []
+
+    @app.agent(jobs)
+    async def work(stream: rxstream.Stream[int]) -> None:
+        async for n in stream:
+            await asyncio.sleep(0.02)
+            done.append(n)
+
+    async with app:
+        for i in range(3):
+            await jobs.send(value=i)
+            await eventually(lambda i=i: len(done) == i + 1)
+            await asyncio.sleep(0.2)  # idle between batches: not processing time
+        await eventually(lambda: app.monitor.agents[work.name].batches == 3)
+    histogram = app.monitor.agents[work.name].processing
+    assert histogram.count == 3
+    assert 0.06 <= histogram.sum < 0.3

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from time import perf_counter
 from typing import Any
 
 import reactivex
@@ -98,8 +99,13 @@ async def iterate(
     auto_ack: bool,
     starving: Callable[[], Any] | None = None,
     idle: Callable[[bool], None] | None = None,
+    on_batch: Callable[[int, float], None] | None = None,
 ) -> AsyncIterator[Any]:
-    """Yield the values of a compiled stream; acknowledge each when the consumer asks for the next one."""
+    """Yield the values of a compiled stream; acknowledge each when the consumer asks for the next one.
+
+    ``on_batch(values, seconds)`` hears of every batch the consumer went through and the time it took (from
+    its first value to the request after its last), so counting costs one call per batch, not per value.
+    """
     sink = Sink(ctx)
     subscription = observable.subscribe(sink)
     queue = sink.queue
@@ -124,10 +130,13 @@ async def iterate(
                 continue
             batch = sink.take()
             values = batch.values
+            began = perf_counter() if on_batch is not None else 0.0
             if batch.refs is None:
                 cursor.batch = None
                 for value in values:
                     yield value
+                if on_batch is not None:
+                    on_batch(len(values), perf_counter() - began)
                 continue
             cursor.batch = batch
             n = len(values)
@@ -144,6 +153,8 @@ async def iterate(
             finally:
                 if auto_ack:
                     batch.ack_range(acked, i)
+            if on_batch is not None:
+                on_batch(n, perf_counter() - began)
     finally:
         cursor.batch = None
         subscription.dispose()

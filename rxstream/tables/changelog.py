@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..channels import Topic
 from ..errors import TableError
 from ..events import OFFSET, Headers, Row
+from ..progress import Progress
 from ..transport.base import Consumer, TopicPartition, Transport
 
 if TYPE_CHECKING:
@@ -155,7 +156,10 @@ class ChangelogReader:
         self._ready = True
         self._position(consumer.assignment())
         applied = 0
-        last_report = last_progress = time.monotonic()
+        last_progress = time.monotonic()
+        bar = Progress(
+            f"{self.label}: recovering {self.topic!r}", total, interval=self.progress_interval, log=logger
+        )
         try:
             while todo:
                 batch = await consumer.getmany(timeout=0.2, max_records=10_000)
@@ -170,12 +174,14 @@ class ChangelogReader:
                         if messages:
                             self._apply(tp.partition, messages)
                             applied += len(messages)
+                            bar.advance(len(messages))
                             if progress is not None:
                                 progress.advance(tp.partition, len(messages))
                         del todo[tp]
                     else:
                         self._apply(tp.partition, messages)
                         applied += len(messages)
+                        bar.advance(len(messages))
                         if progress is not None:
                             progress.advance(tp.partition, len(messages))
                         if messages[-1][OFFSET] + 1 >= end:
@@ -191,13 +197,11 @@ class ChangelogReader:
                         f"{self.stall_timeout:.0f} s with partitions {sorted(tp.partition for tp in todo)} "
                         "short of their end offsets"
                     )
-                if now - last_report >= self.progress_interval and todo:
-                    last_report = now
-                    _log_progress(self.label, applied, total, now - began)
         except BaseException:
             await self.close()
             raise
         finally:
+            bar.close()
             if progress is not None:
                 progress.end()
         self.applied += applied
@@ -241,17 +245,3 @@ class ChangelogReader:
                     await result
             except Exception:
                 logger.exception("%s: forgetting recovery group %s failed", self.label, self.group_id)
-
-
-def _log_progress(label: str, done: int, total: int, elapsed: float) -> None:
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = (total - done) / rate if rate > 0 else float("inf")
-    logger.info(
-        "%s: recovered %d/%d changelog records (%.0f%%, %.0f records/s, ETA %.1f s)",
-        label,
-        done,
-        total,
-        100.0 * done / total if total else 100.0,
-        rate,
-        eta,
-    )

@@ -164,6 +164,11 @@ class Table(MutableMapping[Any, Any]):
         """Events that arrived after their window closed (0 for a table that is not windowed)."""
         return self._windowing.late if self._windowing is not None else 0
 
+    @property
+    def late_by_partition(self) -> dict[int, int]:
+        """Events that arrived after their window closed, per source partition."""
+        return dict(self._windowing.late_by_partition) if self._windowing is not None else {}
+
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``; if missing, the table's ``default()`` if it has one, else ``default``."""
         value = self._store.get(key)

@@ -94,6 +94,8 @@ class _Windowing:
         self.series: dict[int, dict[Hashable, list[float]]] = {}
         self.closed_until: dict[int, dict[Hashable, float]] = {}
         self.late = 0
+        self.late_by_partition: dict[int, int] = {}
+        """Late events per source partition."""
         self.closed = 0
 
     # ------------------------------------------------------------ values
@@ -260,6 +262,7 @@ class _Windowing:
 
     def _late(self, key: Any, event: Event, timestamp: float, partition: int) -> None:
         self.late += 1
+        self.late_by_partition[partition] = self.late_by_partition.get(partition, 0) + 1
         if _worth_logging(self.late):
             logger.warning(
                 "table %r: late event for key %r at %s on partition %d (watermark %s, grace %s): not merged "

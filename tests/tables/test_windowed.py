@@ -109,6 +109,7 @@ async def test_late_events_are_counted_logged_and_routed_never_merged(
         await eventually(lambda: len(seen) == len(stamps))
         # 3.0 is within grace (watermark 12 < 10 + 5): merged; 16.0 closes [0, 10); 4.0 and 9.0 are late
         assert view.late_events == 2
+        assert app.monitor.tables()["per-user"]["late_by_partition"] == {"0": 2}
         assert closed == [("ada", 2)]
         assert view.windows("ada") == [(WindowRange(0.0, 10.0), 2), (WindowRange(10.0, 20.0), 3)]
         late_seen = await read_all(app, "late-clicks")
