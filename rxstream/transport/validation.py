@@ -119,13 +119,28 @@ def check_record(
 
 
 def check_records(topic: str, records: Sequence[Any], max_message_bytes: int) -> None:
-    """Check the topic name once, then each (key, value, partition, headers) record."""
+    """Check the topic name once, then each (key, value, partition, headers) record.
+
+    Records a broker cannot refuse take one inline test each: an int or no partition, no headers, and a key
+    and value that are objects (memory://), or ASCII text or bytes of at most a quarter of the limit.
+    """
     check_topic_name(topic)
+    quarter = max_message_bytes // 4
     for key, value, partition, headers in records:
-        if partition is None and not headers and type(value) not in _SIZED:
+        if not headers and (partition is None or type(partition) is int):
             kind = type(key)
-            if kind not in _SIZED or (kind is str and key.isascii() and len(key) <= max_message_bytes):
-                continue  # an object value (memory://) with a plain key: nothing for a broker to refuse
+            if (
+                kind not in _SIZED
+                or (kind is str and len(key) <= quarter and key.isascii())
+                or (kind is bytes and len(key) <= quarter)
+            ):
+                kind = type(value)
+                if (
+                    kind not in _SIZED
+                    or (kind is bytes and len(value) <= quarter)
+                    or (kind is str and len(value) <= quarter and value.isascii())
+                ):
+                    continue
         check_record(topic, key, value, partition, headers, max_message_bytes)
 
 

@@ -1,0 +1,49 @@
+"""check_records: the inline test for records a broker cannot refuse never lets a refusable one through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rxstream.errors import ConfigurationError, EncodeError
+from rxstream.transport.validation import check_records
+
+LIMIT = 100
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "partition", "headers"),
+    [
+        (None, {"an": "object"}, None, None),
+        ("k", 1, 3, None),
+        (b"k" * 25, b"v" * 25, None, None),
+        ("k" * 25, "v" * 25, 0, None),
+        ("ключ", "значение", None, None),  # not ASCII: measured as UTF-8, still small
+        (b"k" * 50, b"v" * 50, None, None),  # exactly the limit
+        ("k", "v", None, {"trace": b"1"}),
+    ],
+)
+def test_records_a_broker_accepts_pass(key: Any, value: Any, partition: Any, headers: Any) -> None:
+    check_records("orders", [(key, value, partition, headers)], LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "partition", "headers", "error", "names"),
+    [
+        (None, b"v" * 101, None, None, EncodeError, "max_message_bytes=100"),
+        ("k" * 60, "v" * 41, 1, None, EncodeError, "max_message_bytes=100"),
+        (None, "é" * 51, None, None, EncodeError, "102 bytes"),  # 51 characters, 102 UTF-8 bytes
+        ("\ud800", 1, None, None, EncodeError, "key"),  # a lone surrogate is not UTF-8
+        ("k", "\udfff", None, None, EncodeError, "value"),
+        ("k", 1, True, None, ConfigurationError, "partition"),
+        ("k", 1, "1", None, ConfigurationError, "partition"),
+        ("k", 1, None, {b"name": b"v"}, EncodeError, "header name"),
+        ("k", 1, None, {"n": 7}, EncodeError, "header 'n'"),
+    ],
+)
+def test_records_a_broker_refuses_are_refused_naming_what_is_wrong(
+    key: Any, value: Any, partition: Any, headers: Any, error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=names):
+        check_records("orders", [("k", 1, None, None), (key, value, partition, headers)], LIMIT)
