@@ -5,9 +5,10 @@ asyncio machinery is paid once per batch, not once per value. A batch keeps, bes
 references its values came from (messages) and whoever delivered them (the acknowledger), so events are
 materialised only when asked for and acknowledgments find their way back to the transport.
 
-Modules: ``batch`` (Batch, failures), ``refs`` (references and their acknowledgers), ``flow`` (Context,
-backpressure), ``sources``, ``operators`` (map, filter, side effects), ``sift`` (acknowledging filtered
-batches), ``expand`` (flat_map), ``timing`` (take, buffer, rate_limit), ``joins``, ``pipe`` (raw reactivex
+Modules: ``batch`` (Batch, failures), ``refs`` (a batch's references paired with their acknowledgers; the
+reference types and acknowledgers live in ``rxstream._core.refs``), ``flow`` (Context, backpressure),
+``sources``, ``operators`` (map, filter, side effects), ``sift`` (filtering batches; which dropped references
+are acknowledged when is ``rxstream._core.sift``), ``expand`` (flat_map), ``timing`` (take, buffer, rate_limit), ``joins``, ``pipe`` (raw reactivex
 operators), ``grouping`` (group_by), ``sink`` (async iteration, collect, subscribe).
 """
 
