@@ -8,8 +8,9 @@ materialised only when asked for and acknowledgments find their way back to the 
 Modules: ``batch`` (Batch, failures), ``refs`` (a batch's references paired with their acknowledgers; the
 reference types and acknowledgers live in ``rxstream._core.refs``), ``flow`` (Context, backpressure),
 ``sources``, ``operators`` (map, filter, side effects), ``sift`` (filtering batches; which dropped references
-are acknowledged when is ``rxstream._core.sift``), ``expand`` (flat_map), ``timing`` (take, buffer, rate_limit), ``joins``, ``pipe`` (raw reactivex
-operators), ``grouping`` (group_by), ``sink`` (async iteration, collect, subscribe).
+are acknowledged when is ``rxstream._core.sift``), ``expand`` (flat_map), ``timing`` (take, buffer,
+rate_limit), ``joins``, ``pipe`` (raw reactivex operators), ``grouping`` (group_by), ``sink`` (async
+iteration, collect, subscribe).
 """
 
 from reactivex import Observable
