@@ -23,7 +23,7 @@ from .grouping import GroupDealer, GroupSubject, grouped
 from .joins import joined, lookup_join
 from .operators import enumerate_values, filter_values, is_async, map_values, rerouted, side_effect, transform
 from .pipe import with_values_operators
-from .refs import describe_ref, sources_of
+from .refs import Ref, describe_ref, sources_of
 from .sink import Cursor, collect, events_of, iterate, subscribe_values
 from .sources import (
     batch_of,
@@ -50,6 +50,7 @@ __all__ = [
     "GroupSubject",
     "Observable",
     "Operator",
+    "Ref",
     "SchedulerBase",
     "batch_of",
     "chunks_of",

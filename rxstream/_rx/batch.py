@@ -72,7 +72,7 @@ class Batch:
         match ref:
             case tuple() | Event():
                 return _event_of(value, ref, self.acker, ref)
-            case Group(pairs=[_, *_]):
+            case Group() if ref.pairs:
                 return _event_of(value, last_source(ref), GROUP_ACKER, ref)  # the metadata of the last input
             case Item():
                 return Event(value=value, acker=self.acker, ref=ref)

@@ -86,7 +86,7 @@ def flat_map_values(
         open_item: int | None = None  # where the current input's latest item (not its last) went in refs
         error: Exception | None = None
         for i, value in enumerate(batch.values):
-            ref = batch.refs[i] if batch.refs is not None else None
+            ref: Ref = batch.refs[i] if batch.refs is not None else None
             try:
                 result = fun(value)
                 inner = inner_of(result)
