@@ -107,6 +107,7 @@ def _event_of(value: Any, source: Source | None, acker: Acknowledger | None, ref
 
 
 def _key_of(ref: Ref) -> Any:
+    """The key of the record or event a reference stands for (a group's: its last input's)."""
     match ref:
         case tuple():
             return ref[KEY]
