@@ -223,7 +223,7 @@ def test_offset_tracker_ack_many_steps_over_a_prefix_acknowledged_out_of_order()
 
 
 def test_acknowledging_pairs_never_hands_an_acknowledger_a_run_that_falls_back() -> None:
-    from rxstream._rx.refs import ack_pairs
+    from rxstream._core.refs import ack_pairs
 
     log = Log(8)
     messages = [Message("orders", 0, i, 0.0, value=i) for i in range(8)]

@@ -5,10 +5,12 @@ asyncio machinery is paid once per batch, not once per value. A batch keeps, bes
 references its values came from (messages) and whoever delivered them (the acknowledger), so events are
 materialised only when asked for and acknowledgments find their way back to the transport.
 
-Modules: ``batch`` (Batch, failures), ``refs`` (references and their acknowledgers), ``flow`` (Context,
-backpressure), ``sources``, ``operators`` (map, filter, side effects), ``sift`` (acknowledging filtered
-batches), ``expand`` (flat_map), ``timing`` (take, buffer, rate_limit), ``joins``, ``pipe`` (raw reactivex
-operators), ``grouping`` (group_by), ``sink`` (async iteration, collect, subscribe).
+Modules: ``batch`` (Batch, failures), ``refs`` (a batch's references paired with their acknowledgers; the
+reference types and acknowledgers live in ``rxstream._core.refs``), ``flow`` (Context, backpressure),
+``sources``, ``operators`` (map, filter, side effects), ``sift`` (filtering batches; which dropped references
+are acknowledged when is ``rxstream._core.sift``), ``expand`` (flat_map), ``timing`` (take, buffer,
+rate_limit), ``joins``, ``pipe`` (raw reactivex operators), ``grouping`` (group_by), ``sink`` (async
+iteration, collect, subscribe).
 """
 
 from reactivex import Observable
@@ -21,7 +23,7 @@ from .grouping import GroupDealer, GroupSubject, grouped
 from .joins import joined, lookup_join
 from .operators import enumerate_values, filter_values, is_async, map_values, rerouted, side_effect, transform
 from .pipe import with_values_operators
-from .refs import describe_ref, sources_of
+from .refs import Ref, describe_ref, sources_of
 from .sink import Cursor, collect, events_of, iterate, subscribe_values
 from .sources import (
     batch_of,
@@ -48,6 +50,7 @@ __all__ = [
     "GroupSubject",
     "Observable",
     "Operator",
+    "Ref",
     "SchedulerBase",
     "batch_of",
     "chunks_of",

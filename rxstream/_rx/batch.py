@@ -11,9 +11,8 @@ from ..events import (
     Acknowledger,
     Event,
     Message,
-    is_row,
 )
-from .refs import GROUP_ACKER, Group, describe_ref, sources_of
+from .refs import GROUP_ACKER, Group, Item, Ref, Source, describe_ref, last_source
 
 BATCH_SIZE = 1024
 """How many values a source puts in one batch."""
@@ -24,7 +23,10 @@ while a slow consumer is inside a large batch)."""
 
 
 class Batch:
-    """Values in order, with the reference each came from (or None) and the acknowledger of those refs."""
+    """Values in order, with the reference each came from (a `Ref`) and the acknowledger of those refs.
+
+    ``refs`` holds `Ref` values; transports hand over their rows as ``list[Row]``, hence its looser type.
+    """
 
     __slots__ = ("acker", "refs", "values")
 
@@ -51,9 +53,9 @@ class Batch:
         if stop > start and refs is not None and self.acker is not None:
             self.acker.ack(refs if start == 0 and stop >= len(refs) else refs[start:stop])
 
-    def ref_at(self, i: int) -> Any:
+    def ref_at(self, i: int) -> Ref:
         """The reference of value ``i``; values that share a reference point at the next one that has it."""
-        refs = self.refs
+        refs: list[Ref] | None = self.refs
         if refs is None:
             return None
         if i < len(refs) and refs[i] is not None:
@@ -67,33 +69,19 @@ class Batch:
         """Materialise the event of value ``i``."""
         value = self.values[i]
         ref = self.ref_at(i)
-        if ref is None:
-            return Event(value=value)
-        acker = self.acker
-        if isinstance(ref, Group):
-            if not ref.pairs:
+        match ref:
+            case tuple() | Event():
+                return _event_of(value, ref, self.acker, ref)
+            case Group() if ref.pairs:
+                return _event_of(value, last_source(ref), GROUP_ACKER, ref)  # the metadata of the last input
+            case Item():
+                return Event(value=value, acker=self.acker, ref=ref)
+            case _:
                 return Event(value=value)
-            sources = [s for s in sources_of(ref) if is_row(s) or isinstance(s, Event)]
-            last = Batch([value], sources[-1:] or [None]).event_at(0)  # the metadata of the last input
-            return Event(
-                last.key, value, last.headers, last.message, last.timestamp, acker=GROUP_ACKER, ref=ref
-            )
-        if isinstance(ref, Event):
-            return Event(ref.key, value, ref.headers, ref.message, ref.timestamp, acker=acker, ref=ref)
-        if is_row(ref):
-            message = Message.of(ref)
-            return Event(message.key, value, message.headers, message, ref[TIMESTAMP], acker=acker, ref=ref)
-        return Event(value=value, acker=acker, ref=ref)
 
     def key_at(self, i: int) -> Any:
         """The message key of value ``i`` (None when it has no message)."""
-        ref = self.ref_at(i)
-        if isinstance(ref, Group):
-            sources = sources_of(ref)
-            ref = sources[-1] if sources else None
-        if is_row(ref):
-            return ref[KEY]
-        return ref.key if isinstance(ref, Event) else None
+        return _key_of(self.ref_at(i))
 
     def __len__(self) -> int:
         return len(self.values)
@@ -102,12 +90,41 @@ class Batch:
         return f"<Batch of {len(self.values)}>"
 
 
+def _event_of(value: Any, source: Source | None, acker: Acknowledger | None, ref: Ref) -> Event:
+    """An event of ``value`` with the metadata of the record or event it came from."""
+    match source:
+        case tuple():
+            message = Message.of(source)
+            return Event(
+                message.key, value, message.headers, message, source[TIMESTAMP], acker=acker, ref=ref
+            )
+        case Event():
+            return Event(
+                source.key, value, source.headers, source.message, source.timestamp, acker=acker, ref=ref
+            )
+        case None:
+            return Event(value=value, acker=acker, ref=ref)
+
+
+def _key_of(ref: Ref) -> Any:
+    """The key of the record or event a reference stands for (a group's: its last input's)."""
+    match ref:
+        case tuple():
+            return ref[KEY]
+        case Event():
+            return ref.key
+        case Group():
+            return _key_of(last_source(ref))
+        case _:
+            return None
+
+
 class Failure:
     """Where a stream failed: the exception and the reference of the value being processed."""
 
     __slots__ = ("acker", "ref")
 
-    def __init__(self, acker: Acknowledger | None, ref: Any) -> None:
+    def __init__(self, acker: Acknowledger | None, ref: Ref) -> None:
         self.acker = acker
         self.ref = ref
 

@@ -14,7 +14,7 @@ from ..events import (
 )
 from .batch import Batch, failed
 from .flow import Operator
-from .refs import GROUP_ACKER, ITEM_ACKER, Expanded, Group, Item, SharedRefs, pairs_of
+from .refs import GROUP_ACKER, ITEM_ACKER, Expanded, Group, Item, Ref, SharedRefs, pairs_of
 from .sift import shares_refs
 
 
@@ -28,7 +28,7 @@ def unshared(batch: Batch) -> Batch:
     acker = batch.acker
     if refs is None or acker is None:
         return batch
-    groups: list[Any] = []
+    groups: list[Ref] = []
     start = 0
     for i, ref in enumerate(refs):
         if ref is None:
@@ -36,16 +36,14 @@ def unshared(batch: Batch) -> Batch:
         if i == start:
             groups.append(Group([(acker, ref)]))
         else:
-            expanded = Expanded(acker, ref)
-            expanded.emitted = i - start + 1
-            expanded.completed = True
+            expanded = Expanded(acker, ref, emitted=i - start + 1, completed=True)
             groups.extend(Group([(ITEM_ACKER, Item(expanded))]) for _ in range(i - start + 1))
         start = i + 1
     groups.extend(Group([]) for _ in range(len(refs) - start))  # items whose input is in a later batch
     return Batch(batch.values, groups, GROUP_ACKER)
 
 
-def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Any) -> Observable[Batch]:
+def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Ref) -> Observable[Batch]:
     """An inner stream's batches whose items also stand for the input they came from."""
 
     def subscribe(observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None) -> Any:
@@ -53,13 +51,14 @@ def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Any) -> Observ
 
         def on_next(batch: Batch) -> None:
             n = len(batch.values)
-            origin.emitted += n
-            groups = [Group([*pairs_of(batch, i, i + 1), (ITEM_ACKER, Item(origin))]) for i in range(n)]
+            origin.emit(n)
+            groups: list[Ref] = [
+                Group([*pairs_of(batch, i, i + 1), (ITEM_ACKER, Item(origin))]) for i in range(n)
+            ]
             observer.on_next(Batch(batch.values, groups, GROUP_ACKER))
 
         def on_completed() -> None:
-            origin.completed = True
-            origin.settle()
+            origin.complete()
             observer.on_completed()
 
         return inner.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
@@ -80,14 +79,14 @@ def flat_map_values(
     def expand(batch: Batch) -> Observable[Batch]:
         parts: list[Observable[Batch]] = []
         values: list[Any] = []
-        refs: list[Any] | None = [] if batch.refs is not None else None
+        refs: list[Ref] | None = [] if batch.refs is not None else None
         acker = batch.acker
         shared = False
         moves = acker is not None and shares_refs(acker)
         open_item: int | None = None  # where the current input's latest item (not its last) went in refs
         error: Exception | None = None
         for i, value in enumerate(batch.values):
-            ref = batch.refs[i] if batch.refs is not None else None
+            ref: Ref = batch.refs[i] if batch.refs is not None else None
             try:
                 result = fun(value)
                 inner = inner_of(result)

@@ -9,12 +9,9 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable
 
-from ..events import (
-    Acknowledger,
-)
 from .batch import Batch
 from .flow import Operator
-from .refs import GROUP_ACKER, Group, ack_pairs, pairs_of
+from .refs import GROUP_ACKER, Group, Pair, ack_pairs, pairs_of
 
 
 def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observable[Any]]]) -> Operator:
@@ -28,7 +25,7 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
         def subscribe(
             observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            pending: list[tuple[Acknowledger | None, Any]] = []
+            pending: list[Pair] = []
             values: reactivex.Subject[Any] = reactivex.Subject()
 
             def emit(value: Any) -> None:
