@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._rx import Batch, sources_of
 from .consumer import Conductor
 from .events import HEADERS, Event, Headers, headers_of, is_row
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._core.refs import Ref
     from .app import App
+    from .events import Row
     from .subscriptions import Subscription
     from .transport.base import Transport
 
@@ -106,12 +110,13 @@ class Replies:
             waiter.cancel()
 
 
-def asks_in(refs: list[Any] | None) -> bool:
+def asks_in(refs: Sequence[Ref] | None) -> bool:
     """Whether any message of a batch has headers (only those can be asks waiting for a reply)."""
     if refs is None:
         return False
     try:
-        return any(map(headers_of, refs))  # C-level when every reference is a message
+        # C-level when every reference is a message; any other kind of reference raises TypeError
+        return any(map(headers_of, cast("Sequence[Row]", refs)))
     except TypeError:  # grouped values, events or None among them
         return any(_headers(source) for ref in refs for source in sources_of(ref))
 

@@ -6,7 +6,7 @@ import contextvars
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, TypeGuard, runtime_checkable
 
 from .errors import ReadOnlyError
 
@@ -69,7 +69,7 @@ value_of = itemgetter(VALUE)
 headers_of = itemgetter(HEADERS)
 
 
-def is_row(ref: object) -> bool:
+def is_row(ref: object) -> TypeGuard[Row]:
     """Whether a stream reference is a delivered record (not an event, a group or None)."""
     return isinstance(ref, tuple)
 

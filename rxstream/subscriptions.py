@@ -15,7 +15,7 @@ import logging
 import operator
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from . import _rx
 from ._core.acks import Acknowledgments
@@ -43,9 +43,9 @@ _partition_of = operator.itemgetter(TOPIC, PARTITION)
 
 def _rows(batch: Batch) -> list[Row]:
     """The messages of a queued batch (a subscription's batches always carry them)."""
-    rows: list[Row] | None = batch.refs
+    rows = batch.refs
     assert rows is not None
-    return rows
+    return cast("list[Row]", rows)
 
 
 class _PartitionAcks:
@@ -166,7 +166,7 @@ class Subscription:
         topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
         self._book.tracker(topic, partition, offset).delivered(offset, offset)
         queue = self._queue
-        last = queue[-1].refs if queue else None
+        last = _rows(queue[-1]) if queue else None
         if (
             last is not None
             and len(last) < CHANNEL_BATCH

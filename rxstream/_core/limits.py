@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, TypeAlias
+
+from ..events import Acknowledger
+from .refs import Pair, Ref
+
+_Entry: TypeAlias = tuple[float, Any, Acknowledger | None, Ref]
+"""A value in the join window: arrival time, value, acknowledger, reference."""
 
 __all__ = ["GroupExpiry", "JoinWindow", "TokenBucket"]
 
@@ -62,7 +68,7 @@ class JoinWindow:
     def __init__(self, sources: int, within: float) -> None:
         self.within = within
         # per source: key -> entries (arrival, value, acknowledger, reference) in arrival order
-        self._keys: list[dict[Hashable, deque[tuple[float, Any, Any, Any]]]] = [{} for _ in range(sources)]
+        self._keys: list[dict[Hashable, deque[_Entry]]] = [{} for _ in range(sources)]
         self._arrivals: deque[tuple[float, int, Hashable]] = deque()
 
     def __len__(self) -> int:
@@ -70,7 +76,7 @@ class JoinWindow:
         return len(self._arrivals)
 
     def add(
-        self, index: int, key: Hashable, value: Any, acker: Any, ref: Any, now: float
+        self, index: int, key: Hashable, value: Any, acker: Acknowledger | None, ref: Ref, now: float
     ) -> list[tuple[Any, ...]]:
         """Hold ``value`` of source ``index``; returns the tuples it joins, one value per source."""
         keys = self._keys
@@ -89,14 +95,14 @@ class JoinWindow:
         self._arrivals.append((now, index, key))
         return combos
 
-    def expire(self, now: float) -> list[tuple[Any, Any]]:
+    def expire(self, now: float) -> list[tuple[Acknowledger, Ref]]:
         """Drop the values that arrived more than ``within`` seconds before ``now``.
 
         Returns their (acknowledger, reference) pairs, oldest first, leaving out those without either.
         """
         arrivals = self._arrivals
         cutoff = now - self.within
-        left: list[tuple[Any, Any]] = []
+        left: list[tuple[Acknowledger, Ref]] = []
         while arrivals and arrivals[0][0] < cutoff:
             _, index, key = arrivals.popleft()
             window = self._keys[index]
@@ -113,9 +119,9 @@ class JoinWindow:
         """When the oldest value leaves the window (it must be older than this), or None when empty."""
         return self._arrivals[0][0] + self.within if self._arrivals else None
 
-    def drain(self) -> list[list[tuple[Any, Any]]]:
+    def drain(self) -> list[list[Pair]]:
         """Empty the window; returns per source the (acknowledger, reference) pairs that have a reference."""
-        drained: list[list[tuple[Any, Any]]] = []
+        drained: list[list[Pair]] = []
         for window in self._keys:
             drained.append(
                 [

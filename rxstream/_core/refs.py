@@ -4,7 +4,7 @@ and the acknowledgers that turn acknowledging a value into acknowledging what it
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from ..events import KEY, OFFSET, PARTITION, TOPIC, Acknowledger, Event, Row
 
@@ -184,7 +184,7 @@ def ack_pairs(pairs: Iterable[Pair]) -> None:
         current[0].ack(run)
 
 
-def sources_of(ref: Ref) -> list[Any]:
+def sources_of(ref: Ref) -> list[Source]:
     """The records and events (`Source`) a value's reference stands for, through groups and expansions."""
     match ref:
         case None:

@@ -11,7 +11,7 @@ from .refs import Ref, SharedRefs
 __all__ = ["Sifted", "move_shared_refs", "shares_refs", "sift"]
 
 
-def sift(refs: list[Ref], mask: Sequence[object], acker: Acknowledger) -> tuple[list[Ref], Acknowledger]:
+def sift(refs: Sequence[Ref], mask: Sequence[object], acker: Acknowledger) -> tuple[list[Ref], Acknowledger]:
     """The references of the values whose mask is truthy, and the acknowledger of those.
 
     The references of the others are acknowledged at once when no kept value precedes them, else together
@@ -75,7 +75,7 @@ class Sifted:
     __slots__ = ("acker", "done", "kept", "moved", "next", "positions", "refs", "released", "shared")
 
     def __init__(
-        self, acker: Acknowledger, refs: list[Ref], positions: list[int], kept: list[Ref], moved: set[int]
+        self, acker: Acknowledger, refs: Sequence[Ref], positions: list[int], kept: list[Ref], moved: set[int]
     ) -> None:
         self.acker = acker
         self.refs = refs

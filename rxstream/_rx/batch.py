@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import islice
 from typing import Any
 
@@ -25,12 +26,14 @@ while a slow consumer is inside a large batch)."""
 class Batch:
     """Values in order, with the reference each came from (a `Ref`) and the acknowledger of those refs.
 
-    ``refs`` holds `Ref` values; transports hand over their rows as ``list[Row]``, hence its looser type.
+    ``refs`` holds `Ref` values (a subscription's batches hold only the `Row` tuples it delivered).
     """
 
     __slots__ = ("acker", "refs", "values")
 
-    def __init__(self, values: list[Any], refs: list[Any] | None = None, acker: Acknowledger | None = None):
+    def __init__(
+        self, values: list[Any], refs: Sequence[Ref] | None = None, acker: Acknowledger | None = None
+    ) -> None:
         self.values = values
         self.refs = refs
         self.acker = acker
@@ -55,7 +58,7 @@ class Batch:
 
     def ref_at(self, i: int) -> Ref:
         """The reference of value ``i``; values that share a reference point at the next one that has it."""
-        refs: list[Ref] | None = self.refs
+        refs = self.refs
         if refs is None:
             return None
         if i < len(refs) and refs[i] is not None:

@@ -49,6 +49,6 @@ def pairs_of(batch: Batch, start: int, stop: int) -> list[Pair]:
     if refs is None:
         return []
     if batch.acker is GROUP_ACKER:
-        return [pair for group in refs[start:stop] if group is not None for pair in group.pairs]
+        return [pair for group in refs[start:stop] if isinstance(group, Group) for pair in group.pairs]
     acker = batch.acker
     return [(acker, ref) for ref in refs[start:stop] if ref is not None]
