@@ -5,17 +5,17 @@ asyncio machinery is paid once per batch, not once per value. A batch keeps, bes
 references its values came from (messages) and whoever delivered them (the acknowledger), so events are
 materialised only when asked for and acknowledgments find their way back to the transport.
 
-Modules: ``batch`` (Batch, failures), ``refs`` (a batch's references paired with their acknowledgers; the
-reference types and acknowledgers live in ``rxstream._core.refs``), ``flow`` (Context, backpressure),
-``sources``, ``operators`` (map, filter, side effects), ``sift`` (filtering batches; which dropped references
-are acknowledged when is ``rxstream._core.sift``), ``expand`` (flat_map), ``timing`` (take, buffer,
-rate_limit), ``joins``, ``pipe`` (raw reactivex operators), ``grouping`` (group_by), ``sink`` (async
-iteration, collect, subscribe).
+Modules: ``batch`` (Batch, its references and failures; the reference types and their acknowledgers are
+``rxstream._core.refs``), ``flow`` (Context, backpressure), ``sources``, ``operators`` (map, filter, side
+effects; which references a filter acknowledges when is ``rxstream._core.sift``), ``expand`` (flat_map),
+``timing`` (take, buffer, rate_limit), ``joins``, ``pipe`` (raw reactivex operators), ``grouping``
+(group_by), ``sink`` (async iteration, collect, subscribe).
 """
 
 from reactivex import Observable
 from reactivex.abc import DisposableBase, SchedulerBase
 
+from .._core.refs import Ref, describe_ref, sources_of
 from .batch import ACK_EVERY, BATCH_SIZE, Batch, Failure, failed, failure_of
 from .expand import flat_map_values
 from .flow import Context, Flow, Operator, now
@@ -23,7 +23,6 @@ from .grouping import GroupDealer, GroupSubject, grouped
 from .joins import joined, lookup_join
 from .operators import enumerate_values, filter_values, is_async, map_values, rerouted, side_effect, transform
 from .pipe import with_values_operators
-from .refs import Ref, describe_ref, sources_of
 from .sink import Cursor, collect, events_of, iterate, subscribe_values
 from .sources import (
     batch_of,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from itertools import islice
 from typing import Any
 
+from .._core.refs import GROUP_ACKER, Group, Item, Pair, Ref, Source, describe_ref, last_source
 from ..events import (
     KEY,
     TIMESTAMP,
@@ -13,7 +14,6 @@ from ..events import (
     Event,
     Message,
 )
-from .refs import GROUP_ACKER, Group, Item, Ref, Source, describe_ref, last_source
 
 BATCH_SIZE = 1024
 """How many values a source puts in one batch."""
@@ -55,6 +55,16 @@ class Batch:
         refs = self.refs
         if stop > start and refs is not None and self.acker is not None:
             self.acker.ack(refs if start == 0 and stop >= len(refs) else refs[start:stop])
+
+    def pairs(self, start: int, stop: int) -> list[Pair]:
+        """The (acknowledger, reference) pairs of values ``start..stop``; a group's stand for its inputs."""
+        refs = self.refs
+        if refs is None:
+            return []
+        if self.acker is GROUP_ACKER:
+            return [pair for group in refs[start:stop] if isinstance(group, Group) for pair in group.pairs]
+        acker = self.acker
+        return [(acker, ref) for ref in refs[start:stop] if ref is not None]
 
     def ref_at(self, i: int) -> Ref:
         """The reference of value ``i``; values that share a reference point at the next one that has it."""

@@ -9,13 +9,13 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
 
+from .._core.refs import GROUP_ACKER, ITEM_ACKER, Expanded, Group, Item, Ref, SharedRefs
+from .._core.sift import shares_refs
 from ..events import (
     Acknowledger,
 )
 from .batch import Batch, failed
 from .flow import Operator
-from .refs import GROUP_ACKER, ITEM_ACKER, Expanded, Group, Item, Ref, SharedRefs, pairs_of
-from .sift import shares_refs
 
 
 def unshared(batch: Batch) -> Batch:
@@ -53,7 +53,7 @@ def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Ref) -> Observ
             n = len(batch.values)
             origin.emit(n)
             groups: list[Ref] = [
-                Group([*pairs_of(batch, i, i + 1), (ITEM_ACKER, Item(origin))]) for i in range(n)
+                Group([*batch.pairs(i, i + 1), (ITEM_ACKER, Item(origin))]) for i in range(n)
             ]
             observer.on_next(Batch(batch.values, groups, GROUP_ACKER))
 

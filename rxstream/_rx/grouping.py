@@ -11,11 +11,11 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from .._core.limits import GroupExpiry
+from .._core.sift import shares_refs
 from ..errors import StreamError
 from .batch import Batch, failed
 from .expand import unshared
 from .flow import Context, Flow, Operator, now
-from .sift import shares_refs
 
 
 class GroupSubject:

@@ -10,10 +10,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 
 from .._core.limits import JoinWindow
+from .._core.refs import ack_pairs
 from .batch import Batch, failed
 from .flow import Operator, now
 from .operators import batchwise
-from .refs import ack_pairs
 
 
 def lookup_join(get: Callable[[Any], Any], on: Callable[[Any], Any] | None) -> Operator:

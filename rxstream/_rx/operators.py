@@ -6,15 +6,16 @@ import asyncio
 import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable
+from itertools import compress
 from typing import Any
 
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
+from .._core.sift import sift
 from .batch import Batch, failed
 from .flow import Context, Operator
-from .sift import keep
 from .sink import subscribe_values
 
 
@@ -127,31 +128,65 @@ def is_async(fun: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fun) or inspect.iscoroutinefunction(type(fun).__call__)
 
 
+async def _awaited(fun: Callable[[Any], Any], values: list[Any]) -> tuple[list[Any], Exception | None]:
+    """``await fun(value)`` for each value in order: the results, up to a failure and the failure."""
+    out: list[Any] = []
+    append = out.append
+    try:
+        for value in values:
+            append(await fun(value))
+    except Exception as exc:
+        return out, exc
+    return out, None
+
+
+def _called(fun: Callable[[Any], Any], values: list[Any]) -> tuple[list[Any], Exception | None]:
+    """``fun(value)`` for each value in a C-level loop: the results up to a failure, and the failure."""
+    out: list[Any] = []
+    try:
+        out.extend(map(fun, values))
+    except Exception as exc:
+        return out, exc
+    return out, None
+
+
+def _mapped(batch: Batch, out: list[Any], exc: Exception | None) -> tuple[Batch | None, Exception | None]:
+    if exc is not None:
+        return batch.head(len(out), out), failed(exc, batch, len(out), "map")
+    return batch.derive(out), None
+
+
 def map_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:
     """Apply ``fun`` to every value, in order; ``fun`` may be ``async``."""
     if is_async(fun):
 
         async def process(batch: Batch) -> tuple[Batch | None, Exception | None]:
-            out: list[Any] = []
-            append = out.append
-            try:
-                for value in batch.values:
-                    append(await fun(value))
-            except Exception as exc:
-                return batch.head(len(out), out), failed(exc, batch, len(out), "map")
-            return batch.derive(out), None
+            return _mapped(batch, *await _awaited(fun, batch.values))
 
         return serial_async(process, ctx)
+    return batchwise(lambda batch: _mapped(batch, *_called(fun, batch.values)))
 
-    def apply(batch: Batch) -> tuple[Batch | None, Exception | None]:
-        out: list[Any] = []
-        try:
-            out.extend(map(fun, batch.values))
-        except Exception as exc:
-            return batch.head(len(out), out), failed(exc, batch, len(out), "map")
-        return batch.derive(out), None
 
-    return batchwise(apply)
+def keep(batch: Batch, mask: list[Any], upto: int | None = None) -> Batch:
+    """The values of the first ``upto`` (or all) whose mask is truthy; the others' references are
+    acknowledged with the kept value before them, or at once when none precedes them (see `sift`)."""
+    values = batch.values if upto is None else batch.values[:upto]
+    refs = batch.refs
+    if refs is None:
+        return Batch(list(compress(values, mask)))
+    refs = refs if upto is None else refs[:upto]
+    acker = batch.acker
+    if acker is None:
+        return Batch(list(compress(values, mask)), list(compress(refs, mask)))
+    kept, kept_acker = sift(refs, mask, acker)
+    return Batch(list(compress(values, mask)), kept, kept_acker)
+
+
+def _filtered(batch: Batch, mask: list[Any], exc: Exception | None) -> tuple[Batch | None, Exception | None]:
+    if exc is not None:
+        n = len(mask)
+        return keep(batch, mask, n), failed(exc, batch, n, "filter")
+    return keep(batch, mask), None
 
 
 def filter_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:
@@ -159,28 +194,10 @@ def filter_values(fun: Callable[[Any], Any], ctx: Context) -> Operator:
     if is_async(fun):
 
         async def process(batch: Batch) -> tuple[Batch | None, Exception | None]:
-            mask: list[Any] = []
-            append = mask.append
-            try:
-                for value in batch.values:
-                    append(await fun(value))
-            except Exception as exc:
-                n = len(mask)
-                return keep(batch, mask, n), failed(exc, batch, n, "filter")
-            return keep(batch, mask), None
+            return _filtered(batch, *await _awaited(fun, batch.values))
 
         return serial_async(process, ctx)
-
-    def apply(batch: Batch) -> tuple[Batch | None, Exception | None]:
-        mask: list[Any] = []
-        try:
-            mask.extend(map(fun, batch.values))
-        except Exception as exc:
-            n = len(mask)
-            return keep(batch, mask, n), failed(exc, batch, n, "filter")
-        return keep(batch, mask), None
-
-    return batchwise(apply)
+    return batchwise(lambda batch: _filtered(batch, *_called(fun, batch.values)))
 
 
 def transform(fun: Callable[[Batch], Batch]) -> Operator:

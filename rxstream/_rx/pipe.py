@@ -9,9 +9,9 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable
 
+from .._core.refs import GROUP_ACKER, Group, Pair, ack_pairs
 from .batch import Batch
 from .flow import Operator
-from .refs import GROUP_ACKER, Group, Pair, ack_pairs, pairs_of
 
 
 def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observable[Any]]]) -> Operator:
@@ -46,7 +46,7 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
                 # an input joins the pending ones just before it is pushed: an output it causes at once
                 # must not carry the inputs after it
                 for i, value in enumerate(batch.values):
-                    pending.extend(pairs_of(batch, i, i + 1))
+                    pending.extend(batch.pairs(i, i + 1))
                     values.on_next(value)
 
             outer = source.subscribe(on_next, values.on_error, values.on_completed, scheduler=scheduler)

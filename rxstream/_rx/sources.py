@@ -12,12 +12,12 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
+from .._core.refs import EVENT_ACKER
 from ..events import (
     Event,
 )
 from .batch import BATCH_SIZE, Batch
 from .flow import Context
-from .refs import EVENT_ACKER
 
 T_ = TypeVar("T_")
 

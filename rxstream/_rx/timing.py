@@ -9,12 +9,12 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
 from .._core.limits import TokenBucket
+from .._core.refs import GROUP_ACKER, Group
 from ..events import (
     Acknowledger,
 )
 from .batch import Batch
 from .flow import Context, Flow, Operator, now
-from .refs import GROUP_ACKER, Group, pairs_of
 
 
 class _Gathering:
@@ -87,7 +87,7 @@ class _Gathering:
             room = self._max - len(values)
             stop = min(n, start + room)
             values.extend(batch.values[start:stop])
-            self._pairs.extend(pairs_of(batch, start, stop))
+            self._pairs.extend(batch.pairs(start, stop))
             start = stop
             if len(values) >= self._max:
                 self._flush()
