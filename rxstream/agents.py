@@ -172,7 +172,9 @@ class Agent:
         if self._running:
             return
         self._running = True
-        self._channel.subscription().reopen()
+        subscription = self._channel.subscription()
+        subscription.reopen()
+        subscription.share = self._concurrency
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._supervise(index), name=f"agent {self.name}#{index}")

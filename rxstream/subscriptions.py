@@ -68,6 +68,12 @@ class _PartitionAcks:
         self.subscription.reject(ref)
 
 
+class _Slice(Batch):
+    """A reader's share of a split batch (not split again)."""
+
+    __slots__ = ()
+
+
 class _Reader:
     """One consumption of a subscription: the batches it was handed and has not finished."""
 
@@ -104,6 +110,8 @@ class Subscription:
         """How many batches may wait for a reader before senders (or the fetcher) wait."""
         self.batch = batch
         """The most delivered messages queued as one batch."""
+        self.share = 1
+        """How many readers take batches at once (an agent's concurrency): a reader takes its share of a batch."""
         self._queue: deque[Batch] = deque()
         """Batches ready for a reader: values with their messages and this partition's acknowledger."""
         self._redeliveries = Redeliveries()
@@ -232,9 +240,11 @@ class Subscription:
                     return
 
     def reopen(self) -> None:
-        """Accept readers again after `close` (an agent or app started after a stop)."""
+        """Accept readers again after `close` (an agent or app started after a stop, maybe in another loop)."""
         self.closed = False
         self._stopping = False
+        stale, self._data = self._data, asyncio.Event()  # an event is bound to the loop that first waited
+        stale.set()  # readers of this loop waiting on the old event look again
 
     def close(self, *, drain: bool = True) -> None:
         """End every reader's stream: once the queue is drained, or (``drain=False``) at the next pull."""
@@ -249,6 +259,8 @@ class Subscription:
         """A new stream over this subscription (each consumption is one reader)."""
 
         def build(ctx: Context) -> Observable[Batch]:
+            if self.share > 1:
+                ctx.flow.high = 1  # one slice in hand at a time: the rest is for the other readers
             reader = _Reader()
             self._readers.add(reader)
             return _rx.pump(lambda: self._feed(reader), ctx, on_dispose=lambda: self._release(reader))
@@ -266,10 +278,25 @@ class Subscription:
             if reader.closed or self._stopping:
                 return
             batch = queue.popleft()
+            if self.share > 1 and len(batch.values) > 1 and type(batch) is Batch:
+                batch = self._split(batch)
             self._update_room()
             self._prune(reader)
             reader.outstanding.append(_rows(batch))
             yield batch
+
+    def _split(self, batch: Batch) -> Batch:
+        """Cut a batch into one slice per reader: take the first, queue the others first for the other readers.
+
+        A burst thus keeps every reader busy; the acknowledgment book still commits each partition in order.
+        """
+        values, rows, acker = batch.values, _rows(batch), batch.acker
+        size = -(-len(values) // self.share)
+        self._queue.extendleft(
+            _Slice(values[i : i + size], rows[i : i + size], acker)
+            for i in reversed(range(size, len(values), size))
+        )
+        return _Slice(values[:size], rows[:size], acker)
 
     def _prune(self, reader: _Reader) -> None:
         """Forget outstanding batches that are fully acknowledged."""
