@@ -111,7 +111,7 @@ class Subscription:
         self.batch = batch
         """The most delivered messages queued as one batch."""
         self.share = 1
-        """How many readers take batches at once (an agent's concurrency): a reader takes its share of a batch."""
+        """How many readers take batches at once (an agent's concurrency): each takes its slice of a batch."""
         self._queue: deque[Batch] = deque()
         """Batches ready for a reader: values with their messages and this partition's acknowledger."""
         self._redeliveries = Redeliveries()
@@ -240,7 +240,7 @@ class Subscription:
                     return
 
     def reopen(self) -> None:
-        """Accept readers again after `close` (an agent or app started after a stop, maybe in another loop)."""
+        """Accept readers again after `close` (an agent or app started after a stop, maybe in a new loop)."""
         self.closed = False
         self._stopping = False
         stale, self._data = self._data, asyncio.Event()  # an event is bound to the loop that first waited
@@ -286,7 +286,7 @@ class Subscription:
             yield batch
 
     def _split(self, batch: Batch) -> Batch:
-        """Cut a batch into one slice per reader: take the first, queue the others first for the other readers.
+        """Cut a batch into one slice per reader: take the first, queue the others first for other readers.
 
         A burst thus keeps every reader busy; the acknowledgment book still commits each partition in order.
         """
