@@ -89,6 +89,7 @@ class Conductor:
         if not self.readers or self._running:
             return
         self._running = True
+        self._commit_lock = asyncio.Lock()  # bound to the loop it first waits in: a restart may be in another
         self._consumer = self.transport.consumer(self.group_id, sorted(self.readers), self._on_rebalance)
         await self._consumer.start()
         loop = asyncio.get_running_loop()
