@@ -8,6 +8,7 @@ from .auth import SASLCredentials, SSLCredentials
 from .channels import Channel, Topic
 from .errors import RxStreamError
 from .events import Event, Message, current_event
+from .keyvalue import KeyValue
 from .records import Record
 from .streams import Stream
 from .tables import GlobalTable, SetTable, Table, WindowedTable, WindowSet
@@ -18,6 +19,7 @@ __all__ = [
     "Channel",
     "Event",
     "GlobalTable",
+    "KeyValue",
     "Message",
     "Record",
     "RxStreamError",

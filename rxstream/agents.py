@@ -6,17 +6,20 @@ import asyncio
 import functools
 import inspect
 import logging
+import operator
 import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._replies import CORRELATION_ID, REPLY_TO, asks_in
 from ._rx import failure_of, sources_of
 from .channels import Channel, Topic
 from .errors import AgentError, ConfigurationError
-from .events import is_row, place_of
+from .events import KEY, Event, is_row, place_of
+from .keyvalue import KeyValue
 from .streams import Stream
 from .transport.base import RecordMetadata
 
@@ -78,6 +81,7 @@ class Agent:
         self._channel = channel if channel is not None else app.topic(f"{app.id}-{self.name}")
         self._concurrency = concurrency
         self._sinks = [_sink_for(target, self.name) for target in (sink or [])]
+        self._keyed_sinks = [_keyed_sink_for(target) for target in (sink or [])]
         self._sink_targets = list(sink or [])
         self.on_error = on_error
         self.supervisor_strategy = cast(Strategy, strategy)
@@ -277,22 +281,37 @@ class Agent:
         # one sink that buffers (the common case) is served without the loop over sinks
         quick, only = fast[0] if len(fast) == 1 else (None, _no_sink)
         replies = self.app.replies
+        keyed_sinks = self._keyed_sinks
         cursor = None  # where the consumer of the chain is, once it iterates (a chain has one consumer)
-        seen: Any = None  # the last batch checked for messages that carry headers (an ask's reply-to)
-        with_headers = False
+        seen: Any = None  # the last batch checked for messages that carry keys or headers (an ask's reply-to)
+        with_headers = keyed = False
         stats = self.app.monitor.agent(self.name)
         try:
             async for value in result:
                 stats.yielded += 1
+                if type(value) is KeyValue:
+                    key, value = value
+                    inherit = False
+                else:
+                    key = None
+                    inherit = True
                 if cursor is None:
                     cursor = stream.consumer_position()
                 if cursor is not None:
                     batch = cursor.batch
                     if batch is not seen:
                         seen = batch
-                        with_headers = batch is not None and asks_in(batch.refs)
+                        refs = batch.refs if batch is not None else None
+                        with_headers = asks_in(refs)
+                        keyed = _keys_in(refs)
+                    if keyed and inherit and batch is not None:
+                        key = _key_at(batch, cursor.index)
                     if with_headers and batch is not None:
                         await replies.answer(batch, cursor.index, value)
+                if key is not None:
+                    for keyed_sink in keyed_sinks:
+                        await keyed_sink(key, value)
+                    continue
                 if quick is not None:
                     if not quick(value):
                         await only(value)
@@ -359,6 +378,37 @@ class Agent:
         return f"<Agent {self.name} on {self._channel!r} concurrency={self._concurrency}>"
 
 
+def _keys_in(refs: Sequence[Any] | None) -> bool:
+    """Whether any message of a batch has a key (values of a batch without keys take the keyless path)."""
+    if not refs:
+        return False
+    try:
+        # C-level when every reference is a message; any other kind of reference raises TypeError
+        return any(map(operator.is_not, map(_key_of, refs), repeat(None)))
+    except TypeError:  # grouped values, events or None among them
+        return any(_key_of_source(source) is not None for ref in refs for source in sources_of(ref))
+
+
+_key_of = operator.itemgetter(KEY)
+
+
+def _key_of_source(source: Any) -> Any:
+    """The key of a message or an event."""
+    return source[KEY] if is_row(source) else source.key if isinstance(source, Event) else None
+
+
+def _key_at(batch: Any, index: int) -> Any:
+    """The key of the event behind value ``index`` of ``batch`` (the last one, for a value of several)."""
+    refs = batch.refs
+    ref = refs[index] if index < len(refs) else None
+    if ref is None:
+        ref = batch.ref_at(index)
+    if is_row(ref):
+        return ref[KEY]
+    sources = sources_of(ref)
+    return _key_of_source(sources[-1]) if sources else None
+
+
 async def _no_sink(value: Any) -> None:
     """Stands in for the single sink when an agent has several or none."""
 
@@ -393,6 +443,33 @@ def _sink_for(target: Any, agent: str) -> Callable[[Any], Awaitable[Any]]:
         f"agent {agent}: sink {target!r} is neither a channel, a topic, an agent nor a callable"
     )
 
+
+def _keyed_sink_for(target: Any) -> Callable[[Any, Any], Awaitable[Any]]:
+    """An awaitable sender of a value with its key to a sink (a callable sink gets the value alone)."""
+    if isinstance(target, Topic):
+
+        async def to_topic(key: Any, value: Any) -> None:
+            await target.send_buffered(value, key=key)
+
+        return to_topic
+    if isinstance(target, Agent):
+
+        async def to_agent(key: Any, value: Any) -> Any:
+            return await target.send(value, key=key)
+
+        return to_agent
+    if isinstance(target, Channel) or hasattr(target, "send"):
+
+        async def to_channel(key: Any, value: Any) -> Any:
+            return await target.send(key=key, value=value)
+
+        return to_channel
+    sink = _sink_for(target, "")
+
+    async def to_callable(key: Any, value: Any) -> Any:
+        return await sink(value)
+
+    return to_callable
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ EXPECTED = [
     "Channel",
     "Event",
     "GlobalTable",
+    "KeyValue",
     "Message",
     "Record",
     "RxStreamError",
