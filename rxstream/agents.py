@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
 import logging
 import operator
+import re
 import time
 import uuid
 from collections import deque
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from ._replies import CORRELATION_ID, REPLY_TO, asks_in
 from ._rx import failure_of, sources_of
 from .channels import Channel, Topic
+from .durations import Duration, seconds
 from .errors import AgentError, ConfigurationError
 from .events import KEY, Event, is_row, place_of
 from .keyvalue import KeyValue
@@ -58,8 +61,8 @@ class Agent:
         supervisor_strategy: str | None = None,
         help: str | None = None,
         max_restarts: int = 10,
-        restart_window: float = 60.0,
-        shutdown_timeout: float = 10.0,
+        restart_window: Duration = 60.0,
+        shutdown_timeout: Duration = 10.0,
     ) -> None:
         if not (inspect.iscoroutinefunction(fun) or inspect.isasyncgenfunction(fun)):
             raise ConfigurationError(
@@ -78,7 +81,7 @@ class Agent:
         self.fun = fun
         self.app = app
         self.name = name or f"{fun.__module__}.{fun.__qualname__}"
-        self._channel = channel if channel is not None else app.topic(f"{app.id}-{self.name}")
+        self._channel = channel if channel is not None else app.topic(own_topic_name(app.id, self.name))
         self._concurrency = concurrency
         self._sinks = [_sink_for(target, self.name) for target in (sink or [])]
         self._keyed_sinks = [_keyed_sink_for(target) for target in (sink or [])]
@@ -87,8 +90,8 @@ class Agent:
         self.supervisor_strategy = cast(Strategy, strategy)
         self._help = help or (inspect.getdoc(fun) or "").split("\n")[0]
         self.max_restarts = max_restarts
-        self.restart_window = restart_window
-        self.shutdown_timeout = shutdown_timeout
+        self.restart_window = seconds(restart_window)
+        self.shutdown_timeout = seconds(shutdown_timeout)
         self._tasks: list[asyncio.Task[None]] = []
         self._restarts: deque[float] = deque()
         self._group_tasks: dict[int, list[asyncio.Task[None]]] = {}
@@ -147,9 +150,10 @@ class Agent:
         partition: int | None = None,
         reply_to: str | None = None,
         correlation_id: str | None = None,
-        timeout: float = 30.0,
+        timeout: Duration = 30.0,
     ) -> Any:
         """Send a value and wait for what the agent yields while processing it (RPC)."""
+        timeout = seconds(timeout)
         correlation = correlation_id or uuid.uuid4().hex
         replies = self.app.replies
         reply_topic = reply_to or await replies.topic()
@@ -368,14 +372,32 @@ class Agent:
                     task.cancel()
         return True
 
-    def test_context(self, *, timeout: float = 10.0) -> AgentTestContext:
+    def test_context(self, *, timeout: Duration = 10.0) -> AgentTestContext:
         """Run this agent's function on an in-process channel for unit tests: ``put`` values, see results."""
         from .testing import AgentTestContext
 
-        return AgentTestContext(self, timeout=timeout)
+        return AgentTestContext(self, timeout=seconds(timeout))
 
     def __repr__(self) -> str:
         return f"<Agent {self.name} on {self._channel!r} concurrency={self._concurrency}>"
+
+
+_NOT_IN_TOPIC_NAMES = re.compile(r"[^a-zA-Z0-9._-]+")
+MAX_TOPIC_NAME = 249
+
+
+def own_topic_name(app_id: str, agent: str) -> str:
+    """The topic an agent reads when given none: ``{app id}-{agent name}``, made a name Kafka accepts.
+
+    A nested function's ``<locals>`` becomes ``locals`` and other refused characters ``_``; a name too long
+    keeps its start and ends with a digest of the whole, so it stays readable and the same run after run.
+    """
+    name = f"{app_id}-{agent}"
+    valid = _NOT_IN_TOPIC_NAMES.sub("_", name.replace("<locals>", "locals"))
+    if len(valid) > MAX_TOPIC_NAME:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        valid = f"{valid[: MAX_TOPIC_NAME - len(digest) - 1]}-{digest}"
+    return valid.replace(".", "_") if valid in (".", "..") else valid
 
 
 def _keys_in(refs: Sequence[Any] | None) -> bool:

@@ -27,6 +27,7 @@ from .tables import Table as _Table
 from .tables import TableManager
 from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
+from .transport.validation import check_topic_name
 
 __all__ = ["App"]
 
@@ -142,6 +143,8 @@ class App:
         """Declare a topic (created on start if missing); declaring the same name twice returns the first."""
         if names and names[0] in self.topics:
             return self.topics[names[0]]
+        for name in names:
+            check_topic_name(name)
         topic: Topic[Any, Any] = Topic(
             self,
             *names,
