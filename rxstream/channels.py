@@ -29,7 +29,7 @@ from .events import (
 )
 from .peek import topic_source
 from .records import Record, represent
-from .streams import Stream
+from .streams import Stream, peekable
 from .subscriptions import CHANNEL_BATCH, MAX_BATCH, ErrorPolicy, Subscription
 from .transport.base import RecordMetadata, TopicSpec, Transport
 from .transport.validation import MAX_MESSAGE_BYTES, check_encodable, encode_message
@@ -316,7 +316,7 @@ class Topic(Channel[K, V]):
 
     def stream(self) -> Stream[V]:
         """A stream of this topic's values, read by the app's consumer group (``peek`` reads it without)."""
-        stream = self.subscription().stream()._with_peek(functools.partial(topic_source, self))
+        stream = peekable(self.subscription().stream(), functools.partial(topic_source, self))
         return stream.bind(self.app)
 
     def __repr__(self) -> str:

@@ -30,7 +30,7 @@ from . import _rx
 from ._rx import Batch, Context, Observable
 from .errors import ConfigurationError, StreamError
 from .events import OFFSET, PARTITION, TIMESTAMP, Row
-from .streams import Stream
+from .streams import Stream, batch_stream
 from .transport.base import Consumer, TopicPartition, Transport
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def peek_only_stream(topic: Topic[Any, Any]) -> Stream[Any]:
     def build(ctx: Context) -> Observable[Batch]:
         raise StreamError(f"the stream App.peek made for topic {topic.name!r} only peeks; use app.stream()")
 
-    return Stream._from_batches(build, f"peek({topic.name})", peek=functools.partial(topic_source, topic))
+    return batch_stream(build, f"peek({topic.name})", peek=functools.partial(topic_source, topic))
 
 
 async def _noop_rebalance(revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]) -> None:

@@ -161,18 +161,6 @@ class Stream(Generic[T]):
             )
         )
 
-    @classmethod
-    def _from_batches(
-        cls, build: Callable[[Context], Observable[Batch]], label: str, *, peek: PeekSource | None = None
-    ) -> Stream[Any]:
-        """A stream over an observable of batches (transports and channels use this)."""
-        return cls(_Origin(build, label, peek=peek))
-
-    def _with_peek(self, peek: PeekSource) -> Stream[T]:
-        """This stream, made peekable by ``peek`` (a topic's stream reads it with a throwaway group)."""
-        self._origin.peek = peek
-        return self
-
     # ------------------------------------------------------------ chaining
 
     def _then(self, label: str, step: Step, *, grouped: bool = False) -> Stream[Any]:
@@ -721,3 +709,25 @@ def _name(thing: Any) -> str:
 def _short(thing: Any) -> str:
     text = repr(thing)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---------------------------------------------------------------- for subscriptions, topics, peeks and tests
+
+
+def batch_stream(
+    build: Callable[[Context], Observable[Batch]], label: str, *, peek: PeekSource | None = None
+) -> Stream[Any]:
+    """A stream over an observable of batches (a subscription's reader, a peek's throwaway group)."""
+    return Stream(_Origin(build, label, peek=peek))
+
+
+def peekable(stream: Stream[T], peek: PeekSource) -> Stream[T]:
+    """``stream``, made peekable by ``peek`` (a topic's stream peeks with a throwaway group)."""
+    stream._origin.peek = peek
+    return stream
+
+
+def with_batch_step(stream: Stream[Any], label: str, step: Step) -> Stream[Any]:
+    """``stream`` followed by a batch-level step (the agent test context watches acknowledgments so)."""
+    return stream._then(label, step)
+

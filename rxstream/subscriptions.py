@@ -23,7 +23,7 @@ from ._core.redelivery import ErrorPolicy, OnError, Redeliveries
 from ._rx import Batch, Context, Observable
 from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, place_of, value_of
 from .offsets import OffsetTracker
-from .streams import Stream
+from .streams import Stream, batch_stream
 
 __all__ = ["ErrorPolicy", "Subscription"]
 
@@ -255,7 +255,7 @@ class Subscription:
 
     # ------------------------------------------------------------ reading
 
-    def stream(self, stream_cls: type[Stream[Any]] = Stream) -> Stream[Any]:
+    def stream(self) -> Stream[Any]:
         """A new stream over this subscription (each consumption is one reader)."""
 
         def build(ctx: Context) -> Observable[Batch]:
@@ -265,7 +265,7 @@ class Subscription:
             self._readers.add(reader)
             return _rx.pump(lambda: self._feed(reader), ctx, on_dispose=lambda: self._release(reader))
 
-        return stream_cls._from_batches(build, self.label)
+        return batch_stream(build, self.label)
 
     async def _feed(self, reader: _Reader) -> AsyncIterator[Batch]:
         queue = self._queue
