@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped,unused-ignore]
 from aiokafka import TopicPartition as KafkaTP
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped,unused-ignore]
 
 import rxstream
 from rxstream import App
@@ -66,6 +67,19 @@ def counting_workers(workers: Workers, monkeypatch: pytest.MonkeyPatch) -> Worke
     """Worker processes running this module's counting app."""
     monkeypatch.setattr(kafka_app, "WORKER_APP", "tests.transport.test_kafka_rebalance:app")
     return workers
+
+
+async def _wait_joined(admin: Any, group: str, members: int, timeout: float = 40.0) -> None:
+    """Wait until the group is split over ``members`` members (its coordinator may not exist yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await _wait_split(admin, group, members, timeout=max(deadline - time.monotonic(), 0.1))
+            return
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def _read_topic(bootstrap: str, topic: str, partitions: int, quiet: float = 1.0) -> list[Any]:
@@ -127,7 +141,7 @@ async def test_three_workers_under_sigterm_restarts_never_process_a_revoked_part
     await _send_keys(producer, names["source"], sent)
     for label in ("a1", "b1", "c1"):
         workers.start(label, rebalance="1", **names)
-    await _wait_split(admin, names["app"], 3)
+    await _wait_joined(admin, names["app"], 3)
     began = time.monotonic()
     for old, new in (("a1", "a2"), ("b1", "b2"), ("c1", "c2")):  # a restart every second, under load
         await asyncio.sleep(1.0)
