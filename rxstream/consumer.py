@@ -310,9 +310,9 @@ class Conductor:
         cooperative protocol would. The assignment drops what went to other workers, resumes what came back
         (from where it was fetched) and recovers only partitions new to this worker.
         """
+        self.rebalances += 1
         began = time.perf_counter()
         if revoked:
-            self.rebalances += 1
             await self._fence(revoked)
         if assigned or not revoked:
             await self._assign(assigned)

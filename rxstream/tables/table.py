@@ -106,7 +106,7 @@ class Table(MutableMapping[Any, Any]):
         self.last_recovery: RecoveryStats | None = None
         self.recovered_records = 0
         self._revoked: set[int] = set()
-        """Partitions that moved to another worker: changes of them are dropped here (`fenced_writes`)."""
+        """Partitions that moved to another worker: changes of them made by events are dropped."""
         self.fenced_writes = 0
         """Changes dropped because their partition had moved to another worker."""
 
@@ -144,7 +144,7 @@ class Table(MutableMapping[Any, Any]):
                 "changelog; use `del table[key]`"
             )
         partition = self._write_partition(key)
-        if partition in self._revoked:
+        if partition in self._revoked and not self.use_partitioner:
             self.fenced_writes += 1
             return
         self._store.set(key, value, partition)
@@ -154,7 +154,7 @@ class Table(MutableMapping[Any, Any]):
         if self._store.get(key) is MISSING:
             raise KeyError(key)
         partition = self._write_partition(key)
-        if partition in self._revoked:
+        if partition in self._revoked and not self.use_partitioner:
             self.fenced_writes += 1
             return
         self._store.delete(key, partition)
@@ -219,7 +219,7 @@ class Table(MutableMapping[Any, Any]):
 
     def _set_in(self, key: Any, value: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Store and log a change in a given partition (windows use this for their own bookkeeping)."""
-        if partition in self._revoked:
+        if partition in self._revoked and not self.use_partitioner:
             self.fenced_writes += 1
             return
         self._store.set(key, value, partition)
@@ -227,7 +227,7 @@ class Table(MutableMapping[Any, Any]):
 
     def _delete_in(self, key: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Delete and log a deletion in a given partition."""
-        if partition in self._revoked:
+        if partition in self._revoked and not self.use_partitioner:
             self.fenced_writes += 1
             return
         self._store.delete(key, partition)
