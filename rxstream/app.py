@@ -50,6 +50,7 @@ class App:
     ``value_serializer`` [json], ``topic_partitions`` [8] for topics without a count, ``commit_interval``
     [2.8 s], ``broker_credentials`` [None] (SASLCredentials or SSLCredentials, Kafka only),
     ``max_redeliveries`` [3] and ``on_error`` [dead_letter] as topic defaults, ``shutdown_timeout`` [10 s],
+    ``revocation_timeout`` [10 s] how long a rebalance waits for events of revoked partitions to finish,
     ``scheduler`` [None: the asyncio loop's clock] the reactivex scheduler `timer` intervals are counted on
     (a ``reactivex.testing.TestScheduler`` drives timers on virtual time).
     """
@@ -68,6 +69,7 @@ class App:
         max_redeliveries: int = 3,
         on_error: str = "dead_letter",
         shutdown_timeout: Duration = 10.0,
+        revocation_timeout: Duration = 10.0,
         reply_topic: str | None = None,
         scheduler: SchedulerBase | None = None,
     ) -> None:
@@ -78,6 +80,11 @@ class App:
                 f"App {id!r}: broker must be a URL like memory:// or kafka://host:port, got {broker!r}"
             )
         commit_interval, shutdown_timeout = seconds(commit_interval), seconds(shutdown_timeout)
+        revocation_timeout = seconds(revocation_timeout)
+        if revocation_timeout < 0:
+            raise ConfigurationError(
+                f"App {id!r}: revocation_timeout must not be negative, got {revocation_timeout!r}"
+            )
         if commit_interval <= 0:
             raise ConfigurationError(f"App {id!r}: commit_interval must be positive, got {commit_interval!r}")
         get_codec(value_serializer)
@@ -93,6 +100,7 @@ class App:
         self.max_redeliveries = max_redeliveries
         self.on_error = on_error
         self.shutdown_timeout = shutdown_timeout
+        self.revocation_timeout = revocation_timeout
         self.reply_topic_name = reply_topic or f"{id}-replies"
         self.scheduler = scheduler
         """The clock timers wait on: a reactivex scheduler (virtual time in tests), or None for the loop's."""
@@ -386,6 +394,7 @@ class App:
                 on_revoked=self._tables_revoked,
                 on_crash=self.crash,
                 monitor=self.monitor,
+                revocation_timeout=self.revocation_timeout,
             )
         return self._conductor
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ._core.fence import Lease, cut, in_flight
 from .errors import TransportError
 from .events import OFFSET
 from .transport.base import Consumer, TopicPartition, Transport
@@ -44,6 +45,7 @@ class Conductor:
         on_revoked: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
         on_crash: Callable[[BaseException], None] | None = None,
         monitor: Monitor | None = None,
+        revocation_timeout: float = 10.0,
     ) -> None:
         self.transport = transport
         self.group_id = group_id
@@ -55,12 +57,16 @@ class Conductor:
         self._on_revoked = on_revoked
         self._on_crash = on_crash
         self.monitor = monitor
+        self.revocation_timeout = revocation_timeout
         self.topics: dict[str, Topic[object, object]] = {}
         self.readers: dict[str, list[Subscription]] = {}
         self._consumer: Consumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._committed: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
+        self._parked: set[TopicPartition] = set()
+        """Partitions revoked by a rebalance that has not assigned yet: fenced, their state kept meanwhile."""
+        self._fetched_end: dict[TopicPartition, int] = {}
         self._commit_lock = asyncio.Lock()
         self._running = False
         self.rebalances = 0
@@ -140,6 +146,8 @@ class Conductor:
             consumer, self._consumer = self._consumer, None
             if consumer is not None:
                 await consumer.stop()
+            if self._parked:  # a restart begins afresh
+                await self._drop(sorted(self._parked))
 
     async def _fetch_loop(self) -> None:
         consumer = self._consumer
@@ -220,6 +228,7 @@ class Conductor:
         if self.monitor is not None:
             self.monitor.received(tp, messages)
         first, last = messages[0][OFFSET], messages[-1][OFFSET]
+        self._fetched_end[tp] = last + 1
         good, values, bad = topic.decode_batch(messages)
         for subscription in readers:
             subscription.deliver(tp.topic, tp.partition, good, first, last, fetched=messages, values=values)
@@ -293,34 +302,103 @@ class Conductor:
     async def _on_rebalance(
         self, revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]
     ) -> None:
+        """A rebalance's revocation (fence, finish, commit) or its assignment (drop, keep, recover).
+
+        On revocation nothing more of the revoked partitions is processed: a reader in the middle of one of
+        their events finishes it (up to ``revocation_timeout``), sends and table writes are flushed and the
+        partitions committed; their queued events and table state wait for the assignment, as the
+        cooperative protocol would. The assignment drops what went to other workers, resumes what came back
+        (from where it was fetched) and recovers only partitions new to this worker.
+        """
         self.rebalances += 1
         began = time.perf_counter()
         if revoked:
-            try:
-                await self.commit(only=revoked)
-            except TransportError as exc:  # e.g. the group already moved on: the new owners replay them
-                logger.warning(
-                    "consumer %s: commit on revocation of %s failed: %s", self.group_id, list(revoked), exc
-                )
-            except Exception:
-                logger.exception(
-                    "consumer %s: commit on revocation of %s failed", self.group_id, list(revoked)
-                )
-            gone = [(tp.topic, tp.partition) for tp in revoked]
-            for tp in revoked:
-                self._committed.pop(tp, None)
-            for subscriptions in self.readers.values():
-                for subscription in subscriptions:
-                    subscription.forget(gone)
-            logger.info("consumer %s: partitions revoked: %s", self.group_id, sorted(revoked))
-            if self._on_revoked is not None:
-                await self._hook(self._on_revoked, revoked, "revoked")
-        if assigned:
-            logger.info("consumer %s: partitions assigned: %s", self.group_id, sorted(assigned))
-            if self._on_assigned is not None:
-                await self._hook(self._on_assigned, assigned, "assigned")
+            await self._fence(revoked)
+        if assigned or not revoked:
+            await self._assign(assigned)
         if self.monitor is not None:
             self.monitor.rebalanced(revoked, assigned, time.perf_counter() - began)
+
+    async def _fence(self, revoked: Sequence[TopicPartition]) -> None:
+        """Stop processing ``revoked``, let the events in flight finish, flush and commit them."""
+        if self._parked:  # revoked by an earlier rebalance whose assignment never came: gone for good
+            await self._drop(sorted(self._parked))
+        where = [(tp.topic, tp.partition) for tp in revoked]
+        leases: set[Lease] = set()
+        for subscriptions in self.readers.values():
+            for subscription in subscriptions:
+                leases |= subscription.pause(where)
+        cut(leases)
+        deadline = time.monotonic() + self.revocation_timeout
+        while in_flight(leases):
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "consumer %s: events of revoked partitions %s still in progress after %.1fs "
+                    "(revocation_timeout); their partitions are revoked under them",
+                    self.group_id,
+                    sorted(revoked),
+                    self.revocation_timeout,
+                )
+                break
+            await asyncio.sleep(0.005)
+        try:
+            await self._flush()  # what the finished events changed is stored before the new owner reads it
+            await self.commit(only=revoked)
+        except TransportError as exc:  # e.g. the group already moved on: the new owners replay them
+            logger.warning(
+                "consumer %s: commit on revocation of %s failed: %s", self.group_id, list(revoked), exc
+            )
+        except Exception:
+            logger.exception("consumer %s: commit on revocation of %s failed", self.group_id, list(revoked))
+        self._parked.update(revoked)
+        logger.info("consumer %s: partitions revoked: %s", self.group_id, sorted(revoked))
+
+    async def _assign(self, assigned: Sequence[TopicPartition]) -> None:
+        """Drop parked partitions that moved away, resume those that came back, recover the new ones."""
+        parked, self._parked = self._parked, set()
+        back = [tp for tp in assigned if tp in parked]
+        gone = sorted(parked.difference(assigned))
+        if gone:
+            await self._drop(gone)
+        if back:
+            where = [(tp.topic, tp.partition) for tp in back]
+            for subscriptions in self.readers.values():
+                for subscription in subscriptions:
+                    subscription.resume(where)
+            self._seek_past_fetched(back)
+        new = [tp for tp in assigned if tp not in parked]
+        if new:
+            logger.info("consumer %s: partitions assigned: %s", self.group_id, sorted(new))
+            if self._on_assigned is not None:
+                await self._hook(self._on_assigned, new, "assigned")
+
+    async def _drop(self, gone: Sequence[TopicPartition]) -> None:
+        """Forget partitions that moved to other workers: queued events, acknowledgments, table state."""
+        self._parked.difference_update(gone)
+        where = [(tp.topic, tp.partition) for tp in gone]
+        for tp in gone:
+            self._committed.pop(tp, None)
+            self._fetched_end.pop(tp, None)
+        for subscriptions in self.readers.values():
+            for subscription in subscriptions:
+                subscription.forget(where)
+        logger.info("consumer %s: partitions moved away: %s", self.group_id, list(gone))
+        if self._on_revoked is not None:
+            await self._hook(self._on_revoked, gone, "revoked")
+
+    def _seek_past_fetched(self, back: Sequence[TopicPartition]) -> None:
+        """Fetch partitions that came back from where this worker got to (what it queued is kept)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for tp in back:
+            end = self._fetched_end.get(tp)
+            if end is None:
+                continue
+            try:
+                consumer.seek(tp, end)
+            except TransportError as exc:  # not assigned after all: the next rebalance sorts it out
+                logger.warning("consumer %s: cannot resume %s at offset %d: %s", self.group_id, tp, end, exc)
 
     async def _hook(
         self,

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from . import _rx
 from ._core.acks import Acknowledgments
+from ._core.fence import LIVE, PAUSED, REVOKED, Lease
 from ._core.redelivery import ErrorPolicy, OnError, Redeliveries
 from ._rx import Batch, Context, Observable
 from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, place_of, value_of
@@ -48,12 +49,16 @@ def _rows(batch: Batch) -> list[Row]:
     return cast("list[Row]", rows)
 
 
-class _PartitionAcks:
-    """The acknowledger of batches whose messages all come from one partition: no per-message sorting."""
+class _PartitionAcks(Lease):
+    """The acknowledger of batches whose messages all come from one partition: no per-message sorting.
+
+    It is the partition's lease too: once revoked, acknowledgments and rejections through it change nothing.
+    """
 
     __slots__ = ("book", "partition", "subscription", "topic")
 
     def __init__(self, subscription: Subscription, book: Acknowledgments, topic: str, partition: int) -> None:
+        super().__init__()
         self.subscription = subscription
         self.book = book
         self.topic = topic
@@ -61,11 +66,14 @@ class _PartitionAcks:
 
     def ack(self, refs: Sequence[Any]) -> None:
         """Mark messages of this partition processed (messages held back stay unacknowledged)."""
+        if self.state == REVOKED:
+            return
         self.book.ack_partition(self.topic, self.partition, refs)
 
     def reject(self, ref: Any) -> None:
         """Redeliver this message, or hand it to the error policy."""
-        self.subscription.reject(ref)
+        if self.state != REVOKED:
+            self.subscription.reject(ref)
 
 
 class _Slice(Batch):
@@ -195,12 +203,34 @@ class Subscription:
         """Every partition's bookkeeping."""
         return self._book.trackers()
 
+    def pause(self, partitions: Sequence[tuple[str, int]]) -> set[Lease]:
+        """Stop readers from processing these partitions' batches until `resume` or `forget`; their leases."""
+        leases: set[Lease] = set()
+        for where in partitions:
+            acks = self._acks.get(where)
+            if acks is not None:
+                acks.state = PAUSED
+                leases.add(acks)
+        return leases
+
+    def resume(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Let readers process these partitions' batches again (they stayed with this worker)."""
+        for where in partitions:
+            acks = self._acks.get(where)
+            if acks is not None:
+                acks.state = LIVE
+
     def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
-        """Drop the state of partitions that moved to another worker (their queued messages too)."""
+        """Drop the state of partitions that moved to another worker (their queued messages too).
+
+        Batches of them already handed to readers are neither processed nor acknowledged any more.
+        """
         gone = set(partitions)
         self._book.forget(gone)
         for topic, partition in gone:
-            self._acks.pop((topic, partition), None)
+            acks = self._acks.pop((topic, partition), None)
+            if acks is not None:
+                acks.state = REVOKED
         queue = self._queue  # filtered in place: readers hold this very deque
         kept = [batch for batch in queue if _partition_of(_rows(batch)[0]) not in gone]
         queue.clear()
@@ -359,8 +389,10 @@ class Subscription:
         self._spawn(self._apply_policy(message, reason, action, f"{how} {attempts} times at {where}"))
 
     def _redeliver(self, message: Row) -> None:
-        self._book.redelivered(message)
         where = (message[TOPIC], message[PARTITION])
+        if where not in self._acks:
+            return  # its partition moved to another worker, which delivers it again
+        self._book.redelivered(message)
         self.redelivered[where] = self.redelivered.get(where, 0) + 1
         copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
         self._queue.appendleft(self._batch_of([copy]))

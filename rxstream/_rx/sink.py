@@ -14,6 +14,7 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import SerialDisposable
 
+from .._core.fence import PAUSED, RUNS, Run, lease_of
 from ..errors import StreamError
 from ..events import (
     Event,
@@ -24,6 +25,9 @@ from .batch import ACK_EVERY, Batch
 from .flow import Context
 
 logger = logging.getLogger(__name__)
+
+_PAUSED_POLL = 0.01
+"""Seconds between looks at a paused partition's lease (only while a rebalance is under way)."""
 
 
 class Sink(abc.ObserverBase[Batch]):
@@ -110,6 +114,8 @@ async def iterate(
     subscription = observable.subscribe(sink)
     queue = sink.queue
     token = set_event_source(cursor)
+    run = Run()  # where a rebalance sees which partition's values this consumer is going through
+    RUNS.add(run)
     try:
         while True:
             if not queue:
@@ -141,21 +147,32 @@ async def iterate(
             cursor.batch = batch
             n = len(values)
             i = acked = 0
+            lease = lease_of(batch.acker)
             try:
                 while i < n:  # in runs of ACK_EVERY, each acknowledged once the consumer moved past it
-                    for value in values[i : i + ACK_EVERY] if n > ACK_EVERY else values:
+                    if lease is not None and lease.state:
+                        while lease.state == PAUSED:  # a rebalance decides whether the partition stays
+                            await asyncio.sleep(_PAUSED_POLL)
+                        if lease.state:
+                            break  # revoked: another worker processes the rest
+                    run.values = values[i : i + ACK_EVERY]  # a rebalance may cut it short (in place)
+                    run.lease = lease
+                    for value in run.values:
                         cursor.index = i
                         yield value
                         i += 1
+                    run.lease = None
                     if auto_ack and i < n:
                         batch.ack_range(acked, i)
                         acked = i
             finally:
+                run.lease = None
                 if auto_ack:
                     batch.ack_range(acked, i)
             if on_batch is not None:
                 on_batch(n, perf_counter() - began)
     finally:
+        RUNS.discard(run)
         cursor.batch = None
         subscription.dispose()
         try:

@@ -105,6 +105,10 @@ class Table(MutableMapping[Any, Any]):
         self._value_decoder = decoder_for(value_type) if value_type is not None else None
         self.last_recovery: RecoveryStats | None = None
         self.recovered_records = 0
+        self._revoked: set[int] = set()
+        """Partitions that moved to another worker: changes of them made by events are dropped."""
+        self.fenced_writes = 0
+        """Changes dropped because their partition had moved to another worker."""
 
     # ------------------------------------------------------------ properties
 
@@ -140,6 +144,9 @@ class Table(MutableMapping[Any, Any]):
                 "changelog; use `del table[key]`"
             )
         partition = self._write_partition(key)
+        if partition in self._revoked and not self.use_partitioner:
+            self.fenced_writes += 1
+            return
         self._store.set(key, value, partition)
         self.changelog.put(key, value, partition)
 
@@ -147,6 +154,9 @@ class Table(MutableMapping[Any, Any]):
         if self._store.get(key) is MISSING:
             raise KeyError(key)
         partition = self._write_partition(key)
+        if partition in self._revoked and not self.use_partitioner:
+            self.fenced_writes += 1
+            return
         self._store.delete(key, partition)
         self.changelog.put(key, None, partition)
 
@@ -209,11 +219,17 @@ class Table(MutableMapping[Any, Any]):
 
     def _set_in(self, key: Any, value: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Store and log a change in a given partition (windows use this for their own bookkeeping)."""
+        if partition in self._revoked and not self.use_partitioner:
+            self.fenced_writes += 1
+            return
         self._store.set(key, value, partition)
         self.changelog.put(key, value, partition, headers)
 
     def _delete_in(self, key: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Delete and log a deletion in a given partition."""
+        if partition in self._revoked and not self.use_partitioner:
+            self.fenced_writes += 1
+            return
         self._store.delete(key, partition)
         self.changelog.put(key, None, partition, headers)
 
@@ -378,11 +394,13 @@ class Table(MutableMapping[Any, Any]):
     async def _start(self) -> None:
         """Open the store (forgetting state held from a previous run) and learn the changelog's partitions."""
         self._store.revoke(self._store.partitions())
+        self._revoked.clear()
         self._store.open()
         self._partitions = await self.app.transport.partitions_for(self.changelog.name)
 
     async def _recover(self, partitions: set[int]) -> RecoveryStats | None:
         """Take over ``partitions``: replay their changelog (from what the store persisted) into the store."""
+        self._revoked.difference_update(partitions)
         new = sorted(p for p in partitions if p < self._partitions and p not in self._store.partitions())
         if not new:
             return None
@@ -405,6 +423,7 @@ class Table(MutableMapping[Any, Any]):
 
     async def _revoke(self, partitions: set[int]) -> None:
         """Stop serving ``partitions`` (they moved to another worker)."""
+        self._revoked.update(partitions)
         gone = [p for p in partitions if p in self._store.partitions()]
         if not gone:
             return

@@ -32,6 +32,9 @@ from aiokafka import (  # type: ignore[import-untyped,unused-ignore]
 )
 from aiokafka import TopicPartition as _KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import (  # type: ignore[import-untyped,unused-ignore]
+    StickyPartitionAssignor,
+)
 from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
     ClusterAuthorizationFailedError,
     KafkaError,
@@ -524,7 +527,7 @@ class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Any) -> None:
         """Then it hands out the new assignment (which may repeat revoked partitions): ``([], assigned)``."""
         try:
-            await self._owner._notify([], _tps(assigned))
+            await self._owner._notify([], _tps(assigned), ends_rebalance=True)
         finally:
             self._owner._joined.set()
 
@@ -535,7 +538,7 @@ class KafkaConsumer:
     Rebalances are Kafka's eager protocol: the listener is called twice per rebalance, first as
     ``on_rebalance(revoked, [])`` with every partition this member held (commit them now: positions restart
     from committed offsets, and pauses are lifted), then ``on_rebalance([], assigned)`` with its whole new
-    assignment. Calls with nothing revoked (the first join) or nothing assigned are skipped; `stop` also
+    assignment (told even when empty). A call with nothing revoked (the first join) is skipped; `stop` also
     calls ``on_rebalance(assignment, [])`` before leaving, as the memory transport does. An exception raised
     by the listener is logged and raised from the next `getmany` as a TransportError (aiokafka's rebalance
     cannot carry it).
@@ -578,9 +581,14 @@ class KafkaConsumer:
         """This member for error messages."""
         return f"consumer group {self.group_id!r}"
 
-    async def _notify(self, revoked: list[TopicPartition], assigned: list[TopicPartition]) -> None:
-        """Await the rxstream listener; keep its error for the next getmany (aiokafka would only log it)."""
-        if not revoked and not assigned:
+    async def _notify(
+        self, revoked: list[TopicPartition], assigned: list[TopicPartition], *, ends_rebalance: bool = False
+    ) -> None:
+        """Await the rxstream listener; keep its error for the next getmany (aiokafka would only log it).
+
+        The assignment is told even when empty (``ends_rebalance``): what was revoked is then gone for good.
+        """
+        if not revoked and not assigned and not ends_rebalance:
             return
         # aiokafka may fetch newly assigned partitions while the listener runs (e.g. a table restoring its
         # state): getmany waits until it settles and drops what was fetched across a rebalance
@@ -614,7 +622,8 @@ class KafkaConsumer:
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.auto_offset_reset,
-            **config,
+            # partitions stay with their owner across rebalances, so what stays keeps its state
+            **{"partition_assignment_strategy": (StickyPartitionAssignor,), **config},
         )
         consumer.subscribe(list(self.topics), listener=_ListenerAdapter(self))
         # joining waits for the other members to rejoin, which Kafka bounds by the rebalance timeout

@@ -186,20 +186,33 @@ class MemoryBroker:
                 member._finish_assign(added)
 
     def _assign(self, members: Sequence[MemoryConsumer]) -> dict[MemoryConsumer, set[TopicPartition]]:
-        """Round-robin assignment (aiokafka's default): sorted partitions dealt to subscribers in turn."""
+        """A sticky assignment (as Kafka's sticky assignor): balanced, and moving as few partitions as it can.
+
+        Each member keeps what it owns up to its share; the rest goes to the members holding the fewest.
+        """
         target: dict[MemoryConsumer, set[TopicPartition]] = {member: set() for member in members}
         if not members:
             return target
-        cursor = 0
-        count = len(members)
-        for name in sorted({name for member in members for name in member.topics}):
-            for part in self.topics[name].partitions:
-                for step in range(count):
-                    member = members[(cursor + step) % count]
-                    if name in member.topics:
-                        target[member].add(part.tp)
-                        cursor = (cursor + step + 1) % count
-                        break
+        names = sorted({name for member in members for name in member.topics})
+        every = [part.tp for name in names for part in self.topics[name].partitions]
+        base, extra = divmod(len(every), len(members))
+        # the members owning most keep the larger shares, so fewer partitions move
+        by_owned = sorted(members, key=lambda m: -len(m.owned_partitions()))
+        share = {member: base + (1 if rank < extra else 0) for rank, member in enumerate(by_owned)}
+        taken: set[TopicPartition] = set()
+        for member in by_owned:
+            owned = member.owned_partitions()
+            kept = sorted(tp for tp in owned if tp.topic in member.topics and tp not in taken)
+            kept = kept[: share[member]]
+            target[member].update(kept)
+            taken.update(kept)
+        for tp in every:
+            if tp in taken:
+                continue
+            takers = [m for m in members if tp.topic in m.topics]
+            if takers:
+                fewest = min(takers, key=lambda m: len(target[m]) - share[m])
+                target[fewest].add(tp)
         return target
 
 
