@@ -41,13 +41,7 @@ class Replies:
             topic = app.topic(app.reply_topic_name, partitions=1)
             topic.internal = True
             subscription = topic.subscription()
-            conductor = Conductor(
-                app.transport,
-                f"{app.id}-replies-{uuid.uuid4().hex[:12]}",
-                commit_interval=app.commit_interval,
-                flush=app.flush,
-                on_crash=app.crash,
-            )
+            conductor = app.conductor(f"{app.id}-replies-{uuid.uuid4().hex[:12]}", monitored=False)
             conductor.add(topic, subscription)
             self.conductor = conductor
             await (await app.producer()).create_topics(topic.specs(1))

@@ -385,18 +385,24 @@ class App:
 
     def _main_conductor(self) -> Conductor:
         if self._conductor is None:
-            self._conductor = Conductor(
-                self.transport,
-                self.id,
-                commit_interval=self.commit_interval,
-                flush=self.flush,
-                on_assigned=self._tables.on_assigned,
-                on_revoked=self._tables_revoked,
-                on_crash=self.crash,
-                monitor=self.monitor,
-                revocation_timeout=self.revocation_timeout,
+            self._conductor = self.conductor(
+                self.id, on_assigned=self._tables.on_assigned, on_revoked=self._tables_revoked
             )
         return self._conductor
+
+    def conductor(self, group_id: str, *, monitored: bool = True, **hooks: Any) -> Conductor:
+        """A consumer group member of this app: its commit interval, sends flushed before every commit, the
+        app crashing on a failure it cannot recover from; ``hooks`` are the rebalance callbacks."""
+        return Conductor(
+            self.transport,
+            group_id,
+            commit_interval=self.commit_interval,
+            flush=self.flush,
+            on_crash=self.crash,
+            monitor=self.monitor if monitored else None,
+            revocation_timeout=self.revocation_timeout,
+            **hooks,
+        )
 
     async def _tables_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         consumer = self._conductor.consumer if self._conductor is not None else None
@@ -404,14 +410,7 @@ class App:
 
     def _late_subscribe(self, topic: Topic[Any, Any], subscription: Subscription) -> None:
         """A topic first read after start gets a consumer of its own (its own group, same app)."""
-        conductor = Conductor(
-            self.transport,
-            f"{self.id}-{topic.name}",
-            commit_interval=self.commit_interval,
-            flush=self.flush,
-            on_crash=self.crash,
-            monitor=self.monitor,
-        )
+        conductor = self.conductor(f"{self.id}-{topic.name}")
         conductor.add(topic, subscription)
         self._late.append(conductor)
         self.spawn(self._start_late(conductor, topic), f"consumer for {topic.name}")
