@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import signal
@@ -257,10 +258,74 @@ class App:
         return self._tables.add(_SetTable(self, name, **options))
 
     def stream(self, channel: Channel[Any, Any] | str) -> Stream[Any]:
-        """A stream reading a channel or topic (declare it before the app starts)."""
+        """A stream reading a channel or topic: beside an agent or another stream of it, a reader of its own.
+
+        Every reader of a topic gets every message, and an offset is committed once every reader acknowledged
+        it. A reader joins when its consumption starts and leaves when it ends (`tap` only looks).
+        """
         if isinstance(channel, str):
             channel = self.topic(channel)
+        if isinstance(channel, Topic) and self._topic_has_reader(channel):
+            return self._reader_stream(channel)
         return channel.stream()
+
+    def tap(self, topic: Topic[Any, Any] | str, *, from_start: bool = False) -> Stream[Any]:
+        """A stream that watches a topic without consuming it: a throwaway group that acknowledges nothing.
+
+        It reads what arrives from when its consumption starts (``from_start=True``: from the oldest retained
+        message); the app's readers and its commits are untouched. Bound it: ``take``, ``to_list(timeout=)``.
+        """
+        from .peek import tap_stream
+
+        if isinstance(topic, str):
+            topic = self.topics.get(topic) or self.topic(topic)
+        return tap_stream(topic, from_start=from_start)
+
+    def _topic_has_reader(self, topic: Topic[Any, Any]) -> bool:
+        """Whether an agent or a stream already reads ``topic`` (another stream must not compete with it)."""
+        return id(topic) in self._subscriptions or any(a.channel is topic for a in self.agents.values())
+
+    def _reader_stream(self, topic: Topic[Any, Any]) -> Stream[Any]:
+        """A stream of ``topic`` with a subscription of its own, attached for the span of its consumption."""
+        from reactivex import operators
+
+        from .peek import topic_source
+
+        def build(ctx: Any) -> Any:
+            maxsize, batch = topic.reading_limits()
+            subscription = Subscription(
+                topic.name,
+                self._policy_for,
+                dead_letter=self._dead_letter,
+                crash=self.crash,
+                maxsize=maxsize,
+                batch=batch,
+                label=f"{self.id}:{topic.name}",
+            )
+            self._attach_reader(topic, subscription)
+            observable = subscription.stream()._compile(ctx)
+            return observable.pipe(operators.finally_action(lambda: self._detach_reader(subscription)))
+
+        stream: Stream[Any] = Stream._from_batches(build, f"{self.id}:{topic.name}")
+        return stream._with_peek(functools.partial(topic_source, topic)).bind(self)
+
+    def _attach_reader(self, topic: Topic[Any, Any], subscription: Subscription) -> None:
+        """Route ``topic``'s messages to one more subscription, on the consumer that already reads it."""
+        self._subscriptions[id(subscription)] = subscription
+        names = topic.topic_names
+        conductor = next((c for c in self.conductors() if any(n in c.readers for n in names)), None)
+        if conductor is not None:
+            conductor.add(topic, subscription)
+        elif self._consuming or (self._conductor is not None and self._conductor.running):
+            self._late_subscribe(topic, subscription)
+        else:
+            self._main_conductor().add(topic, subscription)
+
+    def _detach_reader(self, subscription: Subscription) -> None:
+        """A reader's consumption ended: it no longer gets messages nor holds commits back."""
+        self._subscriptions.pop(id(subscription), None)
+        for conductor in self.conductors():
+            conductor.remove(subscription)
 
     def timer(self, interval: Duration) -> Callable[[F], F]:
         """Call the decorated function (sync or async) every ``interval`` of ``scheduler`` time."""

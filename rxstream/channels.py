@@ -205,12 +205,15 @@ class Topic(Channel[K, V]):
     def subscription(self) -> Subscription:
         """The app's subscription to this topic (readers of a topic share the app's consumer)."""
         if self._subscription is None:
-            # batches of up to MAX_BATCH messages, at least _TOPIC_BATCHES of them in maxsize
-            batch = min(MAX_BATCH, max(1, self.maxsize // _TOPIC_BATCHES))
-            self._subscription = self.app.subscription_for(
-                self, maxsize=max(_TOPIC_BATCHES, self.maxsize // batch), batch=batch
-            )
+            maxsize, batch = self.reading_limits()
+            self._subscription = self.app.subscription_for(self, maxsize=maxsize, batch=batch)
         return self._subscription
+
+    def reading_limits(self) -> tuple[int, int]:
+        """How many batches a reader of this topic holds, and how many messages a batch has at most."""
+        # batches of up to MAX_BATCH messages, at least _TOPIC_BATCHES of them in maxsize
+        batch = min(MAX_BATCH, max(1, self.maxsize // _TOPIC_BATCHES))
+        return max(_TOPIC_BATCHES, self.maxsize // batch), batch
 
     async def _transport(self) -> Transport:
         """The started transport, with this topic created as declared (a send before start would not)."""

@@ -80,6 +80,12 @@ class Conductor:
             if subscription not in readers:
                 readers.append(subscription)
 
+    def remove(self, subscription: Subscription) -> None:
+        """Stop routing messages to ``subscription``; its acknowledgments no longer hold commits back."""
+        for readers in self.readers.values():
+            if subscription in readers:
+                readers.remove(subscription)
+
     @property
     def running(self) -> bool:
         """Whether start() began: the subscribed topics are fixed from then on."""

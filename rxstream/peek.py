@@ -36,7 +36,7 @@ from .transport.base import Consumer, TopicPartition, Transport
 if TYPE_CHECKING:
     from .channels import Topic
 
-__all__ = ["DEFAULT_TIMEOUT", "peek_only_stream", "topic_source"]
+__all__ = ["DEFAULT_TIMEOUT", "peek_only_stream", "tap_stream", "topic_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,53 @@ def peek_only_stream(topic: Topic[Any, Any]) -> Stream[Any]:
         raise StreamError(f"the stream App.peek made for topic {topic.name!r} only peeks; use app.stream()")
 
     return batch_stream(build, f"peek({topic.name})", peek=functools.partial(topic_source, topic))
+
+
+def tap_stream(topic: Topic[Any, Any], *, from_start: bool = False) -> Stream[Any]:
+    """A stream watching ``topic`` through a throwaway group (App.tap): nothing it reads is acknowledged."""
+    reset = "earliest" if from_start else "latest"
+
+    def build(ctx: Context) -> Observable[Batch]:
+        return _rx.pump(functools.partial(_tapped, topic, reset), ctx)
+
+    stream: Stream[Any] = Stream._from_batches(
+        build, f"tap({topic.name})", peek=functools.partial(topic_source, topic)
+    )
+    return stream
+
+
+async def _tapped(topic: Topic[Any, Any], reset: str) -> AsyncIterator[Batch]:
+    """The batches a throwaway group member fetches, until the consumption ends; it leaves the group then.
+
+    It commits its own group's positions (never the app's), so on ``memory://`` it holds no backlog back.
+    """
+    app = topic.app
+    transport = await app.producer()
+    if app.topics.get(topic.name) is topic:
+        await transport.create_topics(topic.specs(app.topic_partitions))
+    group_id = f"{app.id}-tap-{uuid.uuid4().hex[:12]}"
+    consumer = transport.consumer(group_id, list(topic.topic_names), _noop_rebalance, auto_offset_reset=reset)
+    await consumer.start()
+    try:
+        while True:
+            fetched = await consumer.getmany(timeout=0.1, max_records=_rx.BATCH_SIZE)
+            for messages in fetched.values():
+                if not messages:
+                    continue
+                good, values, bad = topic.decode_batch(messages)
+                for _, exc in bad:
+                    logger.warning("tap of topic %r skips an undecodable message: %s", topic.name, exc)
+                if good:
+                    yield Batch(values, good, None)
+            if fetched:
+                await consumer.commit(
+                    {tp: messages[-1][OFFSET] + 1 for tp, messages in fetched.items() if messages}
+                )
+    finally:
+        await consumer.stop()
+        delete_group = getattr(transport, "delete_group", None)
+        if delete_group is not None:
+            delete_group(group_id)
 
 
 async def _noop_rebalance(revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]) -> None:
