@@ -36,6 +36,7 @@ __all__ = [
     "require",
     "stream_html",
     "table_html",
+    "windowed_dataframe",
     "windowed_table_html",
 ]
 
@@ -242,20 +243,47 @@ def table_html(name: str, items: Iterable[tuple[Any, Any]], size: int, *, limit:
 
 
 def windowed_table_html(
-    name: str, rows: Iterable[tuple[Any, Any, Any]], size: int, *, limit: int = 10
+    name: str,
+    rows: Iterable[tuple[Any, ...]],
+    size: int,
+    *,
+    limit: int = 10,
+    spec: str | None = None,
 ) -> str:
-    """A windowed table: its first ``limit`` (key, window, value) rows; a window is (start, end) seconds.
+    """A windowed table: its first ``limit`` (key, window, value[, closed]) rows; a window is (start, end).
 
-    A window may also be any object with ``start`` and ``end`` attributes.
+    A window may also be any object with ``start`` and ``end`` attributes; ``spec`` says how it windows.
     """
-    cells = []
-    for key, window, value in _first(rows, limit):
+    cells: list[tuple[str, ...]] = []
+    with_closed = False
+    for key, window, value, *closed in _first(rows, limit):
         start, end = (window.start, window.end) if hasattr(window, "start") else window
-        cells.append((_value(key), _time(start), _time(end), _value(value)))
-    body = f"<div>{size} windows</div>" + _table(
-        ("key", "window start", "window end", "value"), cells, more=max(0, size - len(cells))
-    )
+        state = ("closed" if closed[0] else "open") if closed else ""
+        with_closed = with_closed or bool(closed)
+        cells.append((_value(key), _time(start), _time(end), _value(value), state))
+    header: tuple[str, ...] = ("key", "window start", "window end", "value")
+    if with_closed:
+        header = (*header, "window")
+    else:
+        cells = [cell[:4] for cell in cells]
+    described = f"<div>{html.escape(spec)}</div>" if spec else ""
+    body = described + f"<div>{size} windows</div>" + _table(header, cells, more=max(0, size - len(cells)))
     return _box("table", f"{_code(name)} <i>(windowed)</i>", body)
+
+
+def windowed_dataframe(rows: Iterable[tuple[Any, ...]]) -> Any:
+    """A wide DataFrame of (key, window, value, ...) rows: index key, a column per window start (UTC)."""
+    pd = require("pandas", "WindowedTable.to_dataframe()")
+    cells: dict[Any, dict[Any, Any]] = {}
+    starts: dict[Any, None] = {}
+    for key, window, value, *_ in rows:
+        start = pd.Timestamp(window.start, unit="s", tz="UTC")
+        starts[start] = None
+        cells.setdefault(key, {})[start] = value
+    frame = pd.DataFrame.from_dict(cells, orient="index", columns=sorted(starts))
+    frame.index.name = "key"
+    frame.columns.name = "window start"
+    return frame
 
 
 def _first(items: Iterable[Any], limit: int) -> list[Any]:

@@ -15,7 +15,7 @@ import logging
 import operator
 import time
 from bisect import insort
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from datetime import datetime
 from functools import reduce
 from typing import TYPE_CHECKING, Any
@@ -460,18 +460,79 @@ class WindowedTable:
         pairs = [(where, value) for (k, where), value in self.table._store.items() if k == key]
         return sorted(pairs, key=lambda pair: pair[0] if isinstance(pair[0], float) else pair[0].start)
 
+    # ------------------------------------------------------------ reading (dict-like views that end)
+
+    def _stored_keys(self) -> Iterator[tuple[Any, Any]]:
+        """The (key, window or event time) pairs of the stored state."""
+        return (where for where, _ in self.table._store.items())
+
+    def keys(self) -> list[Any]:
+        """The keys this worker holds window state for, in the order they were first stored."""
+        return list(dict.fromkeys(key for key, _ in self._stored_keys()))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k, _ in self._stored_keys())
+
+    def items(self) -> list[tuple[Any, Any]]:
+        """(key, value in the key's latest window) pairs."""
+        latest: dict[Any, tuple[WindowRange, Any]] = {}
+        for key, window, value, _ in self.rows():
+            if key not in latest or window.start >= latest[key][0].start:
+                latest[key] = (window, value)
+        return [(key, value) for key, (_, value) in latest.items()]
+
+    def values(self) -> list[Any]:
+        """The value of each key in its latest window."""
+        return [value for _, value in self.items()]
+
+    def rows(self) -> list[tuple[Any, WindowRange, Any, bool]]:
+        """Every (key, window, value, closed) this worker holds, by window start then key."""
+        windowing = self._windowing
+        window = windowing.window
+        open_ = windowing.tracker.open_pairs()
+        rows: list[tuple[Any, WindowRange, Any, bool]] = []
+        if window.kind == "range":
+            for (key, where), value in self.table._store.items():
+                rows.append((key, where, value, (key, where) not in open_))
+        elif isinstance(window, SlidingWindow):
+            for key, where in self._stored_keys():
+                own = WindowRange(where, where + window.after)
+                shown = windowing.folded(own)
+                rows.append((key, shown, windowing.value_of(key, shown, None), (key, own) not in open_))
+        else:
+            gap = window.gap  # type: ignore[attr-defined]
+            for key in self.keys():
+                for session in sessions_of(windowing._times(key, None), gap):
+                    rows.append(
+                        (key, session, windowing.value_of(key, session, None), (key, session) not in open_)
+                    )
+        rows.sort(key=lambda row: (row[1].start, repr(row[0])))
+        return rows
+
+    def to_dataframe(self) -> Any:
+        """A wide pandas DataFrame: a row per key, a column per window start (UTC), NaN where none.
+
+        Needs pandas: ``pip install 'rxstream[notebook]'``.
+        """
+        from ..display import windowed_dataframe
+
+        return windowed_dataframe(self.rows())
+
     def __repr__(self) -> str:
         return f"<WindowedTable {self.name} {self.window!r} relative to {self.relative}>"
 
     def _repr_html_(self) -> str:
         from ..display import windowed_table_html
 
-        rows = [
-            (key, where if isinstance(where, WindowRange) else WindowRange(where, where), value)
-            for (key, where), value in self.table._store.items()
-        ]
-        rows.sort(key=lambda row: (row[1].start, repr(row[0])))
-        return windowed_table_html(self.name, rows, len(rows))
+        rows = self.rows()
+        spec = f"{self.window!r}, grace {self._windowing.tracker.grace:g} s, relative to {self.relative}"
+        return windowed_table_html(self.name, rows, len(rows), spec=spec)
 
 
 def _replace(old: Any, new: Any) -> Any:

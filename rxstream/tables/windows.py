@@ -291,6 +291,10 @@ class WindowTracker:
         for table in (self._watermarks, self._open, self._closing, self._closed, self._expiring):
             table.pop(partition, None)
 
+    def open_pairs(self) -> set[tuple[Hashable, WindowRange]]:
+        """Every (key, window) that holds state and has not closed, on any partition."""
+        return {(key, w) for windows in self._open.values() for w, keys in windows.items() for key in keys}
+
     def open_windows(self, partition: int) -> dict[WindowRange, set[Hashable]]:
         """The windows of ``partition`` that hold state and have not closed."""
         return {w: set(keys) for w, keys in self._open.get(partition, {}).items() if keys}
