@@ -736,13 +736,15 @@ class App:
         *,
         events: bool = False,
         timeout: Duration | None = None,
+        latest: bool = False,
     ) -> list[Any]:
-        """The first ``n`` values (or events) of a topic, read without consuming or committing offsets."""
+        """The first ``n`` values (or events; ``latest=True``: the last ``n``) of a topic, read without
+        consuming or committing offsets."""
         from .peek import peek_only_stream
 
         if isinstance(topic, str):
             topic = self.topics.get(topic) or Topic(self, topic)
-        return await peek_only_stream(topic).peek(n, events=events, timeout=timeout)
+        return await peek_only_stream(topic).peek(n, events=events, timeout=timeout, latest=latest)
 
     def __repr__(self) -> str:
         return f"<App {self.id} broker={self.broker} agents={len(self.agents)} topics={len(self.topics)}>"

@@ -31,6 +31,7 @@ __all__ = [
     "app_html",
     "dataframe",
     "event_html",
+    "peeked_html",
     "plot_counts",
     "record_html",
     "require",
@@ -284,6 +285,37 @@ def windowed_dataframe(rows: Iterable[tuple[Any, ...]]) -> Any:
     frame.index.name = "key"
     frame.columns.name = "window start"
     return frame
+
+
+def peeked_html(items: Sequence[Any], *, limit: int = 50) -> str:
+    """What a peek read, as a table: values (a record's fields as columns), with metadata for events."""
+    from .events import Event
+
+    shown = list(items[:limit])
+    metadata = ("key", "topic", "partition", "offset", "timestamp")
+    with_events = any(isinstance(item, Event) for item in shown)
+    columns: dict[str, None] = {}
+    rows: list[dict[str, Any]] = []
+    for item in shown:
+        value = item.value if isinstance(item, Event) else item
+        row = _value_columns(value)
+        columns.update(dict.fromkeys(row))
+        if isinstance(item, Event):
+            message = item.message
+            row.update(key=item.key, timestamp=item.timestamp)
+            if message is not None:
+                row.update(topic=message.topic, partition=message.partition, offset=message.offset)
+        rows.append(row)
+    headers = [*columns, *(metadata if with_events else ())]
+    cells = [
+        [
+            _time(row[h]) if h == "timestamp" and h in row else _value(row[h]) if h in row else ""
+            for h in headers
+        ]
+        for row in rows
+    ]
+    body = f"<div>{len(items)} values</div>" + _table(headers, cells, more=max(0, len(items) - len(shown)))
+    return _box("peek", "", body)
 
 
 def _first(items: Iterable[Any], limit: int) -> list[Any]:

@@ -49,15 +49,18 @@ _LATER_ROUND = 256
 
 @asynccontextmanager
 async def topic_source(
-    topic: Topic[Any, Any], ctx: Context, n: int, timeout: float | None = None
+    topic: Topic[Any, Any], ctx: Context, n: int, timeout: float | None = None, latest: bool = False
 ) -> AsyncIterator[Observable[Batch]]:
-    """A source of the topic's retained messages (oldest first) for one peek; leaves its group on exit."""
+    """A source of the topic's retained messages (oldest first; ``latest``: its last ``n``) for one peek.
+
+    It leaves its group on exit.
+    """
     wait = DEFAULT_TIMEOUT if timeout is None else timeout
     if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait <= 0:
         raise ConfigurationError(
             f"peek of topic {topic.name!r}: timeout must be a positive number of seconds, got {wait!r}"
         )
-    snapshot = _Snapshot(topic, n, wait)
+    snapshot = _Snapshot(topic, n, wait, latest=latest)
     await snapshot.open()
     try:
         yield _rx.pump(snapshot.batches, ctx)
@@ -128,8 +131,9 @@ async def _noop_rebalance(revoked: Sequence[TopicPartition], assigned: Sequence[
 class _Snapshot:
     """One peek's reader: a throwaway group member, the end offsets it stops at, what it fetched."""
 
-    def __init__(self, topic: Topic[Any, Any], n: int, timeout: float) -> None:
+    def __init__(self, topic: Topic[Any, Any], n: int, timeout: float, *, latest: bool = False) -> None:
         self.topic = topic
+        self.latest = latest
         self.quota = n
         self.timeout = timeout
         self.group_id = f"{topic.app.id}-peek-{uuid.uuid4().hex[:12]}"
@@ -139,6 +143,8 @@ class _Snapshot:
         self.paused: set[TopicPartition] = set()
         self.transport: Transport | None = None
         self.consumer: Consumer | None = None
+        self.joining: Consumer | None = None
+        """The consumer from before its start (its first assignment is heard during start)."""
         self.closed = False
 
     async def open(self) -> None:
@@ -156,10 +162,24 @@ class _Snapshot:
         if len(self.exhausted) == len(self.ends):
             return  # nothing was ever written: no group to join
         consumer = transport.consumer(
-            self.group_id, list(topic.topic_names), _noop_rebalance, auto_offset_reset="earliest"
+            self.group_id,
+            list(topic.topic_names),
+            self._from_the_tail if self.latest else _noop_rebalance,
+            auto_offset_reset="earliest",
         )
+        self.joining = consumer
         await consumer.start()
         self.consumer = consumer
+
+    async def _from_the_tail(
+        self, revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]
+    ) -> None:
+        """Start every assigned partition ``quota`` messages before its end (a peek of the latest)."""
+        consumer = self.joining
+        for tp in assigned:
+            end = self.ends.get(tp)
+            if consumer is not None and end:
+                consumer.seek(tp, max(0, end - self.quota))
 
     async def close(self) -> None:
         """Leave the group without committing; on memory:// forget the group so it holds nothing back."""
@@ -185,6 +205,9 @@ class _Snapshot:
             if not taken:
                 return
             taken.sort(key=itemgetter(TIMESTAMP, PARTITION, OFFSET))
+            if self.latest:  # one round: the newest ``quota`` of the partitions' tails
+                taken = taken[-quota:]
+                self.closed = True
             good, values, bad = self.topic.decode_batch(taken)
             for _, exc in bad:
                 logger.warning("peek of topic %r skips an undecodable message: %s", self.topic.name, exc)

@@ -29,7 +29,8 @@ K = TypeVar("K")
 
 Step = Callable[[Context], Operator]
 
-PeekSource = Callable[[Context, int, float | None], AbstractAsyncContextManager[Observable[Batch]]]
+PeekSource = Callable[[Context, int, float | None, bool], AbstractAsyncContextManager[Observable[Batch]]]
+"""How to read a source again for a peek: (context, n, fetch timeout, latest) -> its batches."""
 """Opens a source that reads a stream's values again without consuming them: (context, n, timeout)."""
 
 
@@ -367,7 +368,7 @@ class Stream(Generic[T]):
                 topic = app.topic(topic)
             repartition = topic
             source = self._then(
-                f"repartition({_name(repartition)})", lambda ctx: _through(ctx, repartition, key)
+                f"repartition({_name(repartition)})", _sends(lambda ctx: _through(ctx, repartition, key))
             )
 
         def step(ctx: Context) -> Operator:
@@ -402,7 +403,7 @@ class Stream(Generic[T]):
         """
         if not (callable(getattr(channel, "send", None)) and callable(getattr(channel, "stream", None))):
             raise ConfigurationError(f"Stream.through() takes a channel or topic, got {channel!r}")
-        return self._then(f"through({_name(channel)})", lambda ctx: _through(ctx, channel, None))
+        return self._then(f"through({_name(channel)})", _sends(lambda ctx: _through(ctx, channel, None)))
 
     def pipe(self, *operators: Callable[[Observable[Any]], Observable[Any]]) -> Stream[Any]:
         """Apply raw reactivex operators to the values."""
@@ -502,14 +503,19 @@ class Stream(Generic[T]):
         first: T = values[0]
         return first
 
-    async def peek(self, n: int = 5, *, events: bool = False, timeout: Duration | None = None) -> list[Any]:
+    async def peek(
+        self, n: int = 5, *, events: bool = False, timeout: Duration | None = None, latest: bool = False
+    ) -> Peeked:
         """The first ``n`` values (``events=True``: `Event`s) from the source's start, without consuming.
 
         The chain runs on a second reading of the source: the stream keeps its single consumption, nothing
         is acknowledged or committed, and agents reading the same topic see every value as before. A topic
         is read by a throwaway consumer group up to its current end (``timeout``: how long an empty fetch
         waits before the retained log counts as read); lists, tuples and ranges are iterated again.
+        ``through`` and ``group_by`` send nothing: values go on as if read back from their topic.
+        ``latest=True``: the last ``n`` instead (of a topic, the chain runs on its last ``n`` messages).
         Iterators, channels, observables and combined streams cannot be read twice: StreamError.
+        The list shows as a table in a notebook (``.to_dataframe()`` for pandas).
 
         >>> await app.stream(orders).map(lambda o: o.amount).peek(3)
         """
@@ -522,14 +528,15 @@ class Stream(Generic[T]):
                 f"tuples, ranges) can be read again without consuming them; peek sources before combining"
             )
         ctx = self._context()
-        steps = [step for _, step in self._steps]
+        steps = [step for _, step in self._steps if not getattr(step, "sends", False)]
         if events:
             steps.append(lambda ctx: _rx.transform(_events_of))
-        async with peek(ctx, n, timeout) as source:
+        async with peek(ctx, n, timeout, latest) as source:
             observable = source
             for step in steps:
                 observable = observable.pipe(step(ctx))
-            return await _rx.collect(observable, ctx, n)
+            values = await _rx.collect(observable, ctx, None if latest else n)
+        return Peeked(values[-n:] if latest else values)
 
     async def to_dataframe(self, limit: int | None = None) -> Any:
         """A pandas DataFrame of the values (consumed like ``to_list``) with their metadata, for notebooks.
@@ -616,11 +623,34 @@ def _events_of(batch: Batch) -> Batch:
     return batch.derive([batch.event_at(i) for i in range(len(batch.values))])
 
 
+class Peeked(list[Any]):
+    """What a peek read: a list that shows as a table in a notebook."""
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame of the values or events (as `Stream.to_dataframe`)."""
+        from . import display
+
+        return display.dataframe(self)
+
+    def _repr_html_(self) -> str:
+        from .display import peeked_html
+
+        return peeked_html(self)
+
+
+def _sends(step: Step) -> Step:
+    """Mark an operator that sends to a channel or topic: a peek leaves it out (it must send nothing)."""
+    step.sends = True  # type: ignore[attr-defined]
+    return step
+
+
 def _reread(build: Callable[[Context], Observable[Batch]], label: str, *, once: bool) -> PeekSource:
     """How to peek a source of values: build it again, unless it is an iterator peeking would eat."""
 
     @asynccontextmanager
-    async def peek(ctx: Context, n: int, timeout: float | None) -> AsyncIterator[Observable[Batch]]:
+    async def peek(
+        ctx: Context, n: int, timeout: float | None, latest: bool
+    ) -> AsyncIterator[Observable[Batch]]:
         if once:
             raise StreamError(
                 f"cannot peek {label}: it reads an iterator, which can be read only once, so peeking would "
