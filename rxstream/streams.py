@@ -15,6 +15,9 @@ from collections.abc import (
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
+import reactivex
+import reactivex.operators
+
 from . import _rx
 from ._rx import Batch, Context, Cursor, DisposableBase, Observable, Operator, SchedulerBase
 from .durations import Duration, seconds
@@ -412,6 +415,18 @@ class Stream(Generic[T]):
         ops = tuple(operators)
         return self._then(f"pipe({len(ops)} operators)", lambda ctx: _rx.with_values_operators(ops))
 
+    def stop_after(self, timeout: Duration) -> Stream[T]:
+        """End the stream ``timeout`` seconds (of the stream's scheduler) after its consumption starts.
+
+        ``async for value in stream.stop_after(5)`` ends quietly where ``asyncio.timeout`` would raise.
+        """
+        limit = seconds(timeout)
+        _check_positive(limit, "timeout", "stop_after")
+        return self._then(
+            f"stop_after({limit:g})",
+            lambda ctx: reactivex.operators.take_until(reactivex.timer(limit, scheduler=ctx.scheduler)),
+        )
+
     def noack(self) -> Stream[T]:
         """Do not acknowledge events automatically: the consumer must ``ack()`` each event itself."""
         return Stream(self._origin, self._steps, noack=True, grouped=self._grouped, starving=self._starving)
@@ -487,12 +502,25 @@ class Stream(Generic[T]):
         origin.active = self
         return self._iterator
 
-    async def to_list(self, limit: int | None = None) -> list[T]:
-        """Every value until the stream completes (or the first ``limit``), acknowledging each."""
+    async def to_list(self, limit: int | None = None, *, timeout: Duration | None = None) -> list[T]:
+        """Every value until the stream completes (or the first ``limit``), acknowledging each.
+
+        ``timeout``: return what arrived within that many seconds (the stream's scheduler) instead of waiting.
+        """
         if limit is not None:
             _check_positive(limit, "limit", "to_list", integer=True)
-        ctx = self._context()
-        return await _rx.collect(self._compile(ctx), ctx, limit)
+        stream = self if timeout is None else self.stop_after(timeout)
+        ctx = stream._context()
+        return await _rx.collect(stream._compile(ctx), ctx, limit)
+
+    async def run(self, count: int | None = None, timeout: Duration | None = None) -> list[T]:
+        """Consume up to ``count`` values for at most ``timeout`` seconds; returns what arrived.
+
+        >>> await app.stream(orders).map(total).run(count=100, timeout=5)
+        """
+        if count is not None:
+            _check_positive(count, "count", "run", integer=True)
+        return await self.to_list(count, timeout=timeout)
 
     async def first(self) -> T:
         """The first value; StreamEmptyError when the stream completes without one."""
@@ -538,7 +566,7 @@ class Stream(Generic[T]):
             values = await _rx.collect(observable, ctx, None if latest else n)
         return Peeked(values[-n:] if latest else values)
 
-    async def to_dataframe(self, limit: int | None = None) -> Any:
+    async def to_dataframe(self, limit: int | None = None, *, timeout: Duration | None = None) -> Any:
         """A pandas DataFrame of the values (consumed like ``to_list``) with their metadata, for notebooks.
 
         Columns: ``value`` (or a record's fields), then ``key``, ``topic``, ``partition``, ``offset`` and
@@ -547,7 +575,7 @@ class Stream(Generic[T]):
         from . import display
 
         display.require("pandas", "Stream.to_dataframe()")
-        return display.dataframe(await self.events().to_list(limit))
+        return display.dataframe(await self.events().to_list(limit, timeout=timeout))
 
     def subscribe(
         self,
