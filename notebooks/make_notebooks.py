@@ -90,12 +90,8 @@ APP_AND_AGENTS = [
         "import uuid\n\n"
         "from IPython.display import display\n\n"
         "from rxstream import App, Record\n"
-        "from rxstream.display import dataframe\n\n\n"
-        "async def settled(check, timeout=10.0):\n"
-        '    """Wait (bounded) until the agents, running in the background, have done something."""\n'
-        "    async with asyncio.timeout(timeout):\n"
-        "        while not check():\n"
-        "            await asyncio.sleep(0.01)"
+        "from rxstream.display import dataframe\n"
+        "from rxstream.waiting import wait_until  # polls a check (plain or async), bounded by a timeout"
     ),
     new_markdown_cell("Records are typed values; topics declare what they carry. A record shows its fields."),
     new_code_cell(
@@ -152,7 +148,7 @@ APP_AND_AGENTS = [
         "await big.peek(5)"
     ),
     new_markdown_cell("Start the app: the agents run in the background of the notebook's event loop."),
-    new_code_cell("await app.start()\nawait settled(lambda: len(totals) == 3)\ntotals"),
+    new_code_cell("await app.start()\nawait wait_until(lambda: len(totals) == 3)\ntotals"),
     new_markdown_cell("`ask` sends a value to an agent and returns what the agent yields for it."),
     new_code_cell("answer = await tally.ask(Order('o4', 'bob', 4.5))\nassert answer == 7.5\nanswer"),
     new_markdown_cell(
@@ -163,15 +159,11 @@ APP_AND_AGENTS = [
     new_code_cell(
         "await payments.send(key='p1', value=Order('p1', 'ada', 10.0))\n"
         "await payments.send(key='p2', value=Order('p2', 'bob', -1.0), headers={'source': 'notebook'})\n"
-        "await settled(lambda: [e.key for e in settled_events].count('p2') == 2)\n"
+        "await wait_until(lambda: [e.key for e in settled_events].count('p2') == 2)\n"
         "[(e.key, e.acked) for e in settled_events]"
     ),
     new_code_cell(
-        "dead = []\n"
-        "async with asyncio.timeout(10):\n"
-        "    while not dead:\n"
-        "        dead = await app.peek('payments-dead-letter', 5, events=True)\n"
-        "        await asyncio.sleep(0.01)\n"
+        "dead = await wait_until(lambda: app.peek('payments-dead-letter', 5, events=True))\n"
         "assert dead[0].headers['rxstream-reason'].startswith('rejected 2 times')\n"
         "dead[0]"
     ),
@@ -182,12 +174,8 @@ APP_AND_AGENTS = [
     new_code_cell(
         "await orders.send(key='eve', value={'id': 'o5', 'customer': 'eve', 'amount': 'lots'})\n"
         "await orders.send(key='eve', value=Order('o6', 'eve', 1.0))\n"
-        "await settled(lambda: 'eve' in totals)\n"
-        "poison = []\n"
-        "async with asyncio.timeout(10):\n"
-        "    while not poison:\n"
-        "        poison = await app.peek('orders-dead-letter', 5, events=True)\n"
-        "        await asyncio.sleep(0.01)\n"
+        "await wait_until(lambda: 'eve' in totals)\n"
+        "poison = await wait_until(lambda: app.peek('orders-dead-letter', 5, events=True))\n"
         "dataframe(poison)[['value', 'key', 'topic', 'offset']]"
     ),
     new_code_cell("{name: text for name, text in poison[0].headers.items() if name.startswith('rxstream-')}"),
@@ -208,7 +196,28 @@ APP_AND_AGENTS = [
         "receipts `tally` wrote to its sink (one per order and one for the `ask`), read by a stream of "
         "the running app."
     ),
-    new_code_cell("frame = await app.stream(receipts).to_dataframe(6)\nassert len(frame) == 6\nframe"),
+    new_code_cell(
+        "frame = await app.stream(receipts).to_dataframe(6, timeout=10)\nassert len(frame) == 6\nframe"
+    ),
+    new_markdown_cell(
+        "Beside the agents, `app.stream(orders)` is a reader of its own: it gets every new order, and the "
+        "agents still get them too (an offset is committed once every reader acknowledged it). "
+        "`app.tap(orders)` only looks: a throwaway consumer group that acknowledges nothing. Bound both "
+        "with `run(count=, timeout=)`, `to_list(timeout=)` or `stop_after(seconds)`."
+    ),
+    new_code_cell(
+        "reader = asyncio.ensure_future(app.stream(orders).run(count=2, timeout=10))\n"
+        "tap = asyncio.ensure_future(app.tap(orders).run(count=2, timeout=10))\n"
+        "await asyncio.sleep(0.1)  # both joined: they read what arrives from now on\n"
+        "await orders.send(key='fay', value=Order('o7', 'fay', 2.0))\n"
+        "await orders.send(key='fay', value=Order('o8', 'fay', 3.0))\n"
+        "read, watched = await reader, await tap\n"
+        "await wait_until(lambda: totals.get('fay') == 5.0)\n"
+        "assert [o.id for o in read] == [o.id for o in watched] == ['o7', 'o8']\n"
+        "read"
+    ),
+    new_markdown_cell("`peek(n, latest=True)` reads the newest `n`, not the oldest; it shows as a table."),
+    new_code_cell("await app.peek(orders, 2, latest=True, events=True)"),
     new_code_cell("await app.stop()"),
 ]
 
@@ -227,7 +236,8 @@ TABLES_AND_WINDOWS = [
         "import matplotlib.pyplot as plt\n"
         "from IPython.display import display\n\n"
         "from rxstream import App, Record, Stream\n"
-        "from rxstream.display import plot_counts\n\n"
+        "from rxstream.display import plot_counts\n"
+        "from rxstream.waiting import wait_until\n\n"
         "PAGES = ['home', 'search', 'cart', 'checkout']\n"
         "T0 = 1_700_000_000.0  # event time of the first click\n"
         "SIZE = 0.5  # seconds of event time per window\n\n\n"
@@ -239,12 +249,7 @@ TABLES_AND_WINDOWS = [
         "clicks = [\n"
         "    Click(f'u{rng.randrange(12)}', rng.choices(PAGES, weights=[6, 4, 2, 1])[0], T0 + i * 0.01)\n"
         "    for i in range(240)\n"
-        "]\n\n\n"
-        "async def settled(check, timeout=10.0):\n"
-        '    """Wait (bounded) until the agents, running in the background, have done something."""\n'
-        "    async with asyncio.timeout(timeout):\n"
-        "        while not check():\n"
-        "            await asyncio.sleep(0.01)\n\n\n"
+        "]\n"
         "clicks[0]"
     ),
     new_markdown_cell(
@@ -291,7 +296,7 @@ TABLES_AND_WINDOWS = [
         "    if len(closed) > drawn:\n"
         "        drawn = len(closed)\n"
         "        draw(f'clicks per page per {SIZE} s window ({drawn} closed)')\n"
-        "await settled(lambda: len(seen) == len(clicks))\n"
+        "await wait_until(lambda: len(seen) == len(clicks))\n"
         "draw(f'clicks per page per {SIZE} s window')\n"
         "plt.close(fig)\n"
         "assert closed, 'windows closed while the clicks arrived'"
@@ -299,6 +304,16 @@ TABLES_AND_WINDOWS = [
     new_markdown_cell("A table shows its first rows and size; a windowed table its windows."),
     new_code_cell("assert sum(views.values()) == len(clicks)\nviews"),
     new_code_cell("per_window"),
+    new_markdown_cell(
+        "A windowed table reads like a dict that ends: its keys, `in`, `items()` (each key's latest "
+        "window) and `to_dataframe()`, a wide frame with a row per page and a column per window."
+    ),
+    new_code_cell(
+        "assert 'home' in per_window and sorted(per_window) == sorted(PAGES)\n"
+        "wide = per_window.to_dataframe()\n"
+        "assert wide.fillna(0).to_numpy().sum() == len(clicks)\n"
+        "wide"
+    ),
     new_markdown_cell(
         "The same event-time windows from stream operators alone: `group_by` the window a click falls in, "
         "and count each window's clicks with `flat_map`. They match the windowed table."

@@ -32,3 +32,11 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
         if output.get("output_type") == "error"
     ]
     assert not errors
+    tracebacks = [
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and "Traceback" in output.get("text", "")
+    ]
+    assert not tracebacks, f"{path.name} printed tracebacks: {tracebacks}"
