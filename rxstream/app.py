@@ -210,12 +210,23 @@ class App:
                 help=help,
                 shutdown_timeout=self.shutdown_timeout,
             )
-            if agent.name in self.agents:
-                raise ConfigurationError(f"app {self.id!r} already has an agent named {agent.name!r}")
+            old = self.agents.get(agent.name)
+            if old is not None:
+                if (old.fun.__module__, old.fun.__qualname__) != (fun.__module__, fun.__qualname__):
+                    raise ConfigurationError(f"app {self.id!r} already has an agent named {agent.name!r}")
+                old.cancel()  # the same function defined again (a re-run notebook cell) replaces it
             self.agents[agent.name] = agent
+            if self._started:
+                self.spawn(self._start_agent(agent), f"agent {agent.name}")
             return agent
 
         return decorate
+
+    async def _start_agent(self, agent: Agent) -> None:
+        """Start an agent declared while the app runs (a topic nobody read yet gets a consumer of its own)."""
+        if self.agents.get(agent.name) is not agent:
+            return  # replaced again before it started
+        await agent.start()
 
     def Table(
         self,

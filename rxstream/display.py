@@ -193,7 +193,7 @@ def app_html(app: App) -> str:
     ]
     agent_rows = [
         (
-            _code(agent.name),
+            _code(agent.name.removeprefix("__main__.")),
             _code(agent.channel.name),
             str(agent.concurrency),
             html.escape(agent.help) if agent.help else "<i>none</i>",
