@@ -160,7 +160,7 @@ APP_AND_AGENTS = [
         "await payments.send(key='p1', value=Order('p1', 'ada', 10.0))\n"
         "await payments.send(key='p2', value=Order('p2', 'bob', -1.0), headers={'source': 'notebook'})\n"
         "await wait_until(lambda: [e.key for e in settled_events].count('p2') == 2)\n"
-        "[(e.key, e.acked) for e in settled_events]"
+        "[(e.key, e.acked, e.rejected) for e in settled_events]"
     ),
     new_code_cell(
         "dead = await wait_until(lambda: app.peek('payments-dead-letter', 5, events=True))\n"

@@ -160,6 +160,8 @@ def event_html(event: Event) -> str:
         rows.append(("timestamp", _time(event.timestamp)))
     if message is not None:
         rows.append(("acked", "yes" if event.acked else "no"))
+        if event.rejected:
+            rows.append(("rejected", "yes"))
     return _box("event", where, _fields(rows))
 
 
@@ -215,15 +217,39 @@ def app_html(app: App) -> str:
         )
         for table in app.tables.values()
     ]
+    monitor = app.monitor
+    committable = app.committed_offsets()
+    partition_rows = [
+        (
+            _code(tp.topic),
+            str(tp.partition),
+            str(stats.received),
+            _or_dash(committable.get(tp)),
+            _or_dash(stats.committed),
+            _or_dash(stats.end),
+            _or_dash(stats.lag),
+        )
+        for tp, stats in sorted(monitor.partitions.items())
+    ]
+    state = monitor.state if app.started else "stopped"
     parts = [
-        f"<div>{len(topic_rows)} topics, {len(agent_rows)} agents, {len(channel_rows)} channels, "
-        f"{len(table_rows)} tables</div>",
+        f"<div><b>{html.escape(state)}</b>: {len(topic_rows)} topics, {len(agent_rows)} agents, "
+        f"{len(channel_rows)} channels, {len(table_rows)} tables</div>",
         _section("topics", ("name", "partitions", "key", "value", "serializer", "on error"), topic_rows),
         _section("agents", ("name", "reads", "concurrency", "help"), agent_rows),
         _section("channels", ("name", "value type", "maxsize"), channel_rows),
         _section("tables", ("name", "kind", "keys", "partitions", "changelog", "help"), table_rows),
+        _section(
+            "partitions read (end offset and lag as of the last app.monitor.refresh())",
+            ("topic", "partition", "received", "acknowledged to", "committed", "end offset", "lag"),
+            partition_rows,
+        ),
     ]
     return _box("app", f"{_code(app.id)} on {_code(app.broker)}", "".join(parts))
+
+
+def _or_dash(value: int | None) -> str:
+    return "—" if value is None else str(value)
 
 
 def _policy(on_error: str, dead_letter: str | None) -> str:

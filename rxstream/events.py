@@ -93,7 +93,17 @@ class Acknowledger(Protocol):
 class Event:
     """A value in a stream with its message metadata; ``ack``/``reject``/``forward`` act on its message."""
 
-    __slots__ = ("_acked", "_acker", "_headers", "_key", "_ref", "_value", "message", "timestamp")
+    __slots__ = (
+        "_acked",
+        "_acker",
+        "_headers",
+        "_key",
+        "_ref",
+        "_rejected",
+        "_value",
+        "message",
+        "timestamp",
+    )
 
     def __init__(
         self,
@@ -114,6 +124,7 @@ class Event:
         self._acker = acker
         self._ref = ref if ref is not None else message
         self._acked = False
+        self._rejected = False
 
     @property
     def key(self) -> Any:
@@ -144,8 +155,13 @@ class Event:
 
     @property
     def acked(self) -> bool:
-        """Whether this event was acknowledged or rejected through this facade."""
-        return self._acked
+        """Whether this event was acknowledged through this facade (a rejected one is not)."""
+        return self._acked and not self._rejected
+
+    @property
+    def rejected(self) -> bool:
+        """Whether this event was rejected through this facade (redelivered, or its error policy applied)."""
+        return self._rejected
 
     def ack(self) -> None:
         """Mark this event done; idempotent. Its offset becomes committable once all before it are."""
@@ -159,7 +175,7 @@ class Event:
         """Ask for redelivery of this event; after the channel's max_redeliveries its error policy applies."""
         if self._acked:
             return
-        self._acked = True
+        self._acked = self._rejected = True
         if self._acker is not None and self._ref is not None:
             self._acker.reject(self._ref)
 

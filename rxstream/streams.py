@@ -413,7 +413,8 @@ class Stream(Generic[T]):
         for op in operators:
             _check_callable(op, "pipe")
         ops = tuple(operators)
-        return self._then(f"pipe({len(ops)} operators)", lambda ctx: _rx.with_values_operators(ops))
+        named = ", ".join(map(_operator_name, ops))
+        return self._then(f"pipe({named})", lambda ctx: _rx.with_values_operators(ops))
 
     def stop_after(self, timeout: Duration) -> Stream[T]:
         """End the stream ``timeout`` seconds (of the stream's scheduler) after its consumption starts.
@@ -433,15 +434,15 @@ class Stream(Generic[T]):
 
     # ------------------------------------------------------------ compiling
 
-    def _compile(self, ctx: Context) -> Observable[Batch]:
-        """Build the observable of batches for one consumption, claiming the source."""
+    def _compile(self, ctx: Context, how: str | None = None) -> Observable[Batch]:
+        """Build the observable of batches for one consumption (``how``: by what), claiming the source."""
         origin = self._origin
         if origin.consumed_by is not None:
             raise StreamConsumedError(
                 f"{self!r} was already consumed ({origin.consumed_by}); a stream has one consumer: "
                 f"use tee() or combine() to fan out"
             )
-        origin.consumed_by = f"by {self.label}"
+        origin.consumed_by = f"by {how} of {self.label}" if how else f"by {self.label}"
         observable = origin.build(ctx)
         for _, step in self._steps:
             observable = observable.pipe(step(ctx))
@@ -456,7 +457,7 @@ class Stream(Generic[T]):
     @property
     def observable(self) -> Observable[Event]:
         """The compiled pipeline as an observable of events (subscribe from the asyncio loop)."""
-        return _rx.deferred(lambda: _rx.events_of(self._compile(self._context())))
+        return _rx.deferred(lambda: _rx.events_of(self._compile(self._context(), "observable")))
 
     @property
     def label(self) -> str:
@@ -476,7 +477,7 @@ class Stream(Generic[T]):
                 self._iterator = claimed
                 return claimed
         ctx = self._context()
-        observable = self._compile(ctx)
+        observable = self._compile(ctx, "async for")
         if not self._grouped:  # groups go to the operators after group_by (the functional form)
             for dealer in origin.dealers.values():
                 dealer.keep_groups()
@@ -511,7 +512,7 @@ class Stream(Generic[T]):
             _check_positive(limit, "limit", "to_list", integer=True)
         stream = self if timeout is None else self.stop_after(timeout)
         ctx = stream._context()
-        return await _rx.collect(stream._compile(ctx), ctx, limit)
+        return await _rx.collect(stream._compile(ctx, "to_list()"), ctx, limit)
 
     async def run(self, count: int | None = None, timeout: Duration | None = None) -> list[T]:
         """Consume up to ``count`` values for at most ``timeout`` seconds; returns what arrived.
@@ -525,7 +526,7 @@ class Stream(Generic[T]):
     async def first(self) -> T:
         """The first value; StreamEmptyError when the stream completes without one."""
         ctx = self._context()
-        values = await _rx.collect(self._compile(ctx), ctx, 1)
+        values = await _rx.collect(self._compile(ctx, "first()"), ctx, 1)
         if not values:
             raise StreamEmptyError(f"{self!r} completed without a value")
         first: T = values[0]
@@ -585,7 +586,7 @@ class Stream(Generic[T]):
     ) -> DisposableBase:
         """Push every value to ``on_next``; returns a disposable that stops the stream."""
         ctx = self._context()
-        return _rx.subscribe_values(self._compile(ctx), on_next, on_error, on_completed)
+        return _rx.subscribe_values(self._compile(ctx, "subscribe()"), on_next, on_error, on_completed)
 
     def current_event(self) -> Event | None:
         """The event of the value the consumer holds now (what `current_event()` returns in an agent)."""
@@ -762,6 +763,16 @@ async def _gather(senders: list[Callable[[Any], Any]], value: Any) -> None:
 def _name(thing: Any) -> str:
     name = getattr(thing, "__qualname__", None) or getattr(thing, "name", None) or type(thing).__name__
     return str(name)
+
+
+def _operator_name(op: Any) -> str:
+    """A reactivex operator as it was written (``skip(7)``), read from the closure its factory made."""
+    cells = [cell.cell_contents for cell in getattr(op, "__closure__", None) or ()]
+    factory = next((c for c in cells if callable(c) and hasattr(c, "__qualname__")), None)
+    args = next((c for c in cells if isinstance(c, tuple)), None)
+    if factory is None or args is None:
+        return _name(op)
+    return f"{factory.__qualname__.rstrip('_')}({', '.join(_short(a) for a in args)})"
 
 
 def _short(thing: Any) -> str:

@@ -7,6 +7,7 @@ import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -94,6 +95,56 @@ def test_event_html_shows_key_value_headers_and_message_metadata_escaped() -> No
     assert "1970-01-01T00:00:01.500+00:00" in out
     assert ">no<" in out  # not acked yet
     assert repr(event) == "<Event t<1>[2]@42 key='<k>' value='v & w'>"
+
+
+def test_a_rejected_event_is_not_acked_and_says_so() -> None:
+    rejected: list[Any] = []
+
+    class Acker:
+        def ack(self, refs: Any) -> None:
+            raise AssertionError("a rejected event is not acknowledged")
+
+        def reject(self, ref: Any) -> None:
+            rejected.append(ref)
+
+    message = Message("t", 0, 1, 1.5, key="k", value="v")
+    event = Event("k", "v", message.headers, message, 1.5, acker=Acker())
+    event.reject()
+    event.ack()  # settled already: nothing more happens
+    assert rejected == [message] and event.rejected and not event.acked
+    out = event._repr_html_()
+    assert '<b>acked</b></td><td style="text-align:left">no<' in out
+    assert '<b>rejected</b></td><td style="text-align:left">yes<' in out
+
+
+async def test_a_stream_names_its_consumer_and_the_operators_inside_pipe() -> None:
+    from reactivex import operators as ops
+
+    stream = Stream.from_iterable([1, 2, 3]).pipe(ops.skip(1), ops.map(str))
+    assert "pipe(skip(1), map(&lt;class &#x27;str&#x27;&gt;))" in stream._repr_html_()
+    await stream.to_list()
+    assert "consumed by to_list() of from_iterable" in stream._repr_html_()
+
+
+async def test_app_html_says_running_or_stopped_with_offsets_and_lag_per_partition() -> None:
+    app = App("shop", broker=memory_url(), topic_partitions=1)
+    orders = app.topic("orders")
+
+    @app.agent(orders)
+    async def count(stream: Stream[Any]) -> None:
+        async for _ in stream:
+            pass
+
+    assert "<b>stopped</b>" in app._repr_html_()
+    async with app:
+        await orders.send_many([1, 2, 3])
+        await eventually(lambda: app.committed_offsets().get(TopicPartition("orders", 0)) == 3)
+        await app.commit()
+        await app.monitor.refresh()
+        out = app._repr_html_()
+    assert "<b>running</b>" in out and "partitions read" in out
+    cells = [f'<td style="text-align:left">{cell}</td>' for cell in ("0", "3", "3", "3", "3", "0")]
+    assert "<td style=\"text-align:left\"><code>orders</code></td>" + "".join(cells) in out
 
 
 def test_event_html_without_message_has_no_metadata_rows() -> None:
