@@ -100,6 +100,8 @@ class Agent:
         self._running = False
         self.processed_failures = 0
         self.restarts = 0
+        self.last_error: BaseException | None = None
+        """The agent's latest failure (shown by the app's display)."""
 
     # ------------------------------------------------------------ properties
 
@@ -338,7 +340,16 @@ class Agent:
             subscription.failed(message, exc)
         self.app.monitor.agent_failed(self.name, messages)
         where = ", ".join(map(place_of, messages))
-        logger.error("agent %s raised %r%s", self.name, exc, f" on {where}" if where else "")
+        again = self.last_error is not None and repr(self.last_error) == repr(exc)
+        self.last_error = exc  # the same error again (a retry) is logged at debug level, without traceback
+        logger.log(
+            logging.DEBUG if again else logging.ERROR,
+            "agent %s raised %r%s",
+            self.name,
+            exc,
+            f" on {where}" if where else "",
+            exc_info=None if again else exc,
+        )
         if self.on_error is not None:
             try:
                 outcome = self.on_error(self, exc)

@@ -199,6 +199,8 @@ def app_html(app: App) -> str:
             _code(agent.channel.name),
             str(agent.concurrency),
             html.escape(agent.help) if agent.help else "<i>none</i>",
+            ("running" if agent.running else "stopped")
+            + (f": last error {_short(agent.last_error)}" if agent.last_error is not None else ""),
         )
         for agent in app.agents.values()
     ]
@@ -236,7 +238,7 @@ def app_html(app: App) -> str:
         f"<div><b>{html.escape(state)}</b>: {len(topic_rows)} topics, {len(agent_rows)} agents, "
         f"{len(channel_rows)} channels, {len(table_rows)} tables</div>",
         _section("topics", ("name", "partitions", "key", "value", "serializer", "on error"), topic_rows),
-        _section("agents", ("name", "reads", "concurrency", "help"), agent_rows),
+        _section("agents", ("name", "reads", "concurrency", "help", "state"), agent_rows),
         _section("channels", ("name", "value type", "maxsize"), channel_rows),
         _section("tables", ("name", "kind", "keys", "partitions", "changelog", "help"), table_rows),
         _section(

@@ -70,3 +70,24 @@ async def test_an_agent_declared_while_the_app_runs_starts_and_shows_without_mai
         await wait_until(lambda: seen == [7], timeout=5)
     agent.name = "__main__.count"
     assert "__main__" not in app_html(app)
+
+
+async def test_a_failing_agent_logs_its_error_once_with_the_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = App("cells", broker=memory_url())
+    topic = app.topic("numbers", partitions=1, on_error="skip", max_redeliveries=3)
+    calls: list[Any] = []
+
+    @app.agent(topic)
+    async def fails(stream: Any) -> None:
+        async for value in stream:
+            calls.append(value)
+            raise ValueError("bad value")
+
+    async with app:
+        await topic.send(value=1)
+        await wait_until(lambda: len(calls) >= 3, timeout=10)
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "raised ValueError" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert "last error ValueError" in app._repr_html_()
