@@ -31,6 +31,7 @@ __all__ = [
     "app_html",
     "dataframe",
     "event_html",
+    "live_html",
     "peeked_html",
     "plot_counts",
     "record_html",
@@ -344,6 +345,17 @@ def peeked_html(items: Sequence[Any], *, limit: int = 50) -> str:
     ]
     body = f"<div>{len(items)} values</div>" + _table(headers, cells, more=max(0, len(items) - len(shown)))
     return _box("peek", "", body)
+
+
+def live_html(title: str, latest: Sequence[tuple[Any, Any]], counts: Mapping[Any, int], total: int) -> str:
+    """A live view: the newest (key, value) pairs, and the count per key when there are counts."""
+    body = f"<div>{total} {'values' if counts else 'keys'}</div>"
+    body += _table(("key", "value"), [(_value(key), _value(value)) for key, value in latest])
+    if counts:
+        body += "<div><i>per key</i></div>" + _table(
+            ("key", "count"), [(_value(key), str(n)) for key, n in counts.items()]
+        )
+    return _box("live", _code(title), body)
 
 
 def _first(items: Iterable[Any], limit: int) -> list[Any]:
