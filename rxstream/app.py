@@ -20,7 +20,7 @@ from .durations import Duration, seconds
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .monitor import Monitor
-from .streams import Stream
+from .streams import Stream, batch_stream, compiled
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
 from .tables import SetTable as _SetTable
@@ -314,11 +314,11 @@ class App:
                 label=f"{self.id}:{topic.name}",
             )
             self._attach_reader(topic, subscription)
-            observable = subscription.stream()._compile(ctx)
+            observable = compiled(subscription.stream(), ctx)
             return observable.pipe(operators.finally_action(lambda: self._detach_reader(subscription)))
 
-        stream: Stream[Any] = Stream._from_batches(build, f"{self.id}:{topic.name}")
-        return stream._with_peek(functools.partial(topic_source, topic)).bind(self)
+        stream = batch_stream(build, f"{self.id}:{topic.name}", peek=functools.partial(topic_source, topic))
+        return stream.bind(self)
 
     def _attach_reader(self, topic: Topic[Any, Any], subscription: Subscription) -> None:
         """Route ``topic``'s messages to one more subscription, on the consumer that already reads it."""

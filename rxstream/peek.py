@@ -84,10 +84,7 @@ def tap_stream(topic: Topic[Any, Any], *, from_start: bool = False) -> Stream[An
     def build(ctx: Context) -> Observable[Batch]:
         return _rx.pump(functools.partial(_tapped, topic, reset), ctx)
 
-    stream: Stream[Any] = Stream._from_batches(
-        build, f"tap({topic.name})", peek=functools.partial(topic_source, topic)
-    )
-    return stream
+    return batch_stream(build, f"tap({topic.name})", peek=functools.partial(topic_source, topic))
 
 
 async def _tapped(topic: Topic[Any, Any], reset: str) -> AsyncIterator[Batch]:

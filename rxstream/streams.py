@@ -800,3 +800,7 @@ def with_batch_step(stream: Stream[Any], label: str, step: Step) -> Stream[Any]:
     """``stream`` followed by a batch-level step (the agent test context watches acknowledgments so)."""
     return stream._then(label, step)
 
+
+def compiled(stream: Stream[Any], ctx: Context) -> Observable[Batch]:
+    """The observable of batches of one consumption of ``stream`` (a reader that wraps another's source)."""
+    return stream._compile(ctx)
