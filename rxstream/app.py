@@ -10,6 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from . import _rx
 from ._replies import Replies
 from ._rx import SchedulerBase
 from .agents import Agent, AgentFun
@@ -298,8 +299,6 @@ class App:
 
     def _reader_stream(self, topic: Topic[Any, Any]) -> Stream[Any]:
         """A stream of ``topic`` with a subscription of its own, attached for the span of its consumption."""
-        from reactivex import operators
-
         from .peek import topic_source
 
         def build(ctx: Any) -> Any:
@@ -315,7 +314,7 @@ class App:
             )
             self._attach_reader(topic, subscription)
             observable = compiled(subscription.stream(), ctx)
-            return observable.pipe(operators.finally_action(lambda: self._detach_reader(subscription)))
+            return _rx.on_end(observable, lambda: self._detach_reader(subscription))
 
         stream = batch_stream(build, f"{self.id}:{topic.name}", peek=functools.partial(topic_source, topic))
         return stream.bind(self)

@@ -15,9 +15,6 @@ from collections.abc import (
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
-import reactivex
-import reactivex.operators
-
 from . import _rx
 from ._rx import Batch, Context, Cursor, DisposableBase, Observable, Operator, SchedulerBase
 from .durations import Duration, seconds
@@ -413,7 +410,7 @@ class Stream(Generic[T]):
         for op in operators:
             _check_callable(op, "pipe")
         ops = tuple(operators)
-        named = ", ".join(map(_operator_name, ops))
+        named = ", ".join(_rx.describe_operator(op, _short) for op in ops)
         return self._then(f"pipe({named})", lambda ctx: _rx.with_values_operators(ops))
 
     def stop_after(self, timeout: Duration) -> Stream[T]:
@@ -425,7 +422,7 @@ class Stream(Generic[T]):
         _check_positive(limit, "timeout", "stop_after")
         return self._then(
             f"stop_after({limit:g})",
-            lambda ctx: reactivex.operators.take_until(reactivex.timer(limit, scheduler=ctx.scheduler)),
+            lambda ctx: _rx.stopping_after(limit, ctx.scheduler),
         )
 
     def noack(self) -> Stream[T]:
@@ -763,16 +760,6 @@ async def _gather(senders: list[Callable[[Any], Any]], value: Any) -> None:
 def _name(thing: Any) -> str:
     name = getattr(thing, "__qualname__", None) or getattr(thing, "name", None) or type(thing).__name__
     return str(name)
-
-
-def _operator_name(op: Any) -> str:
-    """A reactivex operator as it was written (``skip(7)``), read from the closure its factory made."""
-    cells = [cell.cell_contents for cell in getattr(op, "__closure__", None) or ()]
-    factory = next((c for c in cells if callable(c) and hasattr(c, "__qualname__")), None)
-    args = next((c for c in cells if isinstance(c, tuple)), None)
-    if factory is None or args is None:
-        return _name(op)
-    return f"{factory.__qualname__.rstrip('_')}({', '.join(_short(a) for a in args)})"
 
 
 def _short(thing: Any) -> str:

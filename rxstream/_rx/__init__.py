@@ -22,7 +22,7 @@ from .flow import Context, Flow, Operator, now
 from .grouping import GroupDealer, GroupSubject, grouped
 from .joins import joined, lookup_join
 from .operators import enumerate_values, filter_values, is_async, map_values, rerouted, side_effect, transform
-from .pipe import with_values_operators
+from .pipe import describe_operator, with_values_operators
 from .sink import Cursor, collect, events_of, iterate, subscribe_values
 from .sources import (
     batch_of,
@@ -32,9 +32,10 @@ from .sources import (
     deferred,
     from_values_observable,
     merged,
+    on_end,
     pump,
 )
-from .timing import rate_limited, take_batches
+from .timing import rate_limited, stopping_after, take_batches
 
 __all__ = [
     "ACK_EVERY",
@@ -57,6 +58,7 @@ __all__ = [
     "collect",
     "concatenated",
     "deferred",
+    "describe_operator",
     "describe_ref",
     "enumerate_values",
     "events_of",
@@ -73,11 +75,13 @@ __all__ = [
     "map_values",
     "merged",
     "now",
+    "on_end",
     "pump",
     "rate_limited",
     "rerouted",
     "side_effect",
     "sources_of",
+    "stopping_after",
     "subscribe_values",
     "take_batches",
     "transform",

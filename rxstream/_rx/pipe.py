@@ -55,3 +55,14 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
         return Observable(subscribe)
 
     return operator
+
+
+def describe_operator(op: Callable[..., Any], short: Callable[[Any], str] = repr) -> str:
+    """A reactivex operator as it was written (``skip(7)``), read from the closure its factory made."""
+    cells = [cell.cell_contents for cell in getattr(op, "__closure__", None) or ()]
+    factory = next((c for c in cells if callable(c) and hasattr(c, "__qualname__")), None)
+    args = next((c for c in cells if isinstance(c, tuple)), None)
+    if factory is None or args is None:
+        return str(getattr(op, "__qualname__", None) or type(op).__name__)
+    return f"{factory.__qualname__.rstrip('_')}({', '.join(short(a) for a in args)})"
+

@@ -174,3 +174,9 @@ def concatenated(observables: Sequence[Observable[Batch]]) -> Observable[Batch]:
 def deferred(build: Callable[[], Observable[T_]]) -> Observable[T_]:
     """An observable built at subscription time (so each subscription compiles its own pipeline)."""
     return reactivex.defer(lambda _: build())
+
+
+def on_end(observable: Observable[Batch], action: Callable[[], None]) -> Observable[Batch]:
+    """``observable``, calling ``action`` when its consumption ends (completed, failed or disposed)."""
+    return observable.pipe(ops.finally_action(action))
+

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+import reactivex
 from reactivex import Observable, abc
+from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
 from .._core.limits import TokenBucket
@@ -216,3 +218,9 @@ def rate_limited(
         return Observable(subscribe)
 
     return operator
+
+
+def stopping_after(limit: float, scheduler: abc.SchedulerBase) -> Operator:
+    """End the batches ``limit`` seconds of ``scheduler`` time after the consumption starts."""
+    return ops.take_until(reactivex.timer(limit, scheduler=scheduler))
+
