@@ -28,6 +28,7 @@ from .transport.base import RecordMetadata
 
 if TYPE_CHECKING:
     from .app import App
+    from .subscriptions import Subscription
     from .testing import AgentTestContext
 
 __all__ = ["Agent", "AgentTestContext"]
@@ -82,6 +83,7 @@ class Agent:
         self.app = app
         self.name = name or f"{fun.__module__}.{fun.__qualname__}"
         self._channel = channel if channel is not None else app.topic(own_topic_name(app.id, self.name))
+        self._subscription: Subscription | None = None
         self._concurrency = concurrency
         self._sinks = [_sink_for(target, self.name) for target in (sink or [])]
         self._keyed_sinks = [_keyed_sink_for(target) for target in (sink or [])]
@@ -109,6 +111,26 @@ class Agent:
     def channel(self) -> Channel[Any, Any]:
         """The channel or topic this agent reads."""
         return self._channel
+
+    def subscription(self) -> Subscription:
+        """The queue this agent's instances share: its topic's, or one of its own when an agent declared
+        before it reads the same topic (every agent of a topic gets every message, as in Faust)."""
+        if self._subscription is None:
+            channel = self._channel
+            first = next((a for a in self.app.agents.values() if a.channel is channel), self)
+            if isinstance(channel, Topic) and first is not self:
+                self._subscription = channel.reader_subscription(f"agent {self.name}")
+            else:
+                self._subscription = channel.subscription()
+        return self._subscription
+
+    def _stream(self) -> Stream[Any]:
+        """A stream over this agent's queue, for one instance."""
+        subscription = self.subscription()
+        channel = self._channel
+        if isinstance(channel, Topic):
+            return channel.stream_of(subscription)
+        return channel.stream()
 
     @property
     def concurrency(self) -> int:
@@ -182,7 +204,7 @@ class Agent:
         if self._running:
             return
         self._running = True
-        subscription = self._channel.subscription()
+        subscription = self.subscription()
         subscription.reopen()
         subscription.share = self._concurrency
         loop = asyncio.get_running_loop()
@@ -196,7 +218,7 @@ class Agent:
         if not self._running:
             return
         self._running = False
-        self._channel.subscription().close(drain=False)
+        self.subscription().close(drain=False)
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_timeout)
             for task in pending:
@@ -215,7 +237,7 @@ class Agent:
     async def _supervise(self, index: int) -> None:
         backoff = 0.05
         while self._running:
-            stream = self._channel.stream()
+            stream = self._stream()
             stream.on_unclaimed_group(functools.partial(self._spawn_for_group, index, stream))
             stream.on_batch(self.app.monitor.agent(self.name).processed)
             counted = False
@@ -331,7 +353,7 @@ class Agent:
     def _failed(self, stream: Stream[Any], exc: Exception) -> None:
         """Count the failure against the message(s) being processed so the error policy can take over."""
         self.processed_failures += 1
-        subscription = self._channel.subscription()
+        subscription = self.subscription()
         failure = failure_of(exc)
         failing = failure.ref if failure is not None else None
         refs = sources_of(failing) if failing is not None else stream.current_refs()

@@ -112,7 +112,7 @@ class App:
         self.tables: dict[str, _Table] = {}
         self._tables = TableManager(self)
         self.commands: dict[str, Callable[..., Any]] = {}
-        self._subscriptions: dict[int, Subscription] = {}
+        self._subscriptions: dict[object, Subscription] = {}
         self._timers: list[tuple[float, Callable[..., Any], bool]] = []
         self._tasks: list[Callable[..., Any]] = []
         self._transport: Transport | None = None
@@ -433,10 +433,11 @@ class App:
         return transport
 
     def subscription_for(
-        self, channel: Channel[Any, Any], *, maxsize: int, batch: int = MAX_BATCH
+        self, channel: Channel[Any, Any], *, maxsize: int, batch: int = MAX_BATCH, reader: str | None = None
     ) -> Subscription:
-        """The one subscription of a channel or topic, registered with the consumer for topics."""
-        key = id(channel)
+        """The subscription of a channel or topic (one of its own for ``reader``, e.g. a second agent of a
+        topic, which gets every message too), registered with the consumer for topics."""
+        key: object = id(channel) if reader is None else (id(channel), reader)
         subscription = self._subscriptions.get(key)
         if subscription is not None:
             return subscription
@@ -564,7 +565,7 @@ class App:
         for subscription in self._subscriptions.values():
             subscription.reopen()  # a restarted app reads again what its stop closed
         for agent in self.agents.values():
-            agent.channel.subscription()
+            agent.subscription()
         specs: dict[str, TopicSpec] = {}
         for topic in self.topics.values():
             for spec in topic.specs(self.topic_partitions):

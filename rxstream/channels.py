@@ -319,8 +319,17 @@ class Topic(Channel[K, V]):
 
     def stream(self) -> Stream[V]:
         """A stream of this topic's values, read by the app's consumer group (``peek`` reads it without)."""
-        stream = peekable(self.subscription().stream(), functools.partial(topic_source, self))
+        return self.stream_of(self.subscription())
+
+    def stream_of(self, subscription: Subscription) -> Stream[V]:
+        """A stream of this topic's values from ``subscription`` (an agent with a queue of its own)."""
+        stream = peekable(subscription.stream(), functools.partial(topic_source, self))
         return stream.bind(self.app)
+
+    def reader_subscription(self, reader: str) -> Subscription:
+        """A subscription of this topic for ``reader`` alone: it gets every message, besides other readers."""
+        maxsize, batch = self.reading_limits()
+        return self.app.subscription_for(self, maxsize=maxsize, batch=batch, reader=reader)
 
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.names)}>"

@@ -102,8 +102,10 @@ class AppServices(Protocol):
     async def producer(self) -> Transport:
         """The transport, started: sending works before the app starts."""
 
-    def subscription_for(self, channel: Any, *, maxsize: int, batch: int = ...) -> Subscription:
-        """The one subscription of a channel or topic, registered with the consumer for topics."""
+    def subscription_for(
+        self, channel: Any, *, maxsize: int, batch: int = ..., reader: str | None = None
+    ) -> Subscription:
+        """A channel's or topic's subscription (``reader``: one of its own), registered with the consumer."""
 
     def spawn(self, coro: Awaitable[Any], what: str, *, send: bool = False) -> asyncio.Task[None]:
         """Run ``coro`` in a task the app owns; sends (``send=True``) are awaited before every commit."""
