@@ -29,7 +29,10 @@ from .tables import Table as _Table
 from .tables import TableManager
 from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
+from .transport.kafka_settings import parse_url
+from .transport.memory import MAX_PARTITION_BACKLOG
 from .transport.validation import check_topic_name
+from .urls import redact
 
 __all__ = ["App"]
 
@@ -54,7 +57,11 @@ class App:
     ``max_redeliveries`` [3] and ``on_error`` [dead_letter] as topic defaults, ``shutdown_timeout`` [10 s],
     ``revocation_timeout`` [10 s] how long a rebalance waits for events of revoked partitions to finish,
     ``scheduler`` [None: the asyncio loop's clock] the reactivex scheduler `timer` intervals are counted on
-    (a ``reactivex.testing.TestScheduler`` drives timers on virtual time).
+    (a ``reactivex.testing.TestScheduler`` drives timers on virtual time), ``broker_availability_timeout``
+    [60 s, Kafka] how long the worker waits for an unreachable broker (sends wait as long) before it crashes
+    and exits non-zero for its supervisor to restart it, ``max_partition_backlog`` [1,000,000, memory://]
+    the messages a partition holds beyond the slowest group's commit before senders wait (see
+    `rxstream.transport.memory`: lower bounds memory, but it must exceed what the app holds uncommitted).
     """
 
     def __init__(
@@ -74,13 +81,18 @@ class App:
         revocation_timeout: Duration = 10.0,
         reply_topic: str | None = None,
         scheduler: SchedulerBase | None = None,
+        broker_availability_timeout: Duration = 60.0,
+        max_partition_backlog: int = MAX_PARTITION_BACKLOG,
     ) -> None:
         if not isinstance(id, str) or not id:
             raise ConfigurationError(f"App needs a non-empty string id, got {id!r}")
         if not isinstance(broker, str) or "://" not in broker:
+            shown = redact(broker) if isinstance(broker, str) else broker
             raise ConfigurationError(
-                f"App {id!r}: broker must be a URL like memory:// or kafka://host:port, got {broker!r}"
+                f"App {id!r}: broker must be a URL like memory:// or kafka://host:port, got {shown!r}"
             )
+        if broker.lower().startswith("kafka://"):
+            parse_url(broker)  # refused here, not at first use, so a bad URL is never shown unredacted
         commit_interval, shutdown_timeout = seconds(commit_interval), seconds(shutdown_timeout)
         revocation_timeout = seconds(revocation_timeout)
         if revocation_timeout < 0:
@@ -89,6 +101,16 @@ class App:
             )
         if commit_interval <= 0:
             raise ConfigurationError(f"App {id!r}: commit_interval must be positive, got {commit_interval!r}")
+        broker_availability_timeout = seconds(broker_availability_timeout)
+        if not isinstance(broker_availability_timeout, (int, float)) or broker_availability_timeout <= 0:
+            raise ConfigurationError(
+                f"App {id!r}: broker_availability_timeout must be a positive number of seconds or a "
+                f"timedelta, got {broker_availability_timeout!r}"
+            )
+        if isinstance(max_partition_backlog, bool) or not isinstance(max_partition_backlog, int):
+            raise ConfigurationError(
+                f"App {id!r}: max_partition_backlog must be an int, got {max_partition_backlog!r}"
+            )
         get_codec(value_serializer)
         ErrorPolicy.make(on_error, None, max_redeliveries)
         self.id = id
@@ -103,6 +125,8 @@ class App:
         self.on_error = on_error
         self.shutdown_timeout = shutdown_timeout
         self.revocation_timeout = revocation_timeout
+        self.broker_availability_timeout: float = broker_availability_timeout
+        self.max_partition_backlog = max_partition_backlog
         self.reply_topic_name = reply_topic or f"{id}-replies"
         self.scheduler = scheduler
         """The clock timers wait on: a reactivex scheduler (virtual time in tests), or None for the loop's."""
@@ -374,6 +398,11 @@ class App:
             options: dict[str, Any] = {"default_partitions": self.topic_partitions}
             if self.broker_credentials is not None:
                 options["credentials"] = self.broker_credentials
+            scheme = self.broker.partition("://")[0].lower()
+            if scheme == "memory":
+                options["max_partition_backlog"] = self.max_partition_backlog
+            elif scheme == "kafka":
+                options["availability_timeout"] = self.broker_availability_timeout
             self._transport = get_transport(self.broker, **options)
         return self._transport
 
@@ -584,10 +613,13 @@ class App:
             )
         for fun in self._tasks:
             self.spawn(fun(), f"task {fun.__name__}")
+        reachable = getattr(transport, "reachable", None)
+        if reachable is not None:
+            self._running_tasks.append(loop.create_task(self._watch_broker(reachable), name="broker watch"))
         logger.info(
             "app %s started on %s: %d agents, %d topics",
             self.id,
-            self.broker,
+            redact(self.broker),
             len(self.agents),
             len(self.topics),
         )
@@ -603,6 +635,39 @@ class App:
                 raise
             except Exception:
                 logger.exception("app %s: timer %s failed", self.id, getattr(fun, "__name__", fun))
+
+    async def _watch_broker(self, reachable: Callable[[float], Awaitable[bool]]) -> None:
+        """Crash once the broker stayed unreachable for broker_availability_timeout: the worker exits
+        non-zero, so its supervisor restarts it instead of it waiting forever."""
+        limit = self.broker_availability_timeout
+        period = min(limit / 4, 5.0)
+        loop = asyncio.get_running_loop()
+        seen = loop.time()
+        away = False
+        while True:
+            await asyncio.sleep(period)
+            if await reachable(period):
+                if away:
+                    logger.warning(
+                        "app %s: the broker answers again after %.0fs", self.id, loop.time() - seen
+                    )
+                seen, away = loop.time(), False
+            elif loop.time() - seen >= limit:
+                self.crash(
+                    TransportError(
+                        f"app {self.id}: the broker {redact(self.broker)} was unreachable for {limit:g}s "
+                        "(broker_availability_timeout); exiting for the worker to be restarted"
+                    )
+                )
+                return
+            elif not away:
+                away = True
+                logger.warning(
+                    "app %s: the broker %s does not answer; waiting up to %gs for it",
+                    self.id,
+                    redact(self.broker),
+                    limit,
+                )
 
     async def _wait(self, seconds: float) -> None:
         """Wait ``seconds`` on the app's scheduler (virtual time in tests), or on the loop without one."""
@@ -627,50 +692,74 @@ class App:
             scheduled.dispose()
 
     async def stop(self) -> None:
-        """Stop cleanly: no new events, in-flight ones finish (bounded), offsets commit, disconnect."""
+        """Stop cleanly: no new events, in-flight ones finish (bounded), offsets commit, disconnect.
+
+        Every step runs even when an earlier one fails (a broker outage makes aiokafka raise anything,
+        CancelledError included): the app always ends stopped, and a failed step marks it crashed.
+        """
         if not self._started:
             return
         self._started = False
         self._consuming = False
+        failed: list[BaseException] = []
         for task in self._running_tasks:
             task.cancel()
-        await asyncio.gather(*self._running_tasks, return_exceptions=True)
+        await self._stop_step(
+            "stopping timers", asyncio.gather(*self._running_tasks, return_exceptions=True), failed
+        )
         self._running_tasks = []
         conductors = [c for c in (self._conductor, *self._late, self.replies.conductor) if c is not None]
         for conductor in conductors:
-            await conductor.pause()
+            await self._stop_step(f"pausing consumer {conductor.group_id}", conductor.pause(), failed)
         for subscription in self._subscriptions.values():
             subscription.close(drain=False)  # streams end after what their readers already hold
-        await asyncio.gather(*(agent.stop() for agent in self.agents.values()))
+        await self._stop_step(
+            "stopping agents", asyncio.gather(*(agent.stop() for agent in self.agents.values())), failed
+        )
         try:
             await self.flush()
         except Exception as exc:  # a lost send: every commit below fails the same way, nothing passes it
             if self.crashed is None:
                 self.crashed = exc
             logger.error("app %s: sends failed while stopping, offsets are not committed: %s", self.id, exc)
+        except BaseException as exc:
+            failed.append(exc)
+            logger.error("app %s: waiting for sends while stopping failed: %r", self.id, exc)
         for conductor in conductors:
-            try:
-                await conductor.stop()
-            except Exception:
-                logger.exception("app %s: stopping consumer %s failed", self.id, conductor.group_id)
+            await self._stop_step(f"stopping consumer {conductor.group_id}", conductor.stop(), failed)
         self._late = []
-        await self._tables.stop()
+        await self._stop_step("stopping tables", self._tables.stop(), failed)
         self.replies.release(self._transport)
         current = asyncio.current_task()
         owned = [t for t in (*self._background_tasks, *self._sends) if t is not current]
         for task in owned:
             task.cancel()
-        await asyncio.gather(*owned, return_exceptions=True)
+        await self._stop_step(
+            "cancelling background tasks", asyncio.gather(*owned, return_exceptions=True), failed
+        )
         if self._transport is not None and self._transport_started:
             self._transport_started = False
-            try:
-                await self._transport.stop()
-            except Exception:
-                logger.exception("app %s: disconnecting from %s failed", self.id, self.broker)
+            await self._stop_step(f"disconnecting from {redact(self.broker)}", self._transport.stop(), failed)
         self.replies.cancel()
         if self._stopped is not None:
             self._stopped.set()
+        if failed and self.crashed is None:
+            self.crashed = TransportError(f"app {self.id}: stopping failed: {failed[0]!r}")
         logger.info("app %s stopped", self.id)
+        for failure in failed:  # interrupts, and a cancellation of this very task, go on once it is stopped
+            if isinstance(failure, (KeyboardInterrupt, SystemExit)):
+                raise failure
+        if current is not None and current.cancelling() and failed:
+            raise asyncio.CancelledError()
+
+    async def _stop_step(self, what: str, step: Awaitable[Any], failed: list[BaseException]) -> None:
+        """Await one step of `stop`; whatever it raises is logged on one line and kept, not propagated."""
+        try:
+            await step
+        except BaseException as exc:
+            failed.append(exc)
+            unexpected = isinstance(exc, Exception) and not isinstance(exc, RxStreamError)
+            logger.error("app %s: %s failed: %r", self.id, what, exc, exc_info=unexpected)
 
     def crash(self, exc: BaseException) -> None:
         """Stop the app because of ``exc``; the worker exits non-zero."""
@@ -758,7 +847,8 @@ class App:
         return await peek_only_stream(topic).peek(n, events=events, timeout=timeout, latest=latest)
 
     def __repr__(self) -> str:
-        return f"<App {self.id} broker={self.broker} agents={len(self.agents)} topics={len(self.topics)}>"
+        broker = redact(self.broker)
+        return f"<App {self.id} broker={broker} agents={len(self.agents)} topics={len(self.topics)}>"
 
     def _repr_html_(self) -> str:
         from .display import app_html

@@ -46,6 +46,8 @@ from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
 from ..auth import Credentials
 from ..errors import ConfigurationError, EncodeError, TransportError
 from ..events import Headers, Row
+from ..logs import summarise_repeats
+from ..urls import redact
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
 from .kafka_settings import (
     CONSUMER_DEFAULTS,
@@ -68,6 +70,8 @@ T = TypeVar("T")
 _BYTES: Final = (bytes, bytearray, memoryview)
 _DENIED: Final = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
 _VISIBLE_POLL: Final = 0.05  # seconds between metadata looks while a new topic propagates
+AVAILABILITY_TIMEOUT: Final = 60.0
+"""Seconds a send waits for an unreachable broker before it fails (App's broker_availability_timeout)."""
 
 
 def _tp(tp: TopicPartition) -> Any:
@@ -136,7 +140,8 @@ class KafkaTransport:
         meta = await transport.send("orders", b"order-1", b'{"amount": 3}')
 
     ``max_message_bytes`` (Kafka's default, 1 MiB) sets the producer's ``max_request_size``; larger messages
-    are refused before they are sent.
+    are refused before they are sent. ``availability_timeout`` (60 s) is how long a send waits for an
+    unreachable broker (the producer's ``request_timeout_ms`` unless ``producer_config`` sets it).
     """
 
     needs_bytes = True
@@ -152,13 +157,17 @@ class KafkaTransport:
         producer_config: Mapping[str, Any] | None = None,
         consumer_config: Mapping[str, Any] | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        availability_timeout: float = AVAILABILITY_TIMEOUT,
     ) -> None:
         if default_partitions < 1:
             raise ConfigurationError(f"default_partitions must be at least 1, got {default_partitions}")
         if connect_timeout <= 0:
             raise ConfigurationError(f"connect_timeout must be positive, got {connect_timeout}")
-        self.url = url
+        if availability_timeout <= 0:
+            raise ConfigurationError(f"availability_timeout must be positive, got {availability_timeout}")
         self.bootstrap_servers = parse_url(url)
+        self.url = redact(url)
+        summarise_repeats("aiokafka")  # an outage makes aiokafka log each retry: ~90,000 lines a minute
         self.credentials = credentials
         self.client_id = client_id
         self.default_partitions = default_partitions
@@ -168,6 +177,7 @@ class KafkaTransport:
         self.producer_config: dict[str, Any] = {
             **PRODUCER_DEFAULTS,
             "max_request_size": check_max_message_bytes(max_message_bytes),
+            "request_timeout_ms": round(availability_timeout * 1000),
             **(producer_config or {}),
         }
         self.max_message_bytes: int = self.producer_config["max_request_size"]
@@ -237,6 +247,17 @@ class KafkaTransport:
         finally:
             for _, close in clients.values():
                 await close()
+
+    async def reachable(self, timeout: float | None = None) -> bool:
+        """Whether a broker answers a metadata request within ``timeout`` (default connect_timeout) s."""
+        producer = self._producer
+        if producer is None:
+            return False
+        limit = self.connect_timeout if timeout is None else timeout
+        try:
+            return bool(await asyncio.wait_for(producer.client.force_metadata_update(), limit))
+        except (TimeoutError, KafkaError):
+            return False
 
     def _started_producer(self) -> Any:
         """The producer, or a clear error when `start` was not awaited."""

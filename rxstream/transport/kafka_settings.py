@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..errors import ConfigurationError
+from ..urls import redact
 
 __all__ = ["CONSUMER_DEFAULTS", "OFFSET_RESETS", "PRODUCER_DEFAULTS", "check_config", "parse_url"]
 
@@ -53,11 +54,15 @@ def check_config(name: str, config: Mapping[str, Any] | None, owned: frozenset[s
 
 
 def parse_url(url: str) -> list[str]:
-    """``kafka://h1:p1;h2:p2`` (or ``,``) as aiokafka bootstrap servers; the port defaults to 9092."""
+    """``kafka://h1:p1;h2:p2`` (or ``,``) as aiokafka bootstrap servers; the port defaults to 9092.
+
+    Credentials in the URL (``kafka://user:password@host``) are refused: a URL is shown in logs, errors and
+    process listings, so they come from ``credentials=`` (App's ``broker_credentials``) instead.
+    """
 
     def bad(reason: str) -> ConfigurationError:
         return ConfigurationError(
-            f"invalid Kafka URL {url!r}: {reason}; expected kafka://host:port[;host2:port2]"
+            f"invalid Kafka URL {redact(url)!r}: {reason}; expected kafka://host:port[;host2:port2]"
         )
 
     scheme, sep, rest = url.partition("://")
@@ -66,6 +71,11 @@ def parse_url(url: str) -> list[str]:
     rest = rest.rstrip("/")
     if not rest:
         raise bad("no host")
+    if "@" in rest:
+        raise bad(
+            "it carries credentials, which rxstream does not read from URLs; pass them as "
+            "broker_credentials=SASLCredentials(user, password) (KafkaTransport: credentials=)"
+        )
     servers = []
     for part in re.split(r"[;,]", rest):
         part = part.strip()

@@ -15,6 +15,10 @@ ever joined keeps only its newest ``max_partition_backlog`` messages (like reten
 after its last member leaves, as in Kafka, so its lag keeps holding senders back until
 `MemoryTransport.delete_group` forgets it.
 
+``max_partition_backlog`` defaults to `MAX_PARTITION_BACKLOG` (App's ``max_partition_backlog``). Set it
+lower to bound memory, but above what an app holds uncommitted between two commits: an agent's sink send
+waiting for room in a topic that the same app reads and commits would otherwise wait for its own commit.
+
 Everything runs on the asyncio loop of its callers: no threads, no per-message tasks, futures or locks.
 """
 
@@ -32,12 +36,14 @@ from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
 from .memory_log import PartitionLog, Record, TopicLog, resolve
 from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records, check_topic_name
 
-__all__ = ["MemoryBroker", "MemoryConsumer", "MemoryTransport"]
+__all__ = ["MAX_PARTITION_BACKLOG", "MemoryBroker", "MemoryConsumer", "MemoryTransport"]
 
 logger = logging.getLogger(__name__)
 
 SCHEME = "memory://"
 OFFSET_RESETS = ("earliest", "latest")
+MAX_PARTITION_BACKLOG = 1_000_000
+"""Messages a partition holds beyond the slowest known group's commit before a send waits."""
 
 
 def _broker_name(url: str) -> str:
@@ -496,7 +502,7 @@ class MemoryTransport:
         url: str = SCHEME,
         *,
         default_partitions: int = 8,
-        max_partition_backlog: int = 1_000_000,
+        max_partition_backlog: int = MAX_PARTITION_BACKLOG,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         if default_partitions < 1:
