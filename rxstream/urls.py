@@ -9,10 +9,10 @@ MASK = "***"
 
 def redact(url: str) -> str:
     """``url`` with the password (or a user-less token) before its last ``@`` replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, rest = url.rpartition("://")
     userinfo, at, hosts = rest.rpartition("@")
-    if not sep or not at:
+    if not at:
         return url
     user, colon, _ = userinfo.partition(":")
     masked = f"{user}:{MASK}" if colon else MASK
-    return f"{scheme}://{masked}@{hosts}"
+    return f"{scheme}{sep}{masked}@{hosts}"
