@@ -9,6 +9,8 @@ Fixtures:
   ``tests/kafka/install.sh`` downloads from Maven Central (``tests/kafka/broker.sh`` runs it).
   Stopped (SIGTERM, then SIGKILL) and its data removed at the end of the session.
 * ``kafka_topic_name`` (function): a fresh topic name for one test.
+* ``restartable_broker`` (function): a `RestartableBroker` of the test's own, to stop and start again
+  (an outage) on the same ports and data; started by the test, stopped at its end.
 
 If java or Maven is missing, or the broker cannot be installed or started, the tests that use the broker
 are skipped with the reason; with ``RXSTREAM_REQUIRE_KAFKA=1`` (what CI sets) they fail instead, with the
@@ -21,9 +23,9 @@ Environment:
 * ``RXSTREAM_KAFKA_CACHE``: where install.sh keeps the jars (default ``~/.cache/rxstream-kafka``).
 * ``RXSTREAM_KAFKA_INSTALL_TIMEOUT`` (600 s), ``RXSTREAM_KAFKA_READY_TIMEOUT`` (90 s).
 
-Tests that use ``kafka_bootstrap`` get the ``kafka`` marker automatically, so ``-m "not kafka"``
-deselects them. The jars are installed during collection when a selected test needs the broker, so a
-cold download does not count against the first test's pytest-timeout budget.
+Tests that use ``kafka_bootstrap`` or ``restartable_broker`` get the ``kafka`` marker automatically, so
+``-m "not kafka"`` deselects them. The jars are installed during collection when a selected test needs the
+broker, so a cold download does not count against the first test's pytest-timeout budget.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ INSTALL_SH = KAFKA_DIR / "install.sh"
 BROKER_SH = KAFKA_DIR / "broker.sh"
 
 FIXTURE_NAME = "kafka_bootstrap"
+BROKER_FIXTURES = (FIXTURE_NAME, "restartable_broker")
 
 
 def _env_float(name: str, default: float) -> float:
@@ -295,7 +298,7 @@ def _log_tails(data_dir: Path) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     needs_broker = False
     for item in items:
-        if FIXTURE_NAME in getattr(item, "fixturenames", ()):
+        if any(name in getattr(item, "fixturenames", ()) for name in BROKER_FIXTURES):
             item.add_marker(pytest.mark.kafka)
             needs_broker = True
     if needs_broker and not os.environ.get("RXSTREAM_KAFKA_BOOTSTRAP"):
@@ -359,3 +362,55 @@ def kafka_topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name no other test uses: ``t-<test name>-<uuid>``."""
     base = _UNSAFE_TOPIC_CHARS.sub("-", request.node.name).strip("-.")[:60] or "topic"
     return f"t-{base}-{uuid.uuid4().hex[:12]}"
+
+
+class RestartableBroker:
+    """A broker of one test (broker.sh on free ports) that the test stops and starts again on its data."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir
+        self.port, self.cport = _free_ports(2)
+        self.pid: int | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """``"127.0.0.1:PORT"``, the same across restarts."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> float:
+        """Start (again) and wait until it answers; returns the seconds it took."""
+        started = time.monotonic()
+        env = dict(os.environ, RXSTREAM_KAFKA_WATCH_PID=str(os.getpid()))
+        cmd = ["bash", str(BROKER_SH), "start", str(self.port), str(self.cport), str(self.dir)]
+        result = _run_bounded(cmd, timeout=120, env=env)
+        if result.returncode != 0:
+            raise BrokerUnavailable(
+                f"broker.sh start failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+            )
+        self.pid = int(result.stdout.strip().splitlines()[-1])
+        _wait_ready(self.bootstrap, self.port, self.pid, READY_TIMEOUT)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL) and wait until it is gone; its data stays for `start`."""
+        if self.pid is not None:
+            pid, self.pid = self.pid, None
+            _stop(pid)
+
+
+@pytest.fixture
+def restartable_broker(tmp_path: Path) -> Iterator[RestartableBroker]:
+    """A stopped `RestartableBroker` of this test (skipped, or failed, as ``kafka_bootstrap`` is)."""
+    if os.environ.get("RXSTREAM_KAFKA_BOOTSTRAP"):
+        pytest.skip(
+            "restartable_broker starts a broker of its own; RXSTREAM_KAFKA_BOOTSTRAP names an external one"
+        )
+    try:
+        _ensure_installed()
+    except BrokerUnavailable as exc:
+        _unavailable(str(exc))
+    broker = RestartableBroker(tmp_path / "restartable-broker")
+    try:
+        yield broker
+    finally:
+        broker.stop()
