@@ -26,6 +26,8 @@ class FaultPlan:
     """Fetch number: seconds from then on during which fetches and commits fail and sends wait."""
     rebalance: set[int] = field(default_factory=set)
     """Fetch numbers at which another member joins the group for a moment (taking partitions away)."""
+    rebalance_commit: set[int] = field(default_factory=set)
+    """Commit numbers at which that happens after the flush (changelog and sink writes), before the commit."""
     fetches: int = 0
     sends: int = 0
     commits: int = 0
@@ -108,20 +110,26 @@ class FaultyConsumer(MemoryConsumer):
         if number in plan.unavailable:
             plan.away_until = asyncio.get_running_loop().time() + plan.unavailable[number]
             plan.injected.append(f"unavailable at fetch {number}")
-        if number in plan.rebalance and self.group_id.endswith("-main"):
-            plan.injected.append(f"rebalance at fetch {number}")
-            task = asyncio.get_running_loop().create_task(
-                self.transport._visit(self.group_id, sorted(self.topics))
-            )
-            self.transport.extra_members.append(task)
+        if number in plan.rebalance:
+            self._rebalance(f"rebalance at fetch {number}")
         if number in plan.fail_fetch or plan.away():
             plan.injected.append(f"fetch {number} failed")
             raise TransportError(f"injected: fetch {number} of group {self.group_id!r} failed")
         return await super().getmany(timeout, max_records)
 
+    def _rebalance(self, what: str) -> None:
+        """Another member of this (the app's main) group joins for a moment, in a task of its own."""
+        if self.group_id.endswith("-main"):
+            self.transport.plan.injected.append(what)
+            visit = self.transport._visit(self.group_id, sorted(self.topics))
+            self.transport.extra_members.append(asyncio.get_running_loop().create_task(visit))
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         plan = self.transport.plan
         plan.commits += 1
+        if plan.commits in plan.rebalance_commit:
+            self._rebalance(f"rebalance at commit {plan.commits}")
+            await asyncio.sleep(0)  # the other member starts joining before this commit lands
         if plan.commits in plan.fail_commit or plan.away():
             plan.injected.append(f"commit {plan.commits} failed")
             raise TransportError(f"injected: commit {plan.commits} of group {self.group_id!r} failed")
