@@ -705,7 +705,9 @@ class App:
         for task in self._running_tasks:
             task.cancel()
         await self._stop_step(
-            "stopping timers", asyncio.gather(*self._running_tasks, return_exceptions=True), failed
+            "stopping timers and the broker watch",
+            asyncio.gather(*self._running_tasks, return_exceptions=True),
+            failed,
         )
         self._running_tasks = []
         conductors = [c for c in (self._conductor, *self._late, self.replies.conductor) if c is not None]
