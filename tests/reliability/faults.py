@@ -37,6 +37,12 @@ class FaultPlan:
     def away(self) -> bool:
         return asyncio.get_running_loop().time() < self.away_until
 
+    def end(self) -> None:
+        """No faults from now on (the checks of the end state run on a quiet system)."""
+        self.fail_fetch, self.fail_send, self.fail_commit = set(), set(), set()
+        self.unavailable, self.rebalance, self.rebalance_commit = {}, set(), set()
+        self.away_until = 0.0
+
 
 class FaultyTransport(MemoryTransport):
     """A memory transport that follows a `FaultPlan`; ``on_commit`` checks every commit before it lands."""

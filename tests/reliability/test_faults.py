@@ -125,6 +125,7 @@ async def test_nothing_is_lost_and_no_commit_passes_unprocessed_work_under_fault
         if not runner.done():
             # a table holds the partitions its worker owns: read it once the visiting members left
             assert world.transport is not None
+            plan.end()
             await asyncio.gather(*world.transport.extra_members, return_exceptions=True)
             for _ in range(500):  # 10 s at most
                 below = {k: (counts.get(k, 0), n) for k, n in truth.items() if counts.get(k, 0) < n}
