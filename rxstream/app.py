@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from . import _rx
 from ._replies import Replies
 from ._rx import SchedulerBase
+from ._timers import every, watch_broker
 from .agents import Agent, AgentFun
 from .channels import TOPIC_MAXSIZE, Channel, Topic
 from .codecs import CodecArg, get_codec
@@ -609,13 +610,19 @@ class App:
         loop = asyncio.get_running_loop()
         for interval, fun, _ in self._timers:
             self._running_tasks.append(
-                loop.create_task(self._every(interval, fun), name=f"timer {getattr(fun, '__name__', fun)}")
+                loop.create_task(
+                    every(interval, fun, self.scheduler, f"app {self.id}: timer"),
+                    name=f"timer {getattr(fun, '__name__', fun)}",
+                )
             )
         for fun in self._tasks:
             self.spawn(fun(), f"task {fun.__name__}")
         reachable = getattr(transport, "reachable", None)
         if reachable is not None:
-            self._running_tasks.append(loop.create_task(self._watch_broker(reachable), name="broker watch"))
+            watch = watch_broker(
+                reachable, self.broker_availability_timeout, f"app {self.id}", redact(self.broker), self.crash
+            )
+            self._running_tasks.append(loop.create_task(watch, name="broker watch"))
         logger.info(
             "app %s started on %s: %d agents, %d topics",
             self.id,
@@ -623,73 +630,6 @@ class App:
             len(self.agents),
             len(self.topics),
         )
-
-    async def _every(self, interval: float, fun: Callable[..., Any]) -> None:
-        while True:
-            await self._wait(interval)
-            try:
-                result = fun()
-                if inspect.isawaitable(result):
-                    await result
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("app %s: timer %s failed", self.id, getattr(fun, "__name__", fun))
-
-    async def _watch_broker(self, reachable: Callable[[float], Awaitable[bool]]) -> None:
-        """Crash once the broker stayed unreachable for broker_availability_timeout: the worker exits
-        non-zero, so its supervisor restarts it instead of it waiting forever."""
-        limit = self.broker_availability_timeout
-        period = min(limit / 4, 5.0)
-        loop = asyncio.get_running_loop()
-        seen = loop.time()
-        away = False
-        while True:
-            await asyncio.sleep(period)
-            if await reachable(period):
-                if away:
-                    logger.warning(
-                        "app %s: the broker answers again after %.0fs", self.id, loop.time() - seen
-                    )
-                seen, away = loop.time(), False
-            elif loop.time() - seen >= limit:
-                self.crash(
-                    TransportError(
-                        f"app {self.id}: the broker {redact(self.broker)} was unreachable for {limit:g}s "
-                        "(broker_availability_timeout); exiting for the worker to be restarted"
-                    )
-                )
-                return
-            elif not away:
-                away = True
-                logger.warning(
-                    "app %s: the broker %s does not answer; waiting up to %gs for it",
-                    self.id,
-                    redact(self.broker),
-                    limit,
-                )
-
-    async def _wait(self, seconds: float) -> None:
-        """Wait ``seconds`` on the app's scheduler (virtual time in tests), or on the loop without one."""
-        scheduler = self.scheduler
-        if scheduler is None:
-            await asyncio.sleep(seconds)
-            return
-        loop = asyncio.get_running_loop()
-        due: asyncio.Future[None] = loop.create_future()
-
-        def settle() -> None:
-            if not due.done():
-                due.set_result(None)
-
-        def wake(*_: Any) -> None:
-            loop.call_soon_threadsafe(settle)  # the scheduler may run its actions on a thread of its own
-
-        scheduled = scheduler.schedule_relative(seconds, wake)
-        try:
-            await due
-        finally:
-            scheduled.dispose()
 
     async def stop(self) -> None:
         """Stop cleanly: no new events, in-flight ones finish (bounded), offsets commit, disconnect.
