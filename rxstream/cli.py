@@ -259,7 +259,7 @@ async def _reset(app: App, args: argparse.Namespace) -> int:
     transport = await app.producer()
     topic, group = args.topic, app.id
     try:
-        alive = await _live_members(transport, group)
+        alive = await transport.group_members(group)
         if alive:
             print(
                 f"rxstream: consumer group {group!r} has {alive} live member(s): stop every worker of app "
@@ -273,7 +273,7 @@ async def _reset(app: App, args: argparse.Namespace) -> int:
         elif args.to_offset is not None:
             targets = {tp: min(max(args.to_offset, 0), end) for tp, end in ends.items()}
         else:
-            targets = await _earliest(transport, topic, ends)
+            targets = await transport.first_offsets(topic)
 
         async def no_listener(revoked: Sequence[Any], assigned: Sequence[Any]) -> None:
             return None
@@ -289,43 +289,6 @@ async def _reset(app: App, args: argparse.Namespace) -> int:
     for tp, offset in sorted(targets.items()):
         print(f"{tp.topic}[{tp.partition}] -> {offset}")
     return 0
-
-
-async def _live_members(transport: Any, group: str) -> int:
-    """How many members consumer group ``group`` has now."""
-    broker = getattr(transport, "broker", None)
-    if broker is not None:  # memory://: the log of this process
-        found = broker.groups.get(group)
-        return len(found.members) if found is not None else 0
-    from aiokafka.errors import GroupCoordinatorNotAvailableError  # type: ignore[import-untyped,unused-ignore]
-
-    admin = await transport._admin_client()
-    for attempt in range(10):  # the coordinator of a group may take a moment to be found
-        try:
-            describing = admin.describe_consumer_groups([group])
-            responses = await transport._bounded(describing, f"describing consumer group {group!r}")
-            break
-        except GroupCoordinatorNotAvailableError:
-            if attempt == 9:
-                raise
-            await asyncio.sleep(0.5)
-    # DescribeGroupsResponse groups: (error_code, group_id, state, protocol_type, protocol, members, ...)
-    return sum(len(described[5]) for response in responses for described in response.groups)
-
-
-async def _earliest(transport: Any, topic: str, ends: dict[Any, int]) -> dict[Any, int]:
-    """Per partition of ``topic``, the first offset still retained."""
-    watermarks = getattr(transport, "watermarks", None)
-    if watermarks is not None:  # memory://
-        return {tp: watermarks(tp)[0] for tp in ends}
-    from aiokafka import TopicPartition as KafkaTP  # type: ignore[import-untyped,unused-ignore]
-
-    reader = await transport._offsets_reader()
-    firsts = await transport._bounded(
-        reader.beginning_offsets([KafkaTP(tp.topic, tp.partition) for tp in ends]),
-        f"reading the first offsets of topic {topic!r}",
-    )
-    return {tp: firsts[KafkaTP(tp.topic, tp.partition)] for tp in ends}
 
 
 _PLACE = re.compile(r"(?P<topic>[\w.\-]+)\[(?P<partition>\d+)\]@(?P<offset>\d+)")

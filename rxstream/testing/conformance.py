@@ -190,6 +190,19 @@ class TransportConformance:
         await self.create(transport, topic, self.PARTITIONS + 2)
         assert await transport.partitions_for(topic) == self.PARTITIONS
 
+    async def test_first_offsets_and_group_members(
+        self, transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
+    ) -> None:
+        count = await self.create(transport, topic)
+        await asyncio.wait_for(transport.send(topic, b"k", b"v", partition=0), PHASE_TIMEOUT)
+        firsts = await asyncio.wait_for(transport.first_offsets(topic), PHASE_TIMEOUT)
+        assert firsts == {TopicPartition(topic, p): 0 for p in range(count)}
+        group = fresh_name("group")
+        assert await asyncio.wait_for(transport.group_members(group), PHASE_TIMEOUT) == 0
+        probe = await self.member(transport, cleanup, group, topic)
+        await poll_until([probe], lambda: len(probe.messages) == 1, "the one message")
+        assert await asyncio.wait_for(transport.group_members(group), PHASE_TIMEOUT) == 1
+
     async def test_keyed_sends_land_on_the_key_partition(self, transport: Transport, topic: str) -> None:
         count = await self.create(transport, topic)
         async with asyncio.timeout(PHASE_TIMEOUT):

@@ -114,6 +114,12 @@ class Transport(Protocol):
     async def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
         """Per partition of ``topic``, the offset the next message will get (what "caught up" means)."""
 
+    async def first_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """Per partition of ``topic``, the first offset still retained (where "from the earliest" starts)."""
+
+    async def group_members(self, group_id: str) -> int:
+        """How many members consumer group ``group_id`` has now (offsets are reset only with none)."""
+
     async def send(
         self,
         topic: str,

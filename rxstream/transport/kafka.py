@@ -37,6 +37,7 @@ from aiokafka.coordinator.assignors.sticky.sticky_assignor import (  # type: ign
 )
 from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
     ClusterAuthorizationFailedError,
+    GroupCoordinatorNotAvailableError,
     KafkaError,
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
@@ -370,6 +371,31 @@ class KafkaTransport:
             f"reading the end offsets of topic {topic!r}",
         )
         return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def first_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """Per partition of ``topic``, the first offset still retained."""
+        ends = await self.end_offsets(topic)
+        reader = await self._offsets_reader()
+        firsts = await self._bounded(
+            reader.beginning_offsets([_tp(tp) for tp in ends]),
+            f"reading the first offsets of topic {topic!r}",
+        )
+        return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in firsts.items()}
+
+    async def group_members(self, group_id: str) -> int:
+        """How many members consumer group ``group_id`` has now (its coordinator may take a moment)."""
+        admin = await self._admin_client()
+        for attempt in range(10):
+            try:
+                describing = admin.describe_consumer_groups([group_id])
+                responses = await self._bounded(describing, f"describing consumer group {group_id!r}")
+                break
+            except TransportError as exc:
+                if attempt == 9 or not isinstance(exc.__cause__, GroupCoordinatorNotAvailableError):
+                    raise
+                await asyncio.sleep(0.5)
+        # DescribeGroupsResponse groups: (error_code, group_id, state, protocol_type, protocol, members, ...)
+        return sum(len(described[5]) for response in responses for described in response.groups)
 
     # ---- producing ---------------------------------------------------------------------------------
 

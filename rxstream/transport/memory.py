@@ -610,6 +610,15 @@ class MemoryTransport:
         found = self.broker.existing_topic(topic)
         return {part.tp: part.end for part in found.partitions}
 
+    async def first_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """Per partition of ``topic``, the first offset retained (what every group's commits trimmed)."""
+        return {tp: self.watermarks(tp)[0] for tp in await self.end_offsets(topic)}
+
+    async def group_members(self, group_id: str) -> int:
+        """How many members consumer group ``group_id`` has now (in this process's log)."""
+        found = self.broker.groups.get(group_id)
+        return len(found.members) if found is not None else 0
+
     def watermarks(self, tp: TopicPartition) -> tuple[int, int]:
         """(earliest retained offset, end offset) of a partition: what trimming left and what comes next."""
         part = self.broker.existing_topic(tp.topic).partition(tp.partition)
