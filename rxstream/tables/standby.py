@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DecodeError
 from ..events import OFFSET, TOPIC, Row
+from ..transport.base import TopicPartition
 from .changelog import ChangelogReader
 from .stores import Store
 from .stores.memory import MemoryStore
@@ -61,6 +62,28 @@ class Standby:
         self.store.apply_changelog(partition, records, messages[-1][OFFSET] + 1)
         self.offsets[partition] = messages[-1][OFFSET] + 1
 
+    async def adopt(self, partitions: Iterable[int], store: Store) -> None:
+        """Keep the state of ``partitions`` the table gives up (after the app's flush), at the changelog end.
+
+        A table without ``use_partitioner`` is the only writer of the partitions it owns, so once its writes
+        are stored its values are the changelog's up to the end offsets: the standby follows on from there
+        instead of replaying the partitions from the start, and a partition that comes straight back (an
+        eager rebalance revokes everything) is handed over with nothing to replay.
+        """
+        if self.table.use_partitioner:
+            return  # other workers' writes to these partitions were never applied here
+        taken = sorted(partitions)
+        if not taken:
+            return
+        topic = self.table.changelog.name
+        ends = await self.table.app.transport.end_offsets(topic)
+        for partition in taken:
+            self.store.revoke([partition])
+            self.store.assign([partition])
+            end = ends.get(TopicPartition(topic, partition), 0)
+            self.store.apply_changelog(partition, store.items([partition]), end)
+            self.offsets[partition] = end
+
     def hand_over(self, partitions: Iterable[int], store: Store) -> dict[int, int]:
         """Move what the standby holds of ``partitions`` into ``store``; the offsets to replay them from."""
         taken = frozenset(partitions) & self._following
@@ -94,7 +117,7 @@ class Standby:
         self._task = self._reader = None
         if previous is not None:
             previous.cancel()  # applies nothing more from here on
-        dropped = self._following - partitions
+        dropped = (self._following | self.offsets.keys()) - partitions
         if dropped:
             self.store.revoke(dropped)
             for partition in dropped:

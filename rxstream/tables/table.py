@@ -435,6 +435,8 @@ class Table(MutableMapping[Any, Any]):
         # the new owner replays the changelog once every revocation returned: what is queued or in flight
         # must be stored first (the app's flush also checkpoints persistent stores)
         await self.app.flush()
+        if self.standby is not None:
+            await self.standby.adopt(gone, self._store)
         self._store.revoke(gone)
         if self._windowing is not None:
             self._windowing.forget(gone)
