@@ -3,9 +3,10 @@
 With ``App(table_standby_replicas=N)`` (N >= 1) every worker tails the changelogs of the partitions it does
 not own into a store of their own, so taking one over replays only the changelog's tail from the standby's
 position. A worker keeps a standby of every partition it does not own (with few workers, the simple
-choice that always holds at least N copies); a group of W workers thus holds W - 1 standbys of each
-partition. Standbys are kept for tables with a memory store (a RocksDB store already replays only what
-came after its checkpoint) and not for windowed or global tables.
+choice that holds N copies); a group of W workers thus holds W - 1 standbys of each partition. A
+partition the worker gives up stays in its standby as it was, so it is never replayed from the start.
+Standbys are kept for tables with a memory store (a RocksDB store already replays only what came after
+its checkpoint) and not for windowed or global tables.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Standby:
 
     def hand_over(self, partitions: Iterable[int], store: Store) -> dict[int, int]:
         """Move what the standby holds of ``partitions`` into ``store``; the offsets to replay them from."""
-        taken = frozenset(partitions) & self._following
+        taken = frozenset(partitions) & (self._following | self.offsets.keys())
         if not taken:
             return {}
         self._following -= taken
