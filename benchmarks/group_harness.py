@@ -113,6 +113,14 @@ async def create_topics(
         topics = [NewTopic(n, partitions, 1) for n in names]
         topics += [NewTopic(n, partitions, 1, topic_configs={"cleanup.policy": "compact"}) for n in compacted]
         await admin.create_topics(topics)
+        names = [t.name for t in topics]
+        for _ in range(100):  # until every partition has a leader
+            described = await admin.describe_topics(names)
+            if all(p["leader"] >= 0 for t in described for p in t["partitions"]) and all(
+                len(t["partitions"]) == partitions for t in described
+            ):
+                return
+            await asyncio.sleep(0.05)
     finally:
         await admin.close()
 
