@@ -68,8 +68,8 @@ class Standby:
 
         A table without ``use_partitioner`` is the only writer of the partitions it owns, so once its writes
         are stored its values are the changelog's up to the end offsets: the standby follows on from there
-        instead of replaying the partitions from the start, and a partition that comes straight back (an
-        eager rebalance revokes everything) is handed over with nothing to replay.
+        instead of replaying the partitions from the start, and a partition that comes back is handed over
+        with only what its owner wrote meanwhile to replay.
         """
         if self.table.use_partitioner:
             return  # other workers' writes to these partitions were never applied here
