@@ -30,7 +30,7 @@ from .tables import Table as _Table
 from .tables import TableManager
 from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
-from .transport.kafka_settings import parse_url
+from .transport.kafka_settings import group_timings, parse_url
 from .transport.memory import MAX_PARTITION_BACKLOG
 from .transport.validation import check_topic_name
 from .urls import redact
@@ -63,6 +63,12 @@ class App:
     and exits non-zero for its supervisor to restart it, ``max_partition_backlog`` [1,000,000, memory://]
     the messages a partition holds beyond the slowest group's commit before senders wait (see
     `rxstream.transport.memory`: lower bounds memory, but it must exceed what the app holds uncommitted).
+
+    Rebalances: ``session_timeout`` [10 s], ``heartbeat_interval`` [1 s] and ``max_poll_interval`` [300 s]
+    are the consumer group's timings (Kafka only); ``group_instance_id`` [None] makes this worker a static
+    member of its group (Kafka only: restarted within ``session_timeout`` it takes its partitions back
+    without a rebalance; give each worker its own); ``table_standby_replicas`` [0] keeps warm copies of the
+    table partitions this worker does not own, so taking one over replays only the changelog's tail.
     """
 
     def __init__(
@@ -84,6 +90,11 @@ class App:
         scheduler: SchedulerBase | None = None,
         broker_availability_timeout: Duration = 60.0,
         max_partition_backlog: int = MAX_PARTITION_BACKLOG,
+        session_timeout: Duration = 10.0,
+        heartbeat_interval: Duration = 1.0,
+        max_poll_interval: Duration = 300.0,
+        group_instance_id: str | None = None,
+        table_standby_replicas: int = 0,
     ) -> None:
         if not isinstance(id, str) or not id:
             raise ConfigurationError(f"App needs a non-empty string id, got {id!r}")
@@ -114,6 +125,30 @@ class App:
             )
         get_codec(value_serializer)
         ErrorPolicy.make(on_error, None, max_redeliveries)
+        self.group_timings = {
+            "session_timeout": seconds(session_timeout),
+            "heartbeat_interval": seconds(heartbeat_interval),
+            "max_poll_interval": seconds(max_poll_interval),
+        }
+        """The consumer group's timings in seconds (Kafka only)."""
+        group_timings(f"App {id!r}", self.group_timings)
+        if group_instance_id is not None and (
+            not isinstance(group_instance_id, str) or not group_instance_id
+        ):
+            raise ConfigurationError(
+                f"App {id!r}: group_instance_id must be a non-empty string (one per worker), "
+                f"got {group_instance_id!r}"
+            )
+        if (
+            isinstance(table_standby_replicas, bool)
+            or not isinstance(table_standby_replicas, int)
+            or (table_standby_replicas < 0)
+        ):
+            raise ConfigurationError(
+                f"App {id!r}: table_standby_replicas must be an integer >= 0, got {table_standby_replicas!r}"
+            )
+        self.group_instance_id = group_instance_id
+        self.table_standby_replicas = table_standby_replicas
         self.id = id
         self.broker = broker
         self.store = store
@@ -404,6 +439,9 @@ class App:
                 options["max_partition_backlog"] = self.max_partition_backlog
             elif scheme == "kafka":
                 options["availability_timeout"] = self.broker_availability_timeout
+                options["consumer_config"] = group_timings(f"App {self.id!r}", self.group_timings)
+                if self.group_instance_id is not None:
+                    options["group_instance_ids"] = {self.id: self.group_instance_id}
             self._transport = get_transport(self.broker, **options)
         return self._transport
 

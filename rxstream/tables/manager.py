@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import ConfigurationError
 from ..transport.base import TopicPartition
+from .standby import Standbys
 from .table import Table
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class TableManager:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self.standbys = Standbys(app)
 
     def add(self, table: T) -> T:
         """Register a declared table and its changelog topic."""
@@ -52,6 +54,7 @@ class TableManager:
         tables = list(self.app.tables.values())
         for table in tables:
             await table._start()
+        self.standbys.attach()
         if not consuming:
             for table in tables:
                 await table._recover(set(range(table.partitions)))
@@ -62,6 +65,7 @@ class TableManager:
         tables = list(self.app.tables.values())
         if tables and partitions:
             await asyncio.gather(*(table._recover(partitions) for table in tables))
+        self.standbys.update(assigned=partitions)
 
     async def on_revoked(self, revoked: Sequence[TopicPartition], owned: frozenset[TopicPartition]) -> None:
         """Drop table state of partition numbers no longer owned through any topic (kept when stopping)."""
@@ -73,6 +77,7 @@ class TableManager:
         if partitions:
             for table in list(self.app.tables.values()):
                 await table._revoke(partitions)
+            self.standbys.update(revoked=partitions)
 
     async def checkpoint(self) -> None:
         """Persist persistent stores with their changelog offsets (the app does this before commits)."""
@@ -80,7 +85,8 @@ class TableManager:
             await table._checkpoint()
 
     async def stop(self) -> None:
-        """Checkpoint and close every table's store; stop global tables' readers."""
+        """Checkpoint and close every table's store; stop global tables' and standbys' readers."""
+        await self.standbys.stop()
         for table in list(self.app.tables.values()):
             try:
                 await table._stop()

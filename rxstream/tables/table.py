@@ -33,6 +33,7 @@ from .stores.rocksdb import hashable
 
 if TYPE_CHECKING:
     from ..app import App
+    from .standby import Standby
     from .windowed import WindowedTable, _Windowing
 
 __all__ = ["GlobalTable", "SetTable", "Table"]
@@ -109,6 +110,8 @@ class Table(MutableMapping[Any, Any]):
         """Partitions that moved to another worker: changes of them made by events are dropped."""
         self.fenced_writes = 0
         """Changes dropped because their partition had moved to another worker."""
+        self.standby: Standby | None = None
+        """Warm copies of partitions another worker owns (``App(table_standby_replicas=N)``)."""
 
     # ------------------------------------------------------------ properties
 
@@ -406,6 +409,8 @@ class Table(MutableMapping[Any, Any]):
             return None
         self._store.assign(new)
         starts = {p: self._store.persisted_offset(p) or 0 for p in new}
+        if self.standby is not None:
+            starts.update(self.standby.hand_over(new, self._store))
         reader = ChangelogReader(
             self.app.transport,
             self.changelog.name,
@@ -430,6 +435,8 @@ class Table(MutableMapping[Any, Any]):
         # the new owner replays the changelog once every revocation returned: what is queued or in flight
         # must be stored first (the app's flush also checkpoints persistent stores)
         await self.app.flush()
+        if self.standby is not None:
+            await self.standby.adopt(gone, self._store)
         self._store.revoke(gone)
         if self._windowing is not None:
             self._windowing.forget(gone)

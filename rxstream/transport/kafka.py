@@ -143,6 +143,9 @@ class KafkaTransport:
     ``max_message_bytes`` (Kafka's default, 1 MiB) sets the producer's ``max_request_size``; larger messages
     are refused before they are sent. ``availability_timeout`` (60 s) is how long a send waits for an
     unreachable broker (the producer's ``request_timeout_ms`` unless ``producer_config`` sets it).
+    ``group_instance_ids`` (group id -> instance id) makes this transport's consumers of those groups static
+    members: one restarted within the session timeout takes its partitions back without a rebalance (a
+    static member does not leave its group when it stops).
     """
 
     needs_bytes = True
@@ -159,6 +162,7 @@ class KafkaTransport:
         consumer_config: Mapping[str, Any] | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         availability_timeout: float = AVAILABILITY_TIMEOUT,
+        group_instance_ids: Mapping[str, str] | None = None,
     ) -> None:
         if default_partitions < 1:
             raise ConfigurationError(f"default_partitions must be at least 1, got {default_partitions}")
@@ -183,6 +187,7 @@ class KafkaTransport:
         }
         self.max_message_bytes: int = self.producer_config["max_request_size"]
         self.consumer_config: dict[str, Any] = {**CONSUMER_DEFAULTS, **(consumer_config or {})}
+        self.group_instance_ids: dict[str, str] = dict(group_instance_ids or {})
         self._producer: Any = None
         self._clients: dict[str, tuple[Any, Callable[[], Awaitable[None]]]] = {}  # name: (client, close)
         self._clients_lock = asyncio.Lock()
@@ -664,6 +669,9 @@ class KafkaConsumer:
         transport = self.transport
         await transport._ensure_topics(self.topics)
         config = transport.consumer_config
+        instance = transport.group_instance_ids.get(self.group_id)
+        if instance is not None:
+            config = {**config, "group_instance_id": instance}
         consumer = AIOKafkaConsumer(
             **transport.client_kwargs(),
             group_id=self.group_id,

@@ -9,7 +9,15 @@ from typing import Any, Final
 from ..errors import ConfigurationError
 from ..urls import redact
 
-__all__ = ["CONSUMER_DEFAULTS", "OFFSET_RESETS", "PRODUCER_DEFAULTS", "check_config", "parse_url"]
+__all__ = [
+    "CONSUMER_DEFAULTS",
+    "GROUP_TIMINGS",
+    "OFFSET_RESETS",
+    "PRODUCER_DEFAULTS",
+    "check_config",
+    "group_timings",
+    "parse_url",
+]
 
 DEFAULT_PORT: Final = 9092
 HOST_PATTERN = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
@@ -31,11 +39,19 @@ CONSUMER_DEFAULTS: Final[Mapping[str, Any]] = {
 }
 """What `KafkaConsumer` gives its aiokafka consumer unless ``consumer_config`` says otherwise."""
 
+GROUP_TIMINGS: Final[Mapping[str, str]] = {
+    "session_timeout": "session_timeout_ms",
+    "heartbeat_interval": "heartbeat_interval_ms",
+    "max_poll_interval": "max_poll_interval_ms",
+}
+"""The App's group timing settings (seconds) and the aiokafka consumer settings (ms) they become."""
+
 
 CLIENT_OWN: Final = frozenset({"bootstrap_servers", "client_id", "loop"})
 PRODUCER_OWN: Final = CLIENT_OWN | {"key_serializer", "value_serializer", "partitioner"}
 CONSUMER_OWN: Final = CLIENT_OWN | {
     "group_id",
+    "group_instance_id",
     "enable_auto_commit",
     "auto_offset_reset",
     "key_deserializer",
@@ -51,6 +67,30 @@ def check_config(name: str, config: Mapping[str, Any] | None, owned: frozenset[s
             f"{name} may not set {', '.join(clash)}: KafkaTransport sets them (from the URL, client_id, "
             "the consumer's group and auto_offset_reset; keys and values are bytes, routed by rxstream)"
         )
+
+
+def group_timings(owner: str, timings: Mapping[str, float]) -> dict[str, int]:
+    """Check the group timings (seconds) and turn them into aiokafka consumer settings (milliseconds).
+
+    Kafka expires a member that sent no heartbeat for ``session_timeout``, so heartbeats must come more often.
+    """
+    for name, value in timings.items():
+        if name not in GROUP_TIMINGS:
+            raise ConfigurationError(
+                f"{owner}: unknown group timing {name!r}; expected one of {list(GROUP_TIMINGS)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigurationError(
+                f"{owner}: {name} must be a positive number of seconds or a timedelta, got {value!r}"
+            )
+    session, heartbeat = timings.get("session_timeout"), timings.get("heartbeat_interval")
+    if session is not None and heartbeat is not None and heartbeat >= session:
+        raise ConfigurationError(
+            f"{owner}: heartbeat_interval ({heartbeat} s) must be shorter than session_timeout "
+            f"({session} s), "
+            "or the group expires its members between heartbeats"
+        )
+    return {GROUP_TIMINGS[name]: round(value * 1000) for name, value in timings.items()}
 
 
 def parse_url(url: str) -> list[str]:

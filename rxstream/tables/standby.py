@@ -1,0 +1,221 @@
+"""Standby replicas: warm copies of the table partitions this worker does not own.
+
+With ``App(table_standby_replicas=N)`` (N >= 1) every worker tails the changelogs of the partitions it does
+not own into a store of their own, so taking one over replays only the changelog's tail from the standby's
+position. A worker keeps a standby of every partition it does not own (with few workers, the simple
+choice that holds N copies); a group of W workers thus holds W - 1 standbys of each partition. A
+partition the worker gives up stays in its standby as it was, so it is never replayed from the start.
+Standbys are kept for tables with a memory store (a RocksDB store already replays only what came after
+its checkpoint) and not for windowed or global tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import DecodeError
+from ..events import OFFSET, TOPIC, Row
+from ..transport.base import TopicPartition
+from .changelog import ChangelogReader
+from .stores import Store
+from .stores.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from ..app import App
+    from .table import Table
+
+__all__ = ["Standby", "Standbys"]
+
+logger = logging.getLogger(__name__)
+
+
+class Standby:
+    """One table's standby partitions: a changelog reader following them into a memory store."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.store = MemoryStore()
+        self.offsets: dict[int, int] = {}
+        """Per standby partition, the next changelog offset to apply."""
+        self._following: frozenset[int] = frozenset()
+        self._reader: ChangelogReader | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def partitions(self) -> frozenset[int]:
+        """The partitions this standby follows."""
+        return self._following
+
+    def _apply(self, partition: int, messages: Sequence[Row]) -> None:
+        if partition not in self._following:
+            return  # handed over while a fetched batch was on its way
+        table = self.table
+        try:
+            records = [table._record(m) for m in messages]
+        except DecodeError as exc:
+            first = messages[0]
+            raise DecodeError(
+                exc.reason, topic=first[TOPIC], partition=partition, offset=first[OFFSET]
+            ) from exc
+        self.store.apply_changelog(partition, records, messages[-1][OFFSET] + 1)
+        self.offsets[partition] = messages[-1][OFFSET] + 1
+
+    async def adopt(self, partitions: Iterable[int], store: Store) -> None:
+        """Keep the state of ``partitions`` the table gives up (after the app's flush), at the changelog end.
+
+        A table without ``use_partitioner`` is the only writer of the partitions it owns, so once its writes
+        are stored its values are the changelog's up to the end offsets: the standby follows on from there
+        instead of replaying the partitions from the start, and a partition that comes back is handed over
+        with only what its owner wrote meanwhile to replay.
+        """
+        if self.table.use_partitioner:
+            return  # other workers' writes to these partitions were never applied here
+        taken = sorted(partitions)
+        if not taken:
+            return
+        topic = self.table.changelog.name
+        ends = await self.table.app.transport.end_offsets(topic)
+        for partition in taken:
+            self.store.revoke([partition])
+            self.store.assign([partition])
+            end = ends.get(TopicPartition(topic, partition), 0)
+            self.store.apply_changelog(partition, store.items([partition]), end)
+            self.offsets[partition] = end
+
+    def hand_over(self, partitions: Iterable[int], store: Store) -> dict[int, int]:
+        """Move what the standby holds of ``partitions`` into ``store``; the offsets to replay them from."""
+        taken = frozenset(partitions) & (self._following | self.offsets.keys())
+        if not taken:
+            return {}
+        self._following -= taken
+        starts: dict[int, int] = {}
+        for partition in sorted(taken):
+            start = self.offsets.pop(partition, 0)
+            if start:
+                store.apply_changelog(partition, self.store.items([partition]), start)
+                starts[partition] = start
+        self.store.revoke(taken)
+        logger.info(
+            "table %r: took over partitions %s from its standby at changelog offsets %s",
+            self.table.name,
+            sorted(taken),
+            starts,
+        )
+        return starts
+
+    def follow(self, partitions: frozenset[int]) -> None:
+        """Follow exactly ``partitions`` from now on; never waits (a rebalance listener calls it).
+
+        When the set changed, the current reader is cancelled and a new one starts, in the background, where
+        the standby's offsets left off.
+        """
+        if partitions == self._following and self._task is not None:
+            return
+        previous, old_reader = self._task, self._reader
+        self._task = self._reader = None
+        if previous is not None:
+            previous.cancel()  # applies nothing more from here on
+        dropped = (self._following | self.offsets.keys()) - partitions
+        if dropped:
+            self.store.revoke(dropped)
+            for partition in dropped:
+                self.offsets.pop(partition, None)
+        self._following = partitions
+        if not partitions:
+            if previous is not None:
+                self._task = asyncio.get_running_loop().create_task(self._retire(previous, old_reader))
+            return
+        self.store.assign(p for p in partitions if p not in self.offsets)
+        app = self.table.app
+        reader = self._reader = ChangelogReader(
+            app.transport,
+            self.table.changelog.name,
+            self._apply,
+            label=f"standby of table {self.table.name!r}",
+            group_prefix=f"{app.id}-{self.table.name}-standby",
+        )
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(previous, old_reader, reader), name=f"standby of table {self.table.name}"
+        )
+
+    @staticmethod
+    async def _retire(task: asyncio.Task[None] | None, reader: ChangelogReader | None) -> None:
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        if reader is not None:
+            await reader.close()
+
+    async def _run(
+        self, previous: asyncio.Task[None] | None, old_reader: ChangelogReader | None, reader: ChangelogReader
+    ) -> None:
+        try:
+            await self._retire(previous, old_reader)
+            await reader.catch_up({p: self.offsets.get(p, 0) for p in self._following}, follow=True)
+            await reader.follow()
+        except asyncio.CancelledError:
+            await reader.close()
+            raise
+        except Exception:
+            # a standby is an optimisation: taking a partition over still replays what it lacks
+            logger.exception("standby of table %r: following the changelog failed", self.table.name)
+            await reader.close()
+
+    async def stop(self) -> None:
+        """Stop following and forget what the standby holds."""
+        await self.close()
+        self.store.revoke(self.store.partitions())
+        self.offsets.clear()
+        self._following = frozenset()
+
+    async def close(self) -> None:
+        """Stop following (what the store holds stays, for a later `follow`)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.close()
+
+
+class Standbys:
+    """The app's standby replicas: which partitions this worker owns, and a `Standby` per table."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.owned: set[int] = set()
+        """Partition numbers this worker owns (through any consumed topic)."""
+
+    def _tables(self) -> list[Table]:
+        if self.app.table_standby_replicas < 1:
+            return []
+        return [
+            t
+            for t in self.app.tables.values()
+            if t.kind != "global" and t._windowing is None and not t.store.persistent
+        ]
+
+    def attach(self) -> None:
+        """Give each table that keeps standbys its `Standby` (before the first assignment)."""
+        for table in self._tables():
+            if table.standby is None:
+                table.standby = Standby(table)
+
+    def update(self, assigned: Iterable[int] = (), revoked: Iterable[int] = ()) -> None:
+        """Follow, for every table, the partitions this worker does not own after a rebalance."""
+        self.owned |= set(assigned)
+        self.owned -= set(revoked)
+        for table in self._tables():
+            if table.standby is not None:
+                table.standby.follow(frozenset(range(table.partitions)) - self.owned)
+
+    async def stop(self) -> None:
+        """Stop every standby reader (the next start follows afresh)."""
+        self.owned = set()
+        for table in self.app.tables.values():
+            standby = table.standby
+            if standby is not None:
+                await standby.stop()
