@@ -11,17 +11,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from . import _rx
+from ._deadletter import dead_letter_record
 from ._replies import Replies
 from ._rx import SchedulerBase
 from ._timers import every, watch_broker
 from .agents import Agent, AgentFun
 from .channels import TOPIC_MAXSIZE, Channel, Topic
-from .codecs import CodecArg, get_codec
+from .codecs import CodecArg
 from .consumer import Conductor
 from .durations import Duration, seconds
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .monitor import Monitor
+from .settings import Settings
 from .streams import Stream, batch_stream, compiled
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
@@ -30,7 +32,7 @@ from .tables import Table as _Table
 from .tables import TableManager
 from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
-from .transport.kafka_settings import group_timings, parse_url
+from .transport.kafka_settings import group_timings
 from .transport.memory import MAX_PARTITION_BACKLOG
 from .transport.validation import check_topic_name
 from .urls import redact
@@ -52,23 +54,8 @@ class App:
     ...     async for order in stream:
     ...         yield order.amount
 
-    Settings (keyword arguments, defaults in brackets): ``broker`` [memory://], ``store`` [memory://],
-    ``value_serializer`` [json], ``topic_partitions`` [8] for topics without a count, ``commit_interval``
-    [2.8 s], ``broker_credentials`` [None] (SASLCredentials or SSLCredentials, Kafka only),
-    ``max_redeliveries`` [3] and ``on_error`` [dead_letter] as topic defaults, ``shutdown_timeout`` [10 s],
-    ``revocation_timeout`` [10 s] how long a rebalance waits for events of revoked partitions to finish,
-    ``scheduler`` [None: the asyncio loop's clock] the reactivex scheduler `timer` intervals are counted on
-    (a ``reactivex.testing.TestScheduler`` drives timers on virtual time), ``broker_availability_timeout``
-    [60 s, Kafka] how long the worker waits for an unreachable broker (sends wait as long) before it crashes
-    and exits non-zero for its supervisor to restart it, ``max_partition_backlog`` [1,000,000, memory://]
-    the messages a partition holds beyond the slowest group's commit before senders wait (see
-    `rxstream.transport.memory`: lower bounds memory, but it must exceed what the app holds uncommitted).
-
-    Rebalances: ``session_timeout`` [10 s], ``heartbeat_interval`` [1 s] and ``max_poll_interval`` [300 s]
-    are the consumer group's timings (Kafka only); ``group_instance_id`` [None] makes this worker a static
-    member of its group (Kafka only: restarted within ``session_timeout`` it takes its partitions back
-    without a rebalance; give each worker its own); ``table_standby_replicas`` [0] keeps warm copies of the
-    table partitions this worker does not own, so taking one over replays only the changelog's tail.
+    Settings are keyword arguments, listed with their defaults in `rxstream.settings.Settings`; the
+    app's own are ``app.conf``.
     """
 
     def __init__(
@@ -96,74 +83,47 @@ class App:
         group_instance_id: str | None = None,
         table_standby_replicas: int = 0,
     ) -> None:
-        if not isinstance(id, str) or not id:
-            raise ConfigurationError(f"App needs a non-empty string id, got {id!r}")
-        if not isinstance(broker, str) or "://" not in broker:
-            shown = redact(broker) if isinstance(broker, str) else broker
-            raise ConfigurationError(
-                f"App {id!r}: broker must be a URL like memory:// or kafka://host:port, got {shown!r}"
-            )
-        if broker.lower().startswith("kafka://"):
-            parse_url(broker)  # refused here, not at first use, so a bad URL is never shown unredacted
-        commit_interval, shutdown_timeout = seconds(commit_interval), seconds(shutdown_timeout)
-        revocation_timeout = seconds(revocation_timeout)
-        if revocation_timeout < 0:
-            raise ConfigurationError(
-                f"App {id!r}: revocation_timeout must not be negative, got {revocation_timeout!r}"
-            )
-        if commit_interval <= 0:
-            raise ConfigurationError(f"App {id!r}: commit_interval must be positive, got {commit_interval!r}")
-        broker_availability_timeout = seconds(broker_availability_timeout)
-        if not isinstance(broker_availability_timeout, (int, float)) or broker_availability_timeout <= 0:
-            raise ConfigurationError(
-                f"App {id!r}: broker_availability_timeout must be a positive number of seconds or a "
-                f"timedelta, got {broker_availability_timeout!r}"
-            )
-        if isinstance(max_partition_backlog, bool) or not isinstance(max_partition_backlog, int):
-            raise ConfigurationError(
-                f"App {id!r}: max_partition_backlog must be an int, got {max_partition_backlog!r}"
-            )
-        get_codec(value_serializer)
-        ErrorPolicy.make(on_error, None, max_redeliveries)
-        self.group_timings = {
-            "session_timeout": seconds(session_timeout),
-            "heartbeat_interval": seconds(heartbeat_interval),
-            "max_poll_interval": seconds(max_poll_interval),
-        }
-        """The consumer group's timings in seconds (Kafka only)."""
-        group_timings(f"App {id!r}", self.group_timings)
-        if group_instance_id is not None and (
-            not isinstance(group_instance_id, str) or not group_instance_id
-        ):
-            raise ConfigurationError(
-                f"App {id!r}: group_instance_id must be a non-empty string (one per worker), "
-                f"got {group_instance_id!r}"
-            )
-        if (
-            isinstance(table_standby_replicas, bool)
-            or not isinstance(table_standby_replicas, int)
-            or (table_standby_replicas < 0)
-        ):
-            raise ConfigurationError(
-                f"App {id!r}: table_standby_replicas must be an integer >= 0, got {table_standby_replicas!r}"
-            )
-        self.group_instance_id = group_instance_id
-        self.table_standby_replicas = table_standby_replicas
+        conf = self.conf = Settings(
+            id=id,
+            broker=broker,
+            store=store,
+            value_serializer=value_serializer,
+            topic_partitions=topic_partitions,
+            topic_replicas=topic_replicas,
+            commit_interval=commit_interval,
+            broker_credentials=broker_credentials,
+            max_redeliveries=max_redeliveries,
+            on_error=on_error,
+            shutdown_timeout=shutdown_timeout,
+            revocation_timeout=revocation_timeout,
+            reply_topic=reply_topic,
+            scheduler=scheduler,
+            broker_availability_timeout=broker_availability_timeout,
+            max_partition_backlog=max_partition_backlog,
+            session_timeout=session_timeout,
+            heartbeat_interval=heartbeat_interval,
+            max_poll_interval=max_poll_interval,
+            group_instance_id=group_instance_id,
+            table_standby_replicas=table_standby_replicas,
+        )
+        """The settings this app was given, checked (durations in seconds)."""
         self.id = id
         self.broker = broker
         self.store = store
         self.value_serializer = value_serializer
         self.topic_partitions = topic_partitions
         self.topic_replicas = topic_replicas
-        self.commit_interval = commit_interval
+        self.commit_interval = seconds(conf.commit_interval)
         self.broker_credentials = broker_credentials
         self.max_redeliveries = max_redeliveries
         self.on_error = on_error
-        self.shutdown_timeout = shutdown_timeout
-        self.revocation_timeout = revocation_timeout
-        self.broker_availability_timeout: float = broker_availability_timeout
+        self.shutdown_timeout = seconds(conf.shutdown_timeout)
+        self.revocation_timeout = seconds(conf.revocation_timeout)
+        self.broker_availability_timeout = seconds(conf.broker_availability_timeout)
         self.max_partition_backlog = max_partition_backlog
-        self.reply_topic_name = reply_topic or f"{id}-replies"
+        self.group_instance_id = group_instance_id
+        self.table_standby_replicas = table_standby_replicas
+        self.reply_topic_name = conf.reply_topic_name
         self.scheduler = scheduler
         """The clock timers wait on: a reactivex scheduler (virtual time in tests), or None for the loop's."""
         self.agents: dict[str, Agent] = {}
@@ -436,12 +396,12 @@ class App:
                 options["credentials"] = self.broker_credentials
             scheme = self.broker.partition("://")[0].lower()
             if scheme == "memory":
-                options["max_partition_backlog"] = self.max_partition_backlog
+                options["max_partition_backlog"] = self.conf.max_partition_backlog
             elif scheme == "kafka":
-                options["availability_timeout"] = self.broker_availability_timeout
-                options["consumer_config"] = group_timings(f"App {self.id!r}", self.group_timings)
-                if self.group_instance_id is not None:
-                    options["group_instance_ids"] = {self.id: self.group_instance_id}
+                options["availability_timeout"] = self.conf.broker_availability_timeout
+                options["consumer_config"] = group_timings(f"App {self.id!r}", self.conf.group_timings)
+                if self.conf.group_instance_id is not None:
+                    options["group_instance_ids"] = {self.id: self.conf.group_instance_id}
             self._transport = get_transport(self.broker, **options)
         return self._transport
 
@@ -574,22 +534,8 @@ class App:
         policy = self._policy_for(message.topic)
         target = policy.dead_letter or f"{message.topic}-dead-letter"
         transport = await self.producer()
-        headers = {
-            **dict(message.headers or {}),
-            "rxstream-error": repr(exc)[:1000],
-            "rxstream-reason": what,
-            "rxstream-topic": message.topic,
-            "rxstream-partition": str(message.partition),
-            "rxstream-offset": str(message.offset),
-        }
-        key = message.raw_key if message.raw_key is not None else message.key
-        value = message.raw_value if message.raw_value is not None else message.value
-        if transport.needs_bytes:
-            topic = self.topics.get(message.topic)
-            if not isinstance(key, (bytes, type(None))) or not isinstance(value, (bytes, type(None))):
-                if topic is None:
-                    raise TransportError(f"cannot dead-letter {message!r}: its key and value are not bytes")
-                key, value = topic.encode(key, value)
+        topic = self.topics.get(message.topic)
+        key, value, headers = dead_letter_record(message, exc, what, topic, needs_bytes=transport.needs_bytes)
         await transport.send(target, key, value, headers=headers)
         self.monitor.dead_lettered(message.topic, message.partition)
 
@@ -657,9 +603,8 @@ class App:
             self.spawn(fun(), f"task {fun.__name__}")
         reachable = getattr(transport, "reachable", None)
         if reachable is not None:
-            watch = watch_broker(
-                reachable, self.broker_availability_timeout, f"app {self.id}", redact(self.broker), self.crash
-            )
+            limit = seconds(self.conf.broker_availability_timeout)
+            watch = watch_broker(reachable, limit, f"app {self.id}", redact(self.broker), self.crash)
             self._running_tasks.append(loop.create_task(watch, name="broker watch"))
         logger.info(
             "app %s started on %s: %d agents, %d topics",

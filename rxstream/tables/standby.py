@@ -190,7 +190,7 @@ class Standbys:
         """Partition numbers this worker owns (through any consumed topic)."""
 
     def _tables(self) -> list[Table]:
-        if self.app.table_standby_replicas < 1:
+        if self.app.conf.table_standby_replicas < 1:
             return []
         return [
             t

@@ -1,0 +1,124 @@
+"""An app's settings with their defaults, checked when the App is built; read them back as ``app.conf``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .codecs import CodecArg, get_codec
+from .durations import Duration, seconds
+from .errors import ConfigurationError
+from .subscriptions import ErrorPolicy
+from .transport.kafka_settings import group_timings, parse_url
+from .transport.memory import MAX_PARTITION_BACKLOG
+from .urls import redact
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What an App was given, durations in seconds (``timedelta`` accepted), checked when it is built.
+
+    ``broker`` [memory://] and ``store`` [memory://] are URLs; ``value_serializer`` [json];
+    ``topic_partitions`` [8] and ``topic_replicas`` [1] for topics declared without them; ``commit_interval``
+    [2.8 s]; ``broker_credentials`` [None] (SASLCredentials or SSLCredentials, Kafka only);
+    ``max_redeliveries`` [3] and ``on_error`` [dead_letter] are topic defaults; ``shutdown_timeout`` [10 s];
+    ``revocation_timeout`` [10 s] is how long a rebalance waits for events of revoked partitions to finish;
+    ``reply_topic`` [``{id}-replies``]; ``scheduler`` [None: the asyncio loop's clock] is the reactivex
+    scheduler `timer` intervals are counted on (a ``reactivex.testing.TestScheduler`` drives timers on
+    virtual time); ``broker_availability_timeout`` [60 s, Kafka] is how long the worker waits for an
+    unreachable broker (sends wait as long) before it crashes and exits non-zero for its supervisor to
+    restart it; ``max_partition_backlog`` [1,000,000, memory://] is how many messages a partition holds
+    beyond the slowest group's commit before senders wait (lower bounds memory, but it must exceed what the
+    app holds uncommitted).
+
+    Rebalances: ``session_timeout`` [10 s], ``heartbeat_interval`` [1 s] and ``max_poll_interval`` [300 s]
+    are the consumer group's timings (Kafka only); ``group_instance_id`` [None] makes this worker a static
+    member of its group (Kafka only: restarted within ``session_timeout`` it takes its partitions back
+    without a rebalance; give each worker its own); ``table_standby_replicas`` [0] keeps warm copies of the
+    table partitions this worker does not own, so taking one over replays only the changelog's tail.
+    """
+
+    id: str
+    broker: str = "memory://"
+    store: str = "memory://"
+    value_serializer: CodecArg = "json"
+    topic_partitions: int = 8
+    topic_replicas: int = 1
+    commit_interval: Duration = 2.8
+    broker_credentials: Any = None
+    max_redeliveries: int = 3
+    on_error: str = "dead_letter"
+    shutdown_timeout: Duration = 10.0
+    revocation_timeout: Duration = 10.0
+    reply_topic: str | None = None
+    scheduler: Any = None
+    broker_availability_timeout: Duration = 60.0
+    max_partition_backlog: int = MAX_PARTITION_BACKLOG
+    session_timeout: Duration = 10.0
+    heartbeat_interval: Duration = 1.0
+    max_poll_interval: Duration = 300.0
+    group_instance_id: str | None = None
+    table_standby_replicas: int = 0
+
+    def __post_init__(self) -> None:
+        owner = f"App {self.id!r}"
+        if not isinstance(self.id, str) or not self.id:
+            raise ConfigurationError(f"App needs a non-empty string id, got {self.id!r}")
+        broker = self.broker
+        if not isinstance(broker, str) or "://" not in broker:
+            shown = redact(broker) if isinstance(broker, str) else broker
+            raise ConfigurationError(
+                f"{owner}: broker must be a URL like memory:// or kafka://host:port, got {shown!r}"
+            )
+        if broker.lower().startswith("kafka://"):
+            parse_url(broker)  # refused here, not at first use, so a bad URL is never shown unredacted
+        for name in (
+            "commit_interval",
+            "shutdown_timeout",
+            "revocation_timeout",
+            "broker_availability_timeout",
+            "session_timeout",
+            "heartbeat_interval",
+            "max_poll_interval",
+        ):
+            object.__setattr__(self, name, seconds(getattr(self, name)))
+        if seconds(self.revocation_timeout) < 0:
+            raise ConfigurationError(
+                f"{owner}: revocation_timeout must not be negative, got {self.revocation_timeout!r}"
+            )
+        for name in ("commit_interval", "broker_availability_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(
+                    f"{owner}: {name} must be a positive number of seconds or a timedelta, got {value!r}"
+                )
+        for name in ("max_partition_backlog", "table_standby_replicas"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
+        if self.group_instance_id is not None and (
+            not isinstance(self.group_instance_id, str) or not self.group_instance_id
+        ):
+            raise ConfigurationError(
+                f"{owner}: group_instance_id must be a non-empty string (one per worker), "
+                f"got {self.group_instance_id!r}"
+            )
+        group_timings(owner, self.group_timings)
+        get_codec(self.value_serializer)
+        ErrorPolicy.make(self.on_error, None, self.max_redeliveries)
+
+    @property
+    def group_timings(self) -> dict[str, float]:
+        """The consumer group's timings in seconds (Kafka only)."""
+        return {
+            "session_timeout": seconds(self.session_timeout),
+            "heartbeat_interval": seconds(self.heartbeat_interval),
+            "max_poll_interval": seconds(self.max_poll_interval),
+        }
+
+    @property
+    def reply_topic_name(self) -> str:
+        """The topic replies to this app's asks arrive on."""
+        return self.reply_topic or f"{self.id}-replies"
