@@ -45,11 +45,12 @@ from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
 )
 
 from ..auth import Credentials
-from ..errors import ConfigurationError, EncodeError, TransportError
+from ..errors import ConfigurationError, TransportError
 from ..events import Headers, Row
 from ..logs import summarise_repeats
 from ..urls import redact
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
+from .kafka_records import check_bytes, from_kafka_tps, kafka_headers, row_of, to_kafka_tp, topic_config
 from .kafka_settings import (
     CONSUMER_DEFAULTS,
     CONSUMER_OWN,
@@ -73,62 +74,6 @@ _DENIED: Final = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError
 _VISIBLE_POLL: Final = 0.05  # seconds between metadata looks while a new topic propagates
 AVAILABILITY_TIMEOUT: Final = 60.0
 """Seconds a send waits for an unreachable broker before it fails (App's broker_availability_timeout)."""
-
-
-def _tp(tp: TopicPartition) -> Any:
-    """rxstream's TopicPartition as aiokafka's (aiokafka checks the type)."""
-    return _KafkaTP(tp.topic, tp.partition)
-
-
-def _tps(tps: Iterable[Any]) -> list[TopicPartition]:
-    """aiokafka partitions as rxstream's, sorted so listeners see a stable order."""
-    return sorted(TopicPartition(tp.topic, tp.partition) for tp in tps)
-
-
-def _check_bytes(what: str, data: Any, topic: str) -> None:
-    """Fail early and clearly when a non-bytes key or value reaches the Kafka transport."""
-    if data is not None and not isinstance(data, _BYTES):
-        raise EncodeError(
-            f"the Kafka transport sends bytes, but the {what} for topic {topic!r} is a "
-            f"{type(data).__name__}: encode it first (the channel layer does when needs_bytes is true)"
-        )
-
-
-def _headers(headers: Headers | None, topic: str) -> list[tuple[str, bytes]]:
-    """rxstream headers as Kafka's list of (name, bytes); str values are sent as UTF-8."""
-    if not headers:
-        return []
-    out = []
-    for name, value in headers.items():
-        if isinstance(value, str):
-            out.append((name, value.encode()))
-        elif isinstance(value, _BYTES):
-            out.append((name, bytes(value)))
-        else:
-            raise EncodeError(
-                f"header {name!r} for topic {topic!r} is a {type(value).__name__}: "
-                "header values must be bytes or str"
-            )
-    return out
-
-
-def _message(record: Any) -> Row:
-    """An aiokafka ConsumerRecord as a row (raw bytes kept as key/value and raw_key/raw_value).
-
-    Kafka allows repeated header names; the last one wins here. A null header value becomes b"".
-    """
-    key, value, headers = record.key, record.value, record.headers
-    return (
-        record.topic,
-        record.partition,
-        record.offset,
-        record.timestamp / 1000,
-        key,
-        value,
-        {name: b"" if data is None else data for name, data in headers} if headers else None,
-        key,
-        value,
-    )
 
 
 class KafkaTransport:
@@ -302,7 +247,7 @@ class KafkaTransport:
             return
         admin = await self._admin_client()
         new_topics = [
-            NewTopic(spec.name, spec.partitions, spec.replicas, topic_configs=_topic_config(spec))
+            NewTopic(spec.name, spec.partitions, spec.replicas, topic_configs=topic_config(spec))
             for spec in specs
         ]
         names = ", ".join(repr(spec.name) for spec in specs)
@@ -382,7 +327,7 @@ class KafkaTransport:
         ends = await self.end_offsets(topic)
         reader = await self._offsets_reader()
         firsts = await self._bounded(
-            reader.beginning_offsets([_tp(tp) for tp in ends]),
+            reader.beginning_offsets([to_kafka_tp(tp) for tp in ends]),
             f"reading the first offsets of topic {topic!r}",
         )
         return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in firsts.items()}
@@ -446,9 +391,9 @@ class KafkaTransport:
         """Append one message and wait for the broker's acknowledgment (acks=all by default)."""
         check_records(topic, ((key, value, partition, headers),), self.max_message_bytes)
         producer = self._started_producer()
-        _check_bytes("key", key, topic)
-        _check_bytes("value", value, topic)
-        encoded_headers = _headers(headers, topic)
+        check_bytes("key", key, topic)
+        check_bytes("value", value, topic)
+        encoded_headers = kafka_headers(headers, topic)
         await self._ensure_topics([topic])
         partition = self._route(topic, key, partition, await self._partition_ids(producer, topic))
         timestamp_ms = round((time.time() if timestamp is None else timestamp) * 1000)
@@ -486,9 +431,9 @@ class KafkaTransport:
         routed: list[tuple[int, Any, Any, list[tuple[str, bytes]] | None]] = []
         for key, value, partition, headers in records:
             if type(value) is not bytes or key is not None:  # a sink's keyless bytes need no check
-                _check_bytes("key", key, topic)
-                _check_bytes("value", value, topic)
-            encoded = _headers(headers, topic) if headers else None
+                check_bytes("key", key, topic)
+                check_bytes("value", value, topic)
+            encoded = kafka_headers(headers, topic) if headers else None
             routed.append((self._route(topic, key, partition, count), key, value, encoded))
         open_batches: dict[int, Any] = {}
         futures: list[asyncio.Future[Any]] = []
@@ -556,16 +501,6 @@ class KafkaTransport:
         return KafkaConsumer(self, group_id, topics, on_rebalance, auto_offset_reset=auto_offset_reset)
 
 
-def _topic_config(spec: TopicSpec) -> dict[str, str]:
-    """The broker-side topic config of ``spec``: its extra config plus retention.ms and cleanup.policy."""
-    config = dict(spec.config)
-    if spec.retention is not None:
-        config["retention.ms"] = str(round(spec.retention * 1000))
-    if spec.compacting:
-        config["cleanup.policy"] = "compact"
-    return config
-
-
 class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
     """aiokafka's rebalance callbacks forwarded to rxstream's listener (the rebalance awaits it)."""
 
@@ -574,12 +509,12 @@ class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         """Kafka's (eager) rebalance revokes everything first: tell the listener ``(revoked, [])``."""
-        await self._owner._notify(_tps(revoked), [])
+        await self._owner._notify(from_kafka_tps(revoked), [])
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         """Then it hands out the new assignment (which may repeat revoked partitions): ``([], assigned)``."""
         try:
-            await self._owner._notify([], _tps(assigned), ends_rebalance=True)
+            await self._owner._notify([], from_kafka_tps(assigned), ends_rebalance=True)
         finally:
             self._owner._joined.set()
 
@@ -748,7 +683,7 @@ class KafkaConsumer:
                     consumer.seek(tp, records[0].offset)
             return {}
         return {
-            TopicPartition(tp.topic, tp.partition): [_message(r) for r in records]
+            TopicPartition(tp.topic, tp.partition): [row_of(r) for r in records]
             for tp, records in batches.items()
             if records
         }
@@ -760,7 +695,7 @@ class KafkaConsumer:
         consumer = self._started()
         # a partition not (or no longer) assigned here fails with aiokafka's IllegalStateError
         await self.transport._bounded(
-            consumer.commit({_tp(tp): offset for tp, offset in offsets.items()}),
+            consumer.commit({to_kafka_tp(tp): offset for tp, offset in offsets.items()}),
             f"committing {dict(offsets)} for {self._describe()}",
         )
 
@@ -768,7 +703,8 @@ class KafkaConsumer:
         """The offset this group last committed for ``tp``, or None (bounded by connect_timeout)."""
         consumer = self._started()
         offset: int | None = await self.transport._bounded(
-            consumer.committed(_tp(tp)), f"reading the committed offset of {tp} for {self._describe()}"
+            consumer.committed(to_kafka_tp(tp)),
+            f"reading the committed offset of {tp} for {self._describe()}",
         )
         return offset
 
@@ -781,7 +717,7 @@ class KafkaConsumer:
     def _owned(self, tps: Sequence[TopicPartition]) -> list[Any]:
         """Those of ``tps`` assigned here, as aiokafka partitions (a rebalance may have moved the others)."""
         owned = self.assignment()
-        return [_tp(tp) for tp in tps if tp in owned]
+        return [to_kafka_tp(tp) for tp in tps if tp in owned]
 
     def pause(self, tps: Sequence[TopicPartition]) -> None:
         """Stop fetching these partitions until resumed (or revoked); ones not assigned here are ignored."""
@@ -801,4 +737,4 @@ class KafkaConsumer:
                 f"Kafka {self.transport.url}: cannot seek {tp} for {self._describe()}: the partition is not "
                 "assigned to this member"
             )
-        consumer.seek(_tp(tp), offset)
+        consumer.seek(to_kafka_tp(tp), offset)
