@@ -226,14 +226,14 @@ async def test_a_table_drops_changes_from_events_of_partitions_that_moved_away()
     counts = app.Table("counts", default=int, partitions=2)
     anywhere = app.Table("anywhere", default=int, partitions=2, use_partitioner=True)
     async with app:
-        await counts._recover({0, 1})
-        await counts._revoke({1})
-        counts._set_in("moved", 5, 1)
-        counts._set_in("stayed", 5, 0)
+        await counts.recover({0, 1})
+        await counts.revoke({1})
+        counts.set_in("moved", 5, 1)
+        counts.set_in("stayed", 5, 0)
         assert counts.as_dict() == {"stayed": 5} and counts.fenced_writes == 1
-        await counts._recover({1})  # assigned again: changes count once more
-        counts._set_in("back", 1, 1)
+        await counts.recover({1})  # assigned again: changes count once more
+        counts.set_in("back", 1, 1)
         assert counts["back"] == 1 and counts.fenced_writes == 1
-        await anywhere._revoke({0, 1})  # a table picking partitions by key is not fenced
+        await anywhere.revoke({0, 1})  # a table picking partitions by key is not fenced
         anywhere["key"] = 1
         assert anywhere["key"] == 1 and anywhere.fenced_writes == 0

@@ -53,18 +53,18 @@ class TableManager:
         """Open stores and recover global tables; with no consumer, this worker owns every partition."""
         tables = list(self.app.tables.values())
         for table in tables:
-            await table._start()
+            await table.open()
         self.standbys.attach()
         if not consuming:
             for table in tables:
-                await table._recover(set(range(table.partitions)))
+                await table.recover(set(range(table.partitions)))
 
     async def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         """Recover every table's state of the newly assigned partitions (before they are fetched)."""
         partitions = {tp.partition for tp in assigned}
         tables = list(self.app.tables.values())
         if tables and partitions:
-            await asyncio.gather(*(table._recover(partitions) for table in tables))
+            await asyncio.gather(*(table.recover(partitions) for table in tables))
         self.standbys.update(assigned=partitions)
 
     async def on_revoked(self, revoked: Sequence[TopicPartition], owned: frozenset[TopicPartition]) -> None:
@@ -76,19 +76,19 @@ class TableManager:
         partitions = {tp.partition for tp in revoked} - still
         if partitions:
             for table in list(self.app.tables.values()):
-                await table._revoke(partitions)
+                await table.revoke(partitions)
             self.standbys.update(revoked=partitions)
 
     async def checkpoint(self) -> None:
         """Persist persistent stores with their changelog offsets (the app does this before commits)."""
         for table in list(self.app.tables.values()):
-            await table._checkpoint()
+            await table.checkpoint()
 
     async def stop(self) -> None:
         """Checkpoint and close every table's store; stop global tables' and standbys' readers."""
         await self.standbys.stop()
         for table in list(self.app.tables.values()):
             try:
-                await table._stop()
+                await table.close()
             except Exception:
                 logger.exception("app %s: stopping table %s failed", self.app.id, table.name)

@@ -54,7 +54,7 @@ class Standby:
             return  # handed over while a fetched batch was on its way
         table = self.table
         try:
-            records = [table._record(m) for m in messages]
+            records = [table.record_of(m) for m in messages]
         except DecodeError as exc:
             first = messages[0]
             raise DecodeError(
@@ -195,7 +195,7 @@ class Standbys:
         return [
             t
             for t in self.app.tables.values()
-            if t.kind != "global" and t._windowing is None and not t.store.persistent
+            if t.kind != "global" and not t.windowed and not t.store.persistent
         ]
 
     def attach(self) -> None:

@@ -173,6 +173,11 @@ class Table(MutableMapping[Any, Any]):
         return len(self._store)
 
     @property
+    def windowed(self) -> bool:
+        """Whether the table was given windows (`tumbling`, `hopping`, `sliding`, `session`)."""
+        return self._windowing is not None
+
+    @property
     def late_count(self) -> int:
         """Events that arrived after their window closed (0 for a table that is not windowed)."""
         return self._windowing.late if self._windowing is not None else 0
@@ -220,7 +225,7 @@ class Table(MutableMapping[Any, Any]):
             )
         return partition
 
-    def _set_in(self, key: Any, value: Any, partition: int, headers: dict[str, str] | None = None) -> None:
+    def set_in(self, key: Any, value: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Store and log a change in a given partition (windows use this for their own bookkeeping)."""
         if partition in self._revoked and not self.use_partitioner:
             self.fenced_writes += 1
@@ -228,7 +233,7 @@ class Table(MutableMapping[Any, Any]):
         self._store.set(key, value, partition)
         self.changelog.put(key, value, partition, headers)
 
-    def _delete_in(self, key: Any, partition: int, headers: dict[str, str] | None = None) -> None:
+    def delete_in(self, key: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Delete and log a deletion in a given partition."""
         if partition in self._revoked and not self.use_partitioner:
             self.fenced_writes += 1
@@ -371,7 +376,7 @@ class Table(MutableMapping[Any, Any]):
                 f"table {self.name!r}: changelog value {value!r} is not a {self.value_type!r}: {exc}"
             ) from exc
 
-    def _record(self, message: Row) -> tuple[Any, Any]:
+    def record_of(self, message: Row) -> tuple[Any, Any]:
         key, value = message[KEY], message[VALUE]
         if isinstance(key, (bytes, bytearray)):
             key = decode_value(bytes(key), self.changelog.key_serializer)
@@ -382,7 +387,7 @@ class Table(MutableMapping[Any, Any]):
     def _apply_changelog(self, partition: int, messages: Sequence[Row]) -> None:
         """Apply recovered changelog messages of one partition."""
         try:
-            records = [self._record(m) for m in messages]
+            records = [self.record_of(m) for m in messages]
         except DecodeError as exc:
             first = messages[0]
             raise DecodeError(
@@ -394,14 +399,14 @@ class Table(MutableMapping[Any, Any]):
 
     # ------------------------------------------------------------ lifecycle (called by the TableManager)
 
-    async def _start(self) -> None:
+    async def open(self) -> None:
         """Open the store (forgetting state held from a previous run) and learn the changelog's partitions."""
         self._store.revoke(self._store.partitions())
         self._revoked.clear()
         self._store.open()
         self._partitions = await self.app.transport.partitions_for(self.changelog.name)
 
-    async def _recover(self, partitions: set[int]) -> RecoveryStats | None:
+    async def recover(self, partitions: set[int]) -> RecoveryStats | None:
         """Take over ``partitions``: replay their changelog (from what the store persisted) into the store."""
         self._revoked.difference_update(partitions)
         new = sorted(p for p in partitions if p < self._partitions and p not in self._store.partitions())
@@ -426,7 +431,7 @@ class Table(MutableMapping[Any, Any]):
             self._windowing.rebuild(new)
         return stats
 
-    async def _revoke(self, partitions: set[int]) -> None:
+    async def revoke(self, partitions: set[int]) -> None:
         """Stop serving ``partitions`` (they moved to another worker)."""
         self._revoked.update(partitions)
         gone = [p for p in partitions if p in self._store.partitions()]
@@ -442,7 +447,7 @@ class Table(MutableMapping[Any, Any]):
             self._windowing.forget(gone)
         logger.info("table %r: dropped the state of revoked partitions %s", self.name, sorted(gone))
 
-    async def _checkpoint(self) -> None:
+    async def checkpoint(self) -> None:
         """Persist what a persistent store holds with the changelog offsets it reflects (after a flush)."""
         store = self._store
         if not store.persistent or not store.partitions():
@@ -451,10 +456,10 @@ class Table(MutableMapping[Any, Any]):
         ends = await self.app.transport.end_offsets(self.changelog.name)
         store.checkpoint({p: ends[TopicPartition(self.changelog.name, p)] for p in store.partitions()})
 
-    async def _stop(self) -> None:
+    async def close(self) -> None:
         """Checkpoint and close the store (a memory table keeps its values readable after the app stops)."""
         try:
-            await self._checkpoint()
+            await self.checkpoint()
         finally:
             if self._store.persistent:
                 self._store.close()
@@ -480,8 +485,8 @@ class GlobalTable(Table):
         self._reader: ChangelogReader | None = None
         self._follower: asyncio.Task[None] | None = None
 
-    async def _start(self) -> None:
-        await super()._start()
+    async def open(self) -> None:
+        await super().open()
         partitions = list(range(self._partitions))
         self._store.assign(partitions)
         starts = {p: self._store.persisted_offset(p) or 0 for p in partitions}
@@ -508,13 +513,13 @@ class GlobalTable(Table):
             assert error is not None
             self.app.crash(error)
 
-    async def _recover(self, partitions: set[int]) -> RecoveryStats | None:
+    async def recover(self, partitions: set[int]) -> RecoveryStats | None:
         return None  # a global table holds every partition from the start
 
-    async def _revoke(self, partitions: set[int]) -> None:
+    async def revoke(self, partitions: set[int]) -> None:
         return None
 
-    async def _stop(self) -> None:
+    async def close(self) -> None:
         follower, self._follower = self._follower, None
         if follower is not None:
             follower.cancel()
@@ -522,7 +527,7 @@ class GlobalTable(Table):
         reader, self._reader = self._reader, None
         if reader is not None:
             await reader.close()
-        await super()._stop()
+        await super().close()
 
 
 class SetTable(Table):

@@ -110,7 +110,7 @@ class _Windowing:
         """The value of ``key`` in ``window`` (series windows fold their buckets); default when empty."""
         if window is None:
             return self._default(key)
-        store = self.table._store
+        store = self.table.store
         if self.window.kind == "range":
             value = store.get((key, window))
             return self._default(key) if value is MISSING else value
@@ -186,8 +186,8 @@ class _Windowing:
     def _drop(self, key: Any, window: WindowRange, partition: int, headers: dict[str, str]) -> None:
         table = self.table
         if self.window.kind == "range":
-            if table._store.get((key, window)) is not MISSING:
-                table._delete_in((key, window), partition, headers)
+            if table.store.get((key, window)) is not MISSING:
+                table.delete_in((key, window), partition, headers)
             return
         times = self.series.get(partition, {}).get(key)
         if not times:
@@ -197,8 +197,8 @@ class _Windowing:
         else:
             doomed = times[in_range(times, window)]
         for t in doomed:
-            if table._store.get((key, t)) is not MISSING:
-                table._delete_in((key, t), partition, headers)
+            if table.store.get((key, t)) is not MISSING:
+                table.delete_in((key, t), partition, headers)
         left = [t for t in times if t not in set(doomed)]
         if left:
             self.series[partition][key] = left
@@ -219,7 +219,7 @@ class _Windowing:
         timestamp = time_of(event)
         self.observe(partition, timestamp)
         tracker = self.tracker
-        store = self.table._store
+        store = self.table.store
         headers = self.headers(partition)
         if self.window.kind == "range":
             windows = self.window.ranges(timestamp)
@@ -229,7 +229,7 @@ class _Windowing:
             for window in open_:
                 old = store.get((key, window))
                 new = op(self._default(key) if old is MISSING else old, operand)
-                self.table._set_in((key, window), new, partition, headers)
+                self.table.set_in((key, window), new, partition, headers)
                 tracker.track(partition, key, window)
             return
         times = self.series.setdefault(partition, {}).setdefault(key, [])
@@ -253,7 +253,7 @@ class _Windowing:
             before = [s for s in sessions_of(times, gap) if s.start < after.end and after.start < s.end]
         old = store.get((key, timestamp))
         new = op(self._default(key) if old is MISSING else old, operand)
-        self.table._set_in((key, timestamp), new, partition, headers)
+        self.table.set_in((key, timestamp), new, partition, headers)
         if old is MISSING and timestamp not in times:
             insort(times, timestamp)
         for session in before:
@@ -312,7 +312,7 @@ class _Windowing:
 
     def rebuild(self, partitions: Sequence[int]) -> None:
         """Re-track the windows of recovered partitions (closed ones are not fired again)."""
-        store = self.table._store
+        store = self.table.store
         for partition in partitions:
             keys: dict[Hashable, list[float]] = {}
             ranges: list[tuple[Hashable, WindowRange]] = []
@@ -457,14 +457,14 @@ class WindowedTable:
 
     def windows(self, key: Any) -> list[tuple[WindowRange | float, Any]]:
         """The (window or event time, stored value) pairs this worker holds for ``key``, oldest first."""
-        pairs = [(where, value) for (k, where), value in self.table._store.items() if k == key]
+        pairs = [(where, value) for (k, where), value in self.table.store.items() if k == key]
         return sorted(pairs, key=lambda pair: pair[0] if isinstance(pair[0], float) else pair[0].start)
 
     # ------------------------------------------------------------ reading (dict-like views that end)
 
     def _stored_keys(self) -> Iterator[tuple[Any, Any]]:
         """The (key, window or event time) pairs of the stored state."""
-        return (where for where, _ in self.table._store.items())
+        return (where for where, _ in self.table.store.items())
 
     def keys(self) -> list[Any]:
         """The keys this worker holds window state for, in the order they were first stored."""
@@ -498,7 +498,7 @@ class WindowedTable:
         open_ = windowing.tracker.open_pairs()
         rows: list[tuple[Any, WindowRange, Any, bool]] = []
         if window.kind == "range":
-            for (key, where), value in self.table._store.items():
+            for (key, where), value in self.table.store.items():
                 rows.append((key, where, value, (key, where) not in open_))
         elif isinstance(window, SlidingWindow):
             for key, where in self._stored_keys():
