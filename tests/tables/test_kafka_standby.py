@@ -8,28 +8,15 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import rxstream
 from rxstream import App
+from tests.tables.test_kafka_tables import PARTITIONS, WORDS
+from tests.tables.test_kafka_tables import worker as word_count_worker
 from tests.test_app import eventually
-
-PARTITIONS = 4
-WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]
 
 
 def worker(bootstrap: str, app_id: str) -> tuple[App, Any, Any, list[str]]:
     """One worker of a word-count app on Kafka keeping standby replicas."""
-    app = App(app_id, broker=f"kafka://{bootstrap}", commit_interval=0.2, table_standby_replicas=1)
-    words = app.topic(f"{app_id}-words", partitions=PARTITIONS)
-    counts = app.Table("counts", default=int, partitions=PARTITIONS)
-    seen: list[str] = []
-
-    @app.agent(words)
-    async def count(stream: rxstream.Stream[str]) -> None:
-        async for word in stream:
-            counts[word] += 1
-            seen.append(word)
-
-    return app, words, counts, seen
+    return word_count_worker(bootstrap, app_id, table_standby_replicas=1)
 
 
 async def test_a_survivor_takes_partitions_over_from_its_standby_replaying_nothing(

@@ -15,9 +15,9 @@ PARTITIONS = 4
 WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]
 
 
-def worker(bootstrap: str, app_id: str) -> tuple[App, Any, Any, list[str]]:
+def worker(bootstrap: str, app_id: str, **settings: Any) -> tuple[App, Any, Any, list[str]]:
     """One worker of a word-count app on Kafka (the words topic is keyed by the word)."""
-    app = App(app_id, broker=f"kafka://{bootstrap}", commit_interval=0.2)
+    app = App(app_id, broker=f"kafka://{bootstrap}", commit_interval=0.2, **settings)
     words = app.topic(f"{app_id}-words", partitions=PARTITIONS)
     counts = app.Table("counts", default=int, partitions=PARTITIONS)
     seen: list[str] = []

@@ -9,6 +9,8 @@ from typing import Any
 import rxstream
 from rxstream import App
 from rxstream.transport.partitioner import partition_for
+from tests.tables.test_tables import send_words
+from tests.tables.test_tables import word_count_app as counting_app
 from tests.test_app import eventually, memory_url
 
 WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]
@@ -17,23 +19,7 @@ PARTITIONS = 4
 
 def word_count_app(url: str, *, standbys: int = 1) -> tuple[App, Any, Any, list[str]]:
     """An app counting words (keyed by the word) in a table, keeping ``standbys`` standby replicas."""
-    app = App("wc", broker=url, commit_interval=0.05, table_standby_replicas=standbys)
-    words = app.topic("words", partitions=PARTITIONS)
-    counts = app.Table("counts", default=int, partitions=PARTITIONS)
-    seen: list[str] = []
-
-    @app.agent(words)
-    async def count(stream: rxstream.Stream[str]) -> None:
-        async for word in stream:
-            counts[word] += 1
-            seen.append(word)
-
-    return app, words, counts, seen
-
-
-async def send_words(topic: Any, words: list[str]) -> None:
-    for word in words:
-        await topic.send(key=word, value=word)
+    return counting_app(url, table_standby_replicas=standbys)
 
 
 def standby_counts(table: Any) -> dict[str, int]:

@@ -19,10 +19,10 @@ WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape"]
 
 
 def word_count_app(
-    url: str, *, store: str = "memory://", app_id: str = "wc"
+    url: str, *, store: str = "memory://", app_id: str = "wc", **settings: Any
 ) -> tuple[App, Any, Any, list[str]]:
-    """An app counting words (keyed by the word) in a table."""
-    app = App(app_id, broker=url, commit_interval=0.05)
+    """An app counting words (keyed by the word) in a table; ``settings`` go to the App."""
+    app = App(app_id, broker=url, commit_interval=0.05, **settings)
     words = app.topic("words", partitions=4)
     counts = app.Table("counts", default=int, partitions=4, store=store)
     seen: list[str] = []
