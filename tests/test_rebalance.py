@@ -221,6 +221,45 @@ async def test_memory_groups_assign_stickily() -> None:
             await app.stop()
 
 
+async def test_memory_groups_keep_every_topics_partition_p_on_one_member() -> None:
+    """A table's partition p follows partition p of every topic its app reads (source and repartition)."""
+    url = memory_url()
+    apps = []
+    for _ in range(3):
+        app = App("copartitioned", broker=url)
+        clicks, views = app.topic("clicks", partitions=4), app.topic("views", partitions=4)
+
+        @app.agent(clicks)
+        async def on_clicks(stream: rxstream.Stream[Any]) -> None:
+            async for _ in stream:
+                pass
+
+        @app.agent(views)
+        async def on_views(stream: rxstream.Stream[Any]) -> None:
+            async for _ in stream:
+                pass
+
+        apps.append(app)
+
+    def by_topic(app: App) -> dict[str, set[int]]:
+        consumer = app._main_conductor().consumer
+        assert consumer is not None
+        out: dict[str, set[int]] = {"clicks": set(), "views": set()}
+        for tp in consumer.assignment():
+            out[tp.topic].add(tp.partition)
+        return out
+
+    try:
+        for started in range(3):
+            await apps[started].start()
+            split = [by_topic(app) for app in apps[: started + 1]]
+            assert all(parts["clicks"] == parts["views"] for parts in split), split
+            assert sorted(p for parts in split for p in parts["clicks"]) == [0, 1, 2, 3]
+    finally:
+        for app in reversed(apps):
+            await app.stop()
+
+
 async def test_a_table_drops_changes_from_events_of_partitions_that_moved_away() -> None:
     app = App("fenced", broker=memory_url())
     counts = app.Table("counts", default=int, partitions=2)

@@ -32,9 +32,6 @@ from aiokafka import (  # type: ignore[import-untyped,unused-ignore]
 )
 from aiokafka import TopicPartition as _KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import (  # type: ignore[import-untyped,unused-ignore]
-    StickyPartitionAssignor,
-)
 from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
     ClusterAuthorizationFailedError,
     GroupCoordinatorNotAvailableError,
@@ -50,6 +47,7 @@ from ..events import Headers, Row
 from ..logs import summarise_repeats
 from ..urls import redact
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
+from .kafka_assignor import CopartitionedAssignor
 from .kafka_records import check_bytes, from_kafka_tps, kafka_headers, row_of, to_kafka_tp, topic_config
 from .kafka_settings import (
     CONSUMER_DEFAULTS,
@@ -612,8 +610,9 @@ class KafkaConsumer:
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.auto_offset_reset,
-            # partitions stay with their owner across rebalances, so what stays keeps its state
-            **{"partition_assignment_strategy": (StickyPartitionAssignor,), **config},
+            # partition p of every topic to one member (tables follow it), staying with its owner across
+            # rebalances so that what stays keeps its state
+            **{"partition_assignment_strategy": (CopartitionedAssignor.for_member(),), **config},
         )
         consumer.subscribe(list(self.topics), listener=_ListenerAdapter(self))
         # joining waits for the other members to rejoin, which Kafka bounds by the rebalance timeout

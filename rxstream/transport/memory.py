@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from .._core.assignment import assign_numbers
 from ..errors import ConfigurationError, TransportError
 from ..events import Headers, Row
 from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
@@ -192,33 +193,20 @@ class MemoryBroker:
                 member._finish_assign(added)
 
     def _assign(self, members: Sequence[MemoryConsumer]) -> dict[MemoryConsumer, set[TopicPartition]]:
-        """A sticky assignment (as Kafka's sticky assignor): balanced, and moving as few partitions as it can.
-
-        Each member keeps what it owns up to its share; the rest goes to the members holding the fewest.
-        """
+        """A sticky, co-partitioned assignment (`rxstream._core.assignment`): partition p of every topic goes
+        to one member, which keeps what it held up to its share."""
         target: dict[MemoryConsumer, set[TopicPartition]] = {member: set() for member in members}
-        if not members:
-            return target
         names = sorted({name for member in members for name in member.topics})
         every = [part.tp for name in names for part in self.topics[name].partitions]
-        base, extra = divmod(len(every), len(members))
-        # the members owning most keep the larger shares, so fewer partitions move
-        by_owned = sorted(members, key=lambda m: -len(m.owned_partitions()))
-        share = {member: base + (1 if rank < extra else 0) for rank, member in enumerate(by_owned)}
-        taken: set[TopicPartition] = set()
-        for member in by_owned:
-            owned = member.owned_partitions()
-            kept = sorted(tp for tp in owned if tp.topic in member.topics and tp not in taken)
-            kept = kept[: share[member]]
-            target[member].update(kept)
-            taken.update(kept)
+        held = {member: {tp.partition for tp in member.owned_partitions()} for member in members}
+        numbers = assign_numbers(held, (tp.partition for tp in every))
         for tp in every:
-            if tp in taken:
-                continue
             takers = [m for m in members if tp.topic in m.topics]
-            if takers:
-                fewest = min(takers, key=lambda m: len(target[m]) - share[m])
-                target[fewest].add(tp)
+            owner = next((m for m in takers if tp.partition in numbers[m]), None)
+            if owner is None and takers:  # a member not subscribed to this topic got the number
+                owner = min(takers, key=lambda m: len(target[m]))
+            if owner is not None:
+                target[owner].add(tp)
         return target
 
 
