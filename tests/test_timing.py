@@ -123,3 +123,17 @@ def test_join_acknowledges_inputs_as_they_leave_the_window_while_the_sources_sta
     # each input is acknowledged about `within` after it arrived, with no later input to trigger it
     assert left_log.acked == {0: pytest.approx(20, abs=0.01), 1: pytest.approx(30, abs=0.01)}
     assert right_log.acked == {0: pytest.approx(22, abs=0.01)}
+
+
+def test_group_timeout_keeps_expiring_groups_after_every_group_expired_once() -> None:
+    scheduler = TestScheduler()
+    xs = scheduler.create_hot_observable(
+        on_next(10, "a"),
+        on_next(100, "b"),  # every group expired before this one arrives
+        on_next(300, "b"),  # ...and this one comes after b's own group expired: a new group
+        on_completed(400),
+    )
+    stream = Stream.from_observable(xs, scheduler=scheduler)
+    groups = stream.group_by(lambda v: v, name="idle", group_timeout=20).map(lambda pair: pair[0])
+    got = run(scheduler, groups)  # the key of every group dealt, when it is dealt
+    assert got == [(10, "a"), (100, "b"), (300, "b")]

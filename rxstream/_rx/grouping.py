@@ -97,6 +97,7 @@ class GroupDealer:
         self._max = max_groups
         self.groups: dict[Any, GroupSubject] = {}
         self._timer = SerialDisposable()
+        self._expiry_armed = False
         self._spawn = spawn
         self.spawned = 0
         self.outer_idle = False
@@ -195,8 +196,9 @@ class GroupDealer:
         return Batch(new) if new else None
 
     def _schedule_expiry(self) -> None:
-        if self._timer.disposable is None or getattr(self._timer.disposable, "is_disposed", False):
+        if not self._expiry_armed:
             assert self._expiry is not None
+            self._expiry_armed = True
             self._timer.disposable = self._ctx.scheduler.schedule_relative(self._expiry.timeout, self._expire)
 
     def _expire(self, _: abc.SchedulerBase, __: Any = None) -> None:
@@ -207,6 +209,7 @@ class GroupDealer:
         for key in expiry.expired(now(scheduler)):
             self.groups.pop(key).on_completed()
         delay = expiry.next_check()
+        self._expiry_armed = delay is not None  # disarmed, a later new group arms it again
         if delay is not None:
             self._timer.disposable = scheduler.schedule_relative(delay, self._expire)
 
