@@ -378,7 +378,8 @@ class Subscription:
         decision = self._redeliveries.failed(message, policy, rejected=how == "rejected")
         action = decision.action
         if action == "redeliver":
-            asyncio.get_running_loop().call_later(decision.delay, self._redeliver, message)
+            lease = self._acks.get((message[TOPIC], message[PARTITION]))
+            asyncio.get_running_loop().call_later(decision.delay, self._redeliver, message, lease)
             return
         if action == "retry":
             return
@@ -388,10 +389,10 @@ class Subscription:
         where = place_of(message)
         self._spawn(self._apply_policy(message, reason, action, f"{how} {attempts} times at {where}"))
 
-    def _redeliver(self, message: Row) -> None:
+    def _redeliver(self, message: Row, lease: _PartitionAcks | None) -> None:
         where = (message[TOPIC], message[PARTITION])
-        if where not in self._acks:
-            return  # its partition moved to another worker, which delivers it again
+        if lease is None or self._acks.get(where) is not lease:
+            return  # its partition moved away since (and maybe back): it is delivered again from the commit
         self._book.redelivered(message)
         self.redelivered[where] = self.redelivered.get(where, 0) + 1
         copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
