@@ -32,22 +32,31 @@ class Replies:
         self.app = app
         self.conductor: Conductor | None = None
         """The consumer of the reply topic, started by the first ask (None until then)."""
+        self._starting: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[Any]] = {}
 
     async def topic(self) -> str:
         """The topic replies to this worker's asks arrive on (its consumer starts on first use)."""
         app = self.app
         if self.conductor is None:
-            topic = app.topic(app.reply_topic_name, partitions=1)
-            topic.internal = True
-            subscription = topic.subscription()
-            conductor = app.conductor(f"{app.id}-replies-{uuid.uuid4().hex[:12]}", monitored=False)
-            conductor.add(topic, subscription)
-            self.conductor = conductor
-            await (await app.producer()).create_topics(topic.specs(1))
-            await conductor.start()
-            app.spawn(self._collect(subscription), "reply collector")
+            starting = self._starting
+            if starting is None or (starting.done() and (starting.cancelled() or starting.exception())):
+                self._starting = asyncio.get_running_loop().create_task(self._start())
+            await asyncio.shield(self._starting)  # concurrent first asks wait for the same start
         return app.reply_topic_name
+
+    async def _start(self) -> None:
+        """Create the reply topic and start its consumer; the conductor is set only once it runs."""
+        app = self.app
+        topic = app.topic(app.reply_topic_name, partitions=1)
+        topic.internal = True
+        subscription = topic.subscription()
+        conductor = app.conductor(f"{app.id}-replies-{uuid.uuid4().hex[:12]}", monitored=False)
+        conductor.add(topic, subscription)
+        await (await app.producer()).create_topics(topic.specs(1))
+        await conductor.start()
+        self.conductor = conductor
+        app.spawn(self._collect(subscription), "reply collector")
 
     async def _collect(self, subscription: Subscription) -> None:
         async for event in subscription.stream().events():
@@ -97,6 +106,7 @@ class Replies:
             if forget is not None:
                 forget(self.conductor.group_id)
         self.conductor = None
+        self._starting = None
 
     def cancel(self) -> None:
         """Cancel every ask still waiting (the worker stopped)."""

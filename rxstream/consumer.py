@@ -299,8 +299,9 @@ class Conductor:
             self._committed.update(offsets)
             for subscriptions in self.readers.values():
                 for subscription in subscriptions:
+                    trackers = subscription.trackers()
                     for tp, offset in offsets.items():
-                        tracker = subscription.trackers().get((tp.topic, tp.partition))
+                        tracker = trackers.get((tp.topic, tp.partition))
                         if tracker is not None:
                             tracker.mark_committed(offset)
             return offsets

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import MissingDependencyError
+from .urls import redact
 
 if TYPE_CHECKING:
     from .app import App
@@ -248,7 +249,7 @@ def app_html(app: App) -> str:
             partition_rows,
         ),
     ]
-    return _box("app", f"{_code(app.id)} on {_code(app.broker)}", "".join(parts))
+    return _box("app", f"{_code(app.id)} on {_code(redact(app.broker))}", "".join(parts))
 
 
 def _or_dash(value: int | None) -> str:
