@@ -41,8 +41,8 @@ class Replies:
         if self.conductor is None:
             starting = self._starting
             if starting is None or (starting.done() and (starting.cancelled() or starting.exception())):
-                self._starting = asyncio.get_running_loop().create_task(self._start())
-            await asyncio.shield(self._starting)  # concurrent first asks wait for the same start
+                starting = self._starting = asyncio.get_running_loop().create_task(self._start())
+            await asyncio.shield(starting)  # concurrent first asks wait for the same start
         return app.reply_topic_name
 
     async def _start(self) -> None:
