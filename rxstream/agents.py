@@ -528,7 +528,7 @@ def _keyed_sink_for(target: Any) -> Callable[[Any, Any], Awaitable[Any]]:
 
 
 def __getattr__(name: str) -> Any:
-    """``AgentTestContext`` lives with the test helpers in `rxstream.testing` (imported on demand)."""
+    """``AgentTestContext`` lives with the testing utilities in `rxstream.testing` (imported on demand)."""
     if name == "AgentTestContext":
         from .testing import AgentTestContext
 

@@ -31,7 +31,6 @@ Step = Callable[[Context], Operator]
 
 PeekSource = Callable[[Context, int, float | None, bool], AbstractAsyncContextManager[Observable[Batch]]]
 """How to read a source again for a peek: (context, n, fetch timeout, latest) -> its batches."""
-"""Opens a source that reads a stream's values again without consuming them: (context, n, timeout)."""
 
 
 class _Origin:
@@ -71,9 +70,9 @@ class _Origin:
         """The app whose topic this chain reads (group_by routes through a repartition topic then)."""
         self.dealers: dict[str, _rx.GroupDealer] = {}
         self.spawn: Callable[[], bool] | None = None
+        """Set by an agent: starts another instance of it for a group no loop is waiting for."""
         self.on_batch: Callable[[int, float], None] | None = None
         """Told of each batch the chain's consumer went through: (values, seconds) — the app's monitor."""
-        """Set by an agent: starts another instance of it for a group no loop is waiting for."""
 
 
 def _check_callable(fun: Any, operator: str) -> None:

@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -31,9 +31,6 @@ from ..records import Record
 from ..transport import Consumer, TopicPartition, TopicSpec, Transport, get_transport
 from ..transport.partitioner import partition_for
 from ..transport.validation import MAX_MESSAGE_BYTES
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "ConsumerProbe",

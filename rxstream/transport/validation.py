@@ -1,7 +1,7 @@
 """What a send must satisfy on every transport, so memory:// refuses exactly what a Kafka broker would.
 
-Kafka's rules: topic names of `[a-zA-Z0-9._-]`, at most 249 characters and not `.` or `..`; a partition is a
-partition is an int; header names are text and header values bytes or text; text is UTF-8; a message (key plus
+Kafka's rules: topic names of `[a-zA-Z0-9._-]`, at most 249 characters and not `.` or `..`; a partition is
+an int; header names are text and header values bytes or text; text is UTF-8; a message (key plus
 value) is at most ``max_message_bytes``, by default Kafka's 1 MiB (``max.request.size``).
 """
 
