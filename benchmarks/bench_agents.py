@@ -111,6 +111,8 @@ def compare_monitor(n: int, repeat: int) -> None:
     """The pipeline with the monitor off and on, alternating run by run, against one baseline."""
     base = statistics.median(asyncio.run(baseline(n)) for _ in range(repeat))
     times: dict[bool, list[float]] = {False: [], True: []}
+    for monitor in (True, False):  # a process's first runs are slower: warm up both before timing
+        asyncio.run(pipeline(n, monitor))
     for i in range(repeat):
         for monitor in (False, True) if i % 2 else (True, False):  # neither always runs first
             times[monitor].append(asyncio.run(pipeline(n, monitor)))
