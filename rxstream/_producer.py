@@ -10,6 +10,7 @@ from .codecs import get_codec
 from .errors import TransportError
 from .events import Headers
 from .transport.base import Transport
+from .transport.validation import encode_message
 
 if TYPE_CHECKING:
     from .channels import Topic
@@ -19,6 +20,9 @@ __all__ = ["BatchingProducer"]
 SEND_BATCH = 4096
 """How many queued values make `BatchingProducer.send` wait until they are stored (the buffer's bound)."""
 
+
+_RAW_KEYS = frozenset({str, bytes, bytearray, memoryview})
+"""Key types the raw codec sends as they are."""
 
 class BatchingProducer:
     """Queues one topic's values and sends them in batches from one task: what is queued meanwhile goes next.
@@ -76,6 +80,8 @@ class BatchingProducer:
         """Queue a value for the next batched send; waits only when the buffer is full."""
         if not self._raw_objects:
             key, value = self.topic.encode(key, value)
+        elif key is not None and type(key) not in _RAW_KEYS and self.topic.key_serializer == "raw":
+            encode_message(self.name, key, None, "raw", "raw")  # refused as a byte transport refuses it
         buffer = self._buffer
         if key is None and not self._buffer_keyed:
             buffer.append(value)

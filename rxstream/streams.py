@@ -362,7 +362,9 @@ class Stream(Generic[T]):
                         "Stream.group_by() on a topic routes every event through a repartition topic named "
                         "after `name`; the key function is a lambda, so pass name=... (or topic=...)"
                     )
-                topic = app.topic(f"{app.id}-{name or getattr(key, '__name__', 'key')}-repartition")
+                # keys of any JSON type (group keys are often ints), as the same bytes on every transport
+                routed = f"{app.id}-{name or getattr(key, '__name__', 'key')}-repartition"
+                topic = app.topic(routed, key_serializer="json")
             elif isinstance(topic, str):
                 topic = app.topic(topic)
             repartition = topic

@@ -9,6 +9,7 @@ from typing import Any
 
 import rxstream
 from rxstream import App, KeyValue, current_event
+from tests.test_app import eventually, memory_url, read_all
 
 
 def new_app() -> App:
@@ -80,3 +81,21 @@ async def test_keys_reach_channel_and_agent_sinks_and_a_callable_gets_the_value(
                 await asyncio.sleep(0.005)
     assert sorted(seen) == [("b", 2), ("zero", 0)]
     assert sorted(called) == [0, 2]
+
+
+async def test_an_inherited_key_the_sink_cannot_encode_is_refused_on_memory_as_on_kafka() -> None:
+    app = App("keys-refused", broker=memory_url())
+    source = app.topic("numbers", partitions=1, key_type=int, key_serializer="json", on_error="skip")
+    sink = app.topic("copies", partitions=1)  # raw keys: bytes or str only, as on Kafka
+    seen: list[int] = []
+
+    @app.agent(source, sink=[sink])
+    async def copy(stream: rxstream.Stream[int]) -> AsyncIterator[int]:
+        async for n in stream:
+            seen.append(n)
+            yield n
+
+    async with app:
+        await source.send(key=7, value=1)
+        await eventually(lambda: len(seen) >= 1 and copy.processed_failures >= 1)
+        assert await read_all(app, "copies") == []
