@@ -24,6 +24,7 @@ SEND_BATCH = 4096
 _RAW_KEYS = frozenset({str, bytes, bytearray, memoryview})
 """Key types the raw codec sends as they are."""
 
+
 class BatchingProducer:
     """Queues one topic's values and sends them in batches from one task: what is queued meanwhile goes next.
 
