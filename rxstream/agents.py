@@ -314,9 +314,19 @@ class Agent:
         seen: Any = None  # the last batch checked for messages that carry keys or headers (an ask's reply-to)
         with_headers = keyed = False
         stats = self.app.monitor.agent(self.name)
+        yielded = 0  # values yielded since the stream last reported a batch
+
+        def batch_done(events: int, seconds: float) -> None:
+            """The stream went through a batch: its values yielded so far go to the monitor with it."""
+            nonlocal yielded
+            stats.processed(events, seconds)
+            stats.yielded += yielded
+            yielded = 0
+
+        stream.on_batch(batch_done)
         try:
             async for value in result:
-                stats.yielded += 1
+                yielded += 1
                 if type(value) is KeyValue:
                     key, value = value
                     inherit = False
@@ -348,6 +358,7 @@ class Agent:
                     if nowait_send is None or not nowait_send(value):
                         await sink(value)
         finally:
+            stats.yielded += yielded
             await result.aclose()
 
     def _failed(self, stream: Stream[Any], exc: Exception) -> None:
