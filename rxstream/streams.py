@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -750,8 +751,6 @@ def _sender(target: Any, operator: str) -> Callable[[Any], Any]:
 
 
 async def _gather(senders: list[Callable[[Any], Any]], value: Any) -> None:
-    import inspect
-
     for send in senders:
         result = send(value)
         if inspect.isawaitable(result):
