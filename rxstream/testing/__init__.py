@@ -1,14 +1,6 @@
 """Helpers for tests: `AgentTestContext` (an agent without a broker) and, in `rxstream.testing.conformance`,
-the transport conformance suite every transport (memory, Kafka, yours) must pass (it needs pytest).
-
-Subclass `TransportConformance` in a test module and provide a ``transport_url`` fixture; pytest collects the
-inherited tests::
-
-    class TestMemoryConformance(TransportConformance):
-        @pytest.fixture
-        def transport_url(self) -> str:
-            return "memory://conformance"
-"""
+the transport conformance suite every transport (memory, Kafka, yours) must pass (it needs pytest; see its
+docstring for how to run it against a transport)."""
 
 from __future__ import annotations
 
