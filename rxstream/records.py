@@ -16,7 +16,10 @@ Construction does not validate unless the class asks for it: `class Order(Record
 (or `coerce=True`). `serializer="json"` names the codec topics of the record use unless they name one;
 `isodates=True` and `include_metadata=False` are accepted as what records always do.
 `class Point(Record, frozen=True)` makes instances immutable and hashable. Use `dataclasses.field` for
-defaults such as `field(default_factory=list)`.
+defaults such as `field(default_factory=list)`. `order.dumps()` and `Order.loads(data)` go through the
+class's serializer, `asdict()` gives the fields as they are. At class level a field is a `FieldDescriptor`
+(`Order.amount`), accepted wherever a key function or field is (`group_by`, `relative_to_field`); its
+default is `Order.amount.default`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, Union, get_
 from typing_extensions import dataclass_transform
 
 from .errors import ConfigurationError, EncodeError, ValidationError
+from .record_fields import install_descriptors, keep_inherited_defaults
 
 __all__ = ["Record", "decoder_for", "represent"]
 
@@ -632,8 +636,10 @@ class Record:
             validation = parent.validation if parent is not None else False
         if frozen is None:
             frozen = parent.frozen if parent is not None else False
+        keep_inherited_defaults(cls)
         dataclasses.dataclass(cls, frozen=frozen)
         spec = _RecordSpec(cls, validation, frozen)
+        install_descriptors(cls)
         cls._rx_spec = spec
         spec.build(eager=True)
         if validation:
@@ -649,6 +655,26 @@ class Record:
             return _decode_record(cls, data)
         except _Invalid as exc:
             raise ValidationError(exc.describe(cls.__name__)) from exc.__cause__
+
+    @classmethod
+    def loads(cls, data: bytes, *, serializer: Any = None) -> Self:
+        """A record from bytes written by `dumps` (the class's serializer, else JSON), validated."""
+        from .codecs import decode_value
+
+        record: Self = decode_value(data, serializer or cls._rx_serializer or "json", cls)
+        return record
+
+    def dumps(self, *, serializer: Any = None) -> bytes:
+        """The record as bytes through ``serializer``, else the class's, else JSON (what a topic sends)."""
+        from .codecs import encode_value
+
+        data = encode_value(self, serializer or self._rx_serializer or "json")
+        assert data is not None
+        return data
+
+    def asdict(self) -> dict[str, Any]:
+        """The fields and their values as they are (nested records stay records; see to_representation)."""
+        return {name: getattr(self, name) for name in self._rx_spec.names}
 
     def to_representation(self) -> dict[str, Any]:
         """The record as a JSON-ready dict: nested records, enums, datetimes, Decimals and bytes converted."""
