@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from . import _rx
@@ -24,7 +24,7 @@ from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .monitor import Monitor
 from .settings import Settings
-from .streams import Stream, batch_stream, compiled
+from .streams import Stream, batch_stream, compiled, values_stream
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
 from .tables import SetTable as _SetTable
@@ -289,14 +289,17 @@ class App:
         """Declare a table of sets: ``table[key].add(x)`` (options as for `Table`)."""
         return self._tables.add(_SetTable(self, name, **options))
 
-    def stream(self, channel: Channel[Any, Any] | str) -> Stream[Any]:
+    def stream(self, channel: Channel[Any, Any] | str | Iterable[Any] | AsyncIterable[Any]) -> Stream[Any]:
         """A stream reading a channel or topic: beside an agent or another stream of it, a reader of its own.
 
         Every reader of a topic gets every message, and an offset is committed once every reader acknowledged
         it. A reader joins when its consumption starts and leaves when it ends (`tap` only looks).
+        An iterable or async iterable gives a stream of its values, as `Stream.from_iterable` does.
         """
         if isinstance(channel, str):
             channel = self.topic(channel)
+        elif not isinstance(channel, Channel):
+            return values_stream(channel)
         if isinstance(channel, Topic) and self._topic_has_reader(channel):
             return self._reader_stream(channel)
         return channel.stream()

@@ -9,6 +9,7 @@ __all__ = [
     "ConfigurationError",
     "DecodeError",
     "EncodeError",
+    "GroupPairUsedAsValue",
     "ImproperlyConfigured",
     "MissingDependencyError",
     "ReadOnlyError",
@@ -39,6 +40,10 @@ class ReadOnlyError(RxStreamError, AttributeError):
 
 class StreamError(RxStreamError):
     """A stream was used in a way streams do not support."""
+
+
+class GroupPairUsedAsValue(StreamError, AttributeError):
+    """A (key, substream) pair of group_by was used as a value, as a loop written for Faust would."""
 
 
 class StreamConsumedError(StreamError):

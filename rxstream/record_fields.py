@@ -1,4 +1,4 @@
-"""Field descriptors: ``Order.account_id`` at class level names a Record field wherever a key or field is asked.
+"""Field descriptors: ``Order.account_id`` names a Record field wherever a key function or field is asked.
 
     stream.group_by(Order.account_id)            # repartitions by the field, topic named after it
     table.tumbling(60).relative_to_field(Order.created)
@@ -11,6 +11,7 @@ field's default is ``Order.account_id.default``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
 __all__ = ["FieldDescriptor", "install_descriptors", "keep_inherited_defaults"]
@@ -33,7 +34,8 @@ class FieldDescriptor:
     @property
     def required(self) -> bool:
         """Whether the field has no default."""
-        return self._field.default is dataclasses.MISSING and self._field.default_factory is dataclasses.MISSING
+        field = self._field
+        return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
     @property
     def default(self) -> Any:
@@ -44,7 +46,7 @@ class FieldDescriptor:
             return self._field.default_factory()
         return None
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
         if instance is None:
             return self
         raise AttributeError(f"{type(instance).__name__!r} object has no attribute {self.field!r}")
@@ -63,7 +65,7 @@ def keep_inherited_defaults(cls: type) -> None:
     A dataclass reads a field's default with ``getattr(cls, name)``, which would find the parent's
     descriptor; it finds the parent's default (or none) instead.
     """
-    for name in cls.__dict__.get("__annotations__", {}):
+    for name in inspect.get_annotations(cls):
         if name in cls.__dict__:
             continue
         inherited = getattr(cls, name, None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -18,9 +17,11 @@ from typing import Any, Generic, TypeVar
 
 from . import _rx
 from ._rx import Batch, Context, Cursor, DisposableBase, Observable, Operator, SchedulerBase
+from ._rx.taps import Demand, asked, tapped
 from .durations import Duration, seconds
 from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
 from .events import Event
+from .forwarding import channel_of, fan_out, through_operator
 
 __all__ = ["Stream"]
 
@@ -44,6 +45,7 @@ class _Origin:
         "consumed_by",
         "context",
         "dealers",
+        "demand",
         "label",
         "on_batch",
         "peek",
@@ -70,6 +72,8 @@ class _Origin:
         self.app: Any = None
         """The app whose topic this chain reads (group_by routes through a repartition topic then)."""
         self.dealers: dict[str, _rx.GroupDealer] = {}
+        self.demand: Demand | None = None
+        """Set while a consumer iterates: the taps (tee, echo) act only on the values it takes."""
         self.spawn: Callable[[], bool] | None = None
         """Set by an agent: starts another instance of it for a group no loop is waiting for."""
         self.on_batch: Callable[[int, float], None] | None = None
@@ -212,6 +216,37 @@ class Stream(Generic[T]):
             lambda ctx: _rx.take_batches(max_, within, ctx.scheduler, periodic=False),
         )
 
+    def noack_take(self, max_: int, within: Duration | None = None) -> Stream[list[T]]:
+        """`take` whose events are not acknowledged automatically (Faust's ``noack_take``): ack each."""
+        return self.noack().take(max_, within=within)
+
+    def take_with_timestamp(
+        self, max_: int, within: Duration | None, timestamp_field_name: str
+    ) -> Stream[list[T]]:
+        """`take`, with each dict value's ``timestamp_field_name`` set to its message's timestamp.
+
+        Values that are not dicts go on unchanged; a dict is copied, never changed in place.
+        """
+        if not isinstance(timestamp_field_name, str) or not timestamp_field_name:
+            raise ConfigurationError(
+                f"Stream.take_with_timestamp(): timestamp_field_name must be a field name, got "
+                f"{timestamp_field_name!r}"
+            )
+
+        def stamped(batch: Batch) -> Batch:
+            values = batch.values
+            return batch.derive(
+                [
+                    {**value, timestamp_field_name: batch.event_at(i).timestamp}
+                    if isinstance(value, dict)
+                    else value
+                    for i, value in enumerate(values)
+                ]
+            )
+
+        stream = self._then(f"timestamped({timestamp_field_name!r})", lambda ctx: _rx.transform(stamped))
+        return stream.take(max_, within=within)
+
     def buffer(self, size: int, *, timeout: Duration | None = None) -> Stream[list[T]]:
         """Lists of up to ``size`` values, flushed ``timeout`` seconds after the last flush; never empty."""
         timeout = seconds(timeout)
@@ -236,35 +271,54 @@ class Stream(Generic[T]):
         )
 
     def tee(self, *targets: Any) -> Stream[T]:
-        """Forward every value to each target (channel, topic, agent or callable) and pass it on."""
-        return self._tee(targets, "tee")
+        """Forward each value the consumer takes to every target and pass it on.
 
-    def _tee(self, targets: tuple[Any, ...], operator: str) -> Stream[T]:
+        Targets: channels, topics (or a topic's name, on a stream of an app's topic), agents, callables.
+        """
+        return self._tap(targets, "tee")
+
+    def _tap(self, targets: tuple[Any, ...], operator: str) -> Stream[T]:
         """`tee`, with errors naming the ``operator`` the user called."""
         if not targets:
             raise ConfigurationError(
-                f"Stream.{operator}() needs at least one target (a channel, agent or callable)"
+                f"Stream.{operator}() needs at least one target (a channel, topic, agent or callable)"
             )
-        senders = [_sender(target, operator) for target in targets]
+        app = self._origin.app
+        forward = fan_out(tuple(channel_of(target, app, operator) for target in targets), operator)
+        names = ", ".join(target if isinstance(target, str) else _name(target) for target in targets)
+        return self._then(f"{operator}({names})", self._tap_step(forward, operator))
 
-        def forward(value: Any) -> Any:
-            if len(senders) == 1:
-                return senders[0](value)
-            return _gather(senders, value)
+    def _tap_step(self, fun: Callable[[Any], Any], operator: str) -> Step:
+        """The step of a tap: gated by the consumer's demand when one iterates this chain."""
+        origin = self._origin
 
-        names = ", ".join(_name(t) for t in targets)
-        return self._then(f"{operator}({names})", lambda ctx: _rx.side_effect(forward, ctx, operator))
+        def step(ctx: Context) -> Operator:
+            demand = origin.demand
+            if demand is not None and demand.serves(ctx):
+                return tapped(fun, ctx, operator, demand)
+            return _rx.side_effect(fun, ctx, operator)
+
+        step.taps = True  # type: ignore[attr-defined]
+        return step
 
     def echo(self, *channels: Any) -> Stream[T]:
-        """Forward every value to ``channels``; with no channels, print it."""
+        """Forward each value the consumer takes to ``channels`` (as Faust's echo); with none, print it.
+
+        Channels are topics, channels, agents, callables, or topic names of the stream's app.
+        ``stream.echo()`` prints every value taken: a notebook's look at what flows.
+        """
         if not channels:
-            return self._then("echo()", lambda ctx: _rx.side_effect(print, ctx, "echo"))
-        return self._tee(channels, "echo")
+            return self._then("echo()", self._tap_step(print, "echo"))
+        return self._tap(channels, "echo")
 
     def combine(self, *streams: Stream[Any]) -> Stream[Any]:
         """Merge this stream with ``streams``: values of all, interleaved as they arrive."""
         parts = [self, *_check_streams(streams, "combine")]
         return _multi("combine", parts, lambda observables, ctx: _rx.merged(observables))
+
+    def __and__(self, other: Stream[Any]) -> Stream[Any]:
+        """``stream & other`` is ``stream.combine(other)`` (Faust's shape)."""
+        return self.combine(other)
 
     def concat(self, *streams: Stream[Any]) -> Stream[Any]:
         """This stream's values, then each of ``streams`` in turn once the previous completed."""
@@ -353,6 +407,8 @@ class Stream(Generic[T]):
             )
         stream_cls = type(self)
         label = f"group_by({name or _name(key)})"
+        shown = getattr(key, "__name__", None) or _name(key)
+        call = f"group_by({'...' if shown == '<lambda>' else shown}{f', name={name!r}' if name else ''})"
         origin = self._origin
         source: Stream[Any] = self
         app = origin.app
@@ -391,20 +447,25 @@ class Stream(Generic[T]):
                 origin = _Origin(lambda _: group.observable(), f"{label}[{group.key!r}]", context=ctx)
                 return stream_cls(origin, noack=self._noack, starving=starving)
 
-            dealer = _rx.GroupDealer(key, ctx, make_substream, group_timeout, max_groups, spawn=origin.spawn)
+            dealer = _rx.GroupDealer(
+                key, ctx, make_substream, group_timeout, max_groups, spawn=origin.spawn, label=call
+            )
             origin.dealers[label] = dealer
             return _rx.grouped(dealer)
 
         return source._then(label, step, grouped=True)
 
     def through(self, channel: Any) -> Stream[T]:
-        """Send every value to ``channel`` (a topic or channel) and continue with the values read back.
+        """Send every value to ``channel`` (a topic, channel, or topic name) and continue with what it reads.
 
         Upstream events are acknowledged once their value was handed to the channel; on a topic that is a
         repartition by hand: the values continue on the worker that owns their partition.
         """
+        channel = channel_of(channel, self._origin.app, "through")
         if not (callable(getattr(channel, "send", None)) and callable(getattr(channel, "stream", None))):
-            raise ConfigurationError(f"Stream.through() takes a channel or topic, got {channel!r}")
+            raise ConfigurationError(
+                f"Stream.through() takes a channel, topic or topic name, got {channel!r}"
+            )
         return self._then(f"through({_name(channel)})", _sends(lambda ctx: _through(ctx, channel, None)))
 
     def pipe(self, *operators: Callable[[Observable[Any]], Observable[Any]]) -> Stream[Any]:
@@ -476,6 +537,7 @@ class Stream(Generic[T]):
                 self._iterator = claimed
                 return claimed
         ctx = self._context()
+        demand = origin.demand = Demand(ctx.flow) if self._gated() else None
         observable = self._compile(ctx, "async for")
         if not self._grouped:  # groups go to the operators after group_by (the functional form)
             for dealer in origin.dealers.values():
@@ -499,8 +561,39 @@ class Stream(Generic[T]):
             idle=idle,
             on_batch=origin.on_batch,
         )
+        if demand is not None:
+            self._iterator = asked(self._iterator, demand)
         origin.active = self
         return self._iterator
+
+    def _gated(self) -> bool:
+        """Whether taps of this chain can wait for its consumer: it has taps and no group_by after them.
+
+        The loops over a group_by's substreams take values while the outer loop does not ask for one.
+        """
+        taps = False
+        for label, step in self._steps:
+            if getattr(step, "taps", False):
+                taps = True
+            elif taps and label.startswith("group_by("):
+                return False
+        return taps and not self._grouped
+
+    async def _taken(self, limit: int) -> list[T]:
+        """The first ``limit`` values through ``async for``, so that taps act on those alone."""
+        out: list[T] = []
+        iterator = self.__aiter__()
+        try:
+            async for value in iterator:
+                out.append(value)
+                if len(out) >= limit:
+                    batch = self._cursor.batch
+                    if batch is not None:  # acknowledged like to_list's values, not left held
+                        batch.ack_range(self._cursor.index, self._cursor.index + 1)
+                    break
+        finally:
+            await iterator.aclose()  # type: ignore[attr-defined]
+        return out
 
     async def to_list(self, limit: int | None = None, *, timeout: Duration | None = None) -> list[T]:
         """Every value until the stream completes (or the first ``limit``), acknowledging each.
@@ -510,6 +603,8 @@ class Stream(Generic[T]):
         if limit is not None:
             _check_positive(limit, "limit", "to_list", integer=True)
         stream = self if timeout is None else self.stop_after(timeout)
+        if limit is not None and stream._gated():
+            return await stream._taken(limit)
         ctx = stream._context()
         return await _rx.collect(stream._compile(ctx, "to_list()"), ctx, limit)
 
@@ -524,8 +619,11 @@ class Stream(Generic[T]):
 
     async def first(self) -> T:
         """The first value; StreamEmptyError when the stream completes without one."""
-        ctx = self._context()
-        values = await _rx.collect(self._compile(ctx, "first()"), ctx, 1)
+        if self._gated():
+            values = await self._taken(1)
+        else:
+            ctx = self._context()
+            values = await _rx.collect(self._compile(ctx, "first()"), ctx, 1)
         if not values:
             raise StreamEmptyError(f"{self!r} completed without a value")
         first: T = values[0]
@@ -666,6 +764,12 @@ class Peeked(list[Any]):
         return peeked_html(self)
 
 
+def _through(ctx: Context, channel: Any, key_of: Callable[[Any], Any] | None) -> Operator:
+    """The operator of ``through``: forward values to ``channel``, continue with what it reads back."""
+    downstream: Stream[Any] = channel.stream()
+    return through_operator(ctx, channel, key_of, downstream._compile(ctx.reader()))
+
+
 def _sends(step: Step) -> Step:
     """Mark an operator that sends to a channel or topic: a peek leaves it out (it must send nothing)."""
     step.sends = True  # type: ignore[attr-defined]
@@ -687,34 +791,6 @@ def _reread(build: Callable[[Context], Observable[Batch]], label: str, *, once: 
         yield build(ctx)
 
     return peek
-
-
-def _through(ctx: Context, channel: Any, key_of: Callable[[Any], Any] | None) -> Operator:
-    """The operator of ``through``: forward values (keyed by ``key_of``, else by their event's key)."""
-    buffered = getattr(channel, "send_buffered", None)
-
-    async def send_keyed(key: Any, value: Any) -> None:
-        if buffered is not None:
-            await buffered(value, key=key)
-        else:
-            await channel.send(key=key, value=value)
-
-    downstream: Stream[Any] = channel.stream()
-    if key_of is not None:
-        forward = _rx.side_effect(lambda value: send_keyed(key_of(value), value), ctx, "through")
-        return _rx.rerouted(forward, downstream._compile(ctx.reader()))
-    paired = _rx.transform(_with_keys)
-    send_pair = _rx.side_effect(lambda pair: send_keyed(*pair), ctx, "through")
-
-    def forward_keyed(source: Observable[Batch]) -> Observable[Batch]:
-        return send_pair(paired(source))
-
-    return _rx.rerouted(forward_keyed, downstream._compile(ctx.reader()))
-
-
-def _with_keys(batch: Batch) -> Batch:
-    """The batch's values as (event key, value) pairs."""
-    return batch.derive(list(zip(map(batch.key_at, range(len(batch.values))), batch.values, strict=True)))
 
 
 def _multi(
@@ -740,23 +816,6 @@ def _check_streams(streams: Sequence[Any], operator: str) -> list[Stream[Any]]:
     return list(streams)
 
 
-def _sender(target: Any, operator: str) -> Callable[[Any], Any]:
-    """A function that forwards a value to ``target`` (anything with ``send(value=...)``, or a callable)."""
-    send = getattr(target, "send", None)
-    if send is not None and callable(send):
-        return lambda value: send(value=value)
-    if callable(target):
-        return target  # type: ignore[no-any-return]
-    raise ConfigurationError(f"Stream.{operator}(): {target!r} is neither a channel, an agent nor a callable")
-
-
-async def _gather(senders: list[Callable[[Any], Any]], value: Any) -> None:
-    for send in senders:
-        result = send(value)
-        if inspect.isawaitable(result):
-            await result
-
-
 def _name(thing: Any) -> str:
     name = getattr(thing, "__qualname__", None) or getattr(thing, "name", None) or type(thing).__name__
     return str(name)
@@ -768,6 +827,18 @@ def _short(thing: Any) -> str:
 
 
 # ---------------------------------------------------------------- for subscriptions, topics, peeks and tests
+
+
+def values_stream(source: Any) -> Stream[Any]:
+    """A stream of an iterable's or an async iterable's values (``app.stream(iterable)``, as in Faust)."""
+    if isinstance(source, AsyncIterable):
+        return Stream.from_async_iterable(source)
+    if isinstance(source, Iterable) and not isinstance(source, (str, bytes)):
+        return Stream.from_iterable(source)
+    raise ConfigurationError(
+        f"app.stream() takes a channel, a topic, a topic name, an iterable or an async iterable, "
+        f"got {type(source).__name__} {_short(source)}"
+    )
 
 
 def batch_stream(

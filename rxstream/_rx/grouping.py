@@ -12,7 +12,7 @@ from reactivex.disposable import Disposable, SerialDisposable
 
 from .._core.limits import GroupExpiry
 from .._core.sift import shares_refs
-from ..errors import StreamError
+from ..errors import GroupPairUsedAsValue, StreamError
 from .batch import Batch, failed
 from .expand import unshared
 from .flow import Context, Flow, Operator, now
@@ -78,6 +78,39 @@ class GroupSubject:
         return Observable(subscribe)
 
 
+class GroupPair(tuple[Any, Any]):
+    """What group_by yields: (key, substream). Used as a value, it says so and shows the change to make."""
+
+    def __new__(cls, key: Any, substream: Any, label: str) -> GroupPair:
+        pair = super().__new__(cls, (key, substream))
+        pair.label = label
+        return pair
+
+    label: str
+
+    def _misused(self, how: str) -> GroupPairUsedAsValue:
+        call = self.label
+        return GroupPairUsedAsValue(
+            f"{call} yields (key, substream) pairs, not values, and this loop used the pair of key "
+            f"{self[0]!r} as a value ({how}). Faust's group_by yields the values; here, either keep the "
+            f"values with one change to the loop line:\n"
+            f"    async for value in stream.{call}.flat_map(lambda key, values: values):\n"
+            f"or loop over each key's values:\n"
+            f"    async for key, values in stream.{call}:\n"
+            f"        async for value in values:"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise self._misused(f".{name}")
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (int, slice)):
+            return super().__getitem__(index)
+        raise self._misused(f"[{index!r}]")
+
+
 class GroupDealer:
     """Splits batches by key into groups and deals each new group to whoever waits for one."""
 
@@ -89,7 +122,9 @@ class GroupDealer:
         group_timeout: float | None,
         max_groups: int,
         spawn: Callable[[], bool] | None = None,
+        label: str = "group_by(...)",
     ) -> None:
+        self._label = label
         self._key_of = key_of
         self._ctx = ctx
         self._make = make_substream
@@ -179,7 +214,7 @@ class GroupDealer:
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = GroupSubject(key, self._ctx.flow)
-                self._deal((key, self._make(group)), new)
+                self._deal(GroupPair(key, self._make(group), self._label), new)
             if expiry is not None:
                 expiry.touch(key, stamp)
             values = batch.values
