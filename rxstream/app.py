@@ -261,10 +261,13 @@ class App:
         use_partitioner: bool = False,
         help: str | None = None,
         on_window_close: Callable[[Any, Any], Any] | None = None,
+        changelog_topic: Any = None,
     ) -> _Table:
         """Declare a table: dict-like state sharded like its source topic, logged to a compacted changelog.
 
         >>> counts = app.Table("word-counts", default=int)      # counts[word] += 1 inside an agent
+
+        ``changelog_topic``: a Topic (or name) to log to instead of ``{app_id}-{name}-changelog``.
         """
         return self._tables.add(
             _Table(
@@ -278,6 +281,7 @@ class App:
                 use_partitioner=use_partitioner,
                 help=help,
                 on_window_close=on_window_close,
+                changelog_topic=changelog_topic,
             )
         )
 

@@ -12,16 +12,17 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 from . import _rx
 from ._rx import Batch, Context, Cursor, DisposableBase, Observable, Operator, SchedulerBase
-from ._rx.taps import Demand, asked, tapped
+from ._rx.taps import Demand, asked, gates, tapped
 from .durations import Duration, seconds
 from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
 from .events import Event
 from .forwarding import channel_of, fan_out, through_operator
+from .peeked import Peeked, PeekSource, reread
+from .stream_args import check_callable, check_positive, name_of, short
 
 __all__ = ["Stream"]
 
@@ -30,10 +31,6 @@ U = TypeVar("U")
 K = TypeVar("K")
 
 Step = Callable[[Context], Operator]
-
-PeekSource = Callable[[Context, int, float | None, bool], AbstractAsyncContextManager[Observable[Batch]]]
-"""How to read a source again for a peek: (context, n, fetch timeout, latest) -> its batches."""
-
 
 class _Origin:
     """Where a chain starts: builds its source observable for one consumption; consumed at most once."""
@@ -80,18 +77,6 @@ class _Origin:
         """Told of each batch the chain's consumer went through: (values, seconds) — the app's monitor."""
 
 
-def _check_callable(fun: Any, operator: str) -> None:
-    if not callable(fun):
-        raise ConfigurationError(f"Stream.{operator}() takes a function, got {type(fun).__name__} {fun!r}")
-
-
-def _check_positive(value: Any, name: str, operator: str, *, integer: bool = False) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        kind = "a positive integer" if integer else "a positive number"
-        raise ConfigurationError(f"Stream.{operator}(): {name} must be {kind}, got {value!r}")
-
-
 class Stream(Generic[T]):
     """A lazily compiled chain of operators over a source of events; iterate it, or collect it.
 
@@ -128,8 +113,8 @@ class Stream(Generic[T]):
         def build(ctx: Context) -> Observable[Batch]:
             return _rx.pump(lambda: _rx.chunks_of(iterable), ctx)
 
-        label = f"from_iterable({_short(iterable)})"
-        peek = _reread(build, label, once=isinstance(iterable, Iterator))
+        label = f"from_iterable({short(iterable)})"
+        peek = reread(build, label, once=isinstance(iterable, Iterator))
         return cls(_Origin(build, label, scheduler=scheduler, peek=peek))
 
     @classmethod
@@ -145,8 +130,8 @@ class Stream(Generic[T]):
         def build(ctx: Context) -> Observable[Batch]:
             return _rx.pump(lambda: _rx.chunks_of_async(iterable), ctx)
 
-        label = f"from_async_iterable({_short(iterable)})"
-        peek = _reread(build, label, once=isinstance(iterable, AsyncIterator))
+        label = f"from_async_iterable({short(iterable)})"
+        peek = reread(build, label, once=isinstance(iterable, AsyncIterator))
         return cls(_Origin(build, label, scheduler=scheduler, peek=peek))
 
     @classmethod
@@ -179,13 +164,13 @@ class Stream(Generic[T]):
 
     def map(self, fun: Callable[[T], Awaitable[U]] | Callable[[T], U]) -> Stream[U]:
         """Apply ``fun`` (plain or ``async``) to every value, in order."""
-        _check_callable(fun, "map")
-        return self._then(f"map({_name(fun)})", lambda ctx: _rx.map_values(fun, ctx))
+        check_callable(fun, "map")
+        return self._then(f"map({name_of(fun)})", lambda ctx: _rx.map_values(fun, ctx))
 
     def filter(self, fun: Callable[[T], Any]) -> Stream[T]:
         """Keep the values for which ``fun`` (plain or ``async``) is truthy; the others are acked at once."""
-        _check_callable(fun, "filter")
-        return self._then(f"filter({_name(fun)})", lambda ctx: _rx.filter_values(fun, ctx))
+        check_callable(fun, "filter")
+        return self._then(f"filter({name_of(fun)})", lambda ctx: _rx.filter_values(fun, ctx))
 
     def items(self) -> Stream[tuple[Any, T]]:
         """(key, value) pairs; the key is the message key (None for values without a message)."""
@@ -208,9 +193,9 @@ class Stream(Generic[T]):
     def take(self, max_: int, *, within: Duration | None = None) -> Stream[list[T]]:
         """Lists of up to ``max_`` values, closed ``within`` seconds after their first value; never empty."""
         within = seconds(within)
-        _check_positive(max_, "max_", "take", integer=True)
+        check_positive(max_, "max_", "take", integer=True)
         if within is not None:
-            _check_positive(within, "within", "take")
+            check_positive(within, "within", "take")
         return self._then(
             f"take({max_}, within={within})",
             lambda ctx: _rx.take_batches(max_, within, ctx.scheduler, periodic=False),
@@ -250,9 +235,9 @@ class Stream(Generic[T]):
     def buffer(self, size: int, *, timeout: Duration | None = None) -> Stream[list[T]]:
         """Lists of up to ``size`` values, flushed ``timeout`` seconds after the last flush; never empty."""
         timeout = seconds(timeout)
-        _check_positive(size, "size", "buffer", integer=True)
+        check_positive(size, "size", "buffer", integer=True)
         if timeout is not None:
-            _check_positive(timeout, "timeout", "buffer")
+            check_positive(timeout, "timeout", "buffer")
         return self._then(
             f"buffer({size}, timeout={timeout})",
             lambda ctx: _rx.take_batches(size, timeout, ctx.scheduler, periodic=True),
@@ -261,10 +246,10 @@ class Stream(Generic[T]):
     def rate_limit(self, rate: int, *, per: Duration = 1.0, within: Duration | None = None) -> Stream[T]:
         """At most ``rate`` values per ``per`` seconds, delayed (never dropped); ``within`` is the burst."""
         per, within = seconds(per), seconds(within)
-        _check_positive(rate, "rate", "rate_limit")
-        _check_positive(per, "per", "rate_limit")
+        check_positive(rate, "rate", "rate_limit")
+        check_positive(per, "per", "rate_limit")
         window = per if within is None else within
-        _check_positive(window, "within", "rate_limit")
+        check_positive(window, "within", "rate_limit")
         return self._then(
             f"rate_limit({rate}, per={per})",
             lambda ctx: _rx.rate_limited(rate, per, window, ctx.scheduler, ctx),
@@ -285,7 +270,7 @@ class Stream(Generic[T]):
             )
         app = self._origin.app
         forward = fan_out(tuple(channel_of(target, app, operator) for target in targets), operator)
-        names = ", ".join(target if isinstance(target, str) else _name(target) for target in targets)
+        names = ", ".join(target if isinstance(target, str) else name_of(target) for target in targets)
         return self._then(f"{operator}({names})", self._tap_step(forward, operator))
 
     def _tap_step(self, fun: Callable[[Any], Any], operator: str) -> Step:
@@ -334,17 +319,17 @@ class Stream(Generic[T]):
         the event key or ``on(value)`` (stream-table enrichment; looked up as the value passes the join).
         """
         if on is not None:
-            _check_callable(on, "join")
+            check_callable(on, "join")
         if len(streams) == 1 and isinstance(streams[0], Mapping):
             table = streams[0]
-            return self._then(f"join({_name(table)})", lambda ctx: _rx.lookup_join(table.get, on))
+            return self._then(f"join({name_of(table)})", lambda ctx: _rx.lookup_join(table.get, on))
         others = _check_streams(streams, "join")
         if not others:
             raise ConfigurationError("Stream.join() needs at least one other stream, or one table")
         if within is None:
             raise ConfigurationError("Stream.join() of streams needs within=SECONDS, the join window")
         within = seconds(within)
-        _check_positive(within, "within", "join")
+        check_positive(within, "within", "join")
 
         def key_of(batch: Batch, i: int) -> Any:
             return on(batch.values[i]) if on is not None else batch.key_at(i)
@@ -361,7 +346,7 @@ class Stream(Generic[T]):
         On a grouped stream ``fun(key, substream)`` is called once per group. Plain iterables expand in
         place; streams and async iterables are merged as they produce.
         """
-        _check_callable(fun, "flat_map")
+        check_callable(fun, "flat_map")
         call: Callable[[Any], Any] = (lambda pair: fun(*pair)) if self._grouped else fun
 
         def step(ctx: Context) -> Operator:
@@ -373,13 +358,13 @@ class Stream(Generic[T]):
                 if isinstance(result, Iterable) and not isinstance(result, (str, bytes)):
                     return None
                 raise ConfigurationError(
-                    f"Stream.flat_map(): {_name(fun)} must return an iterable, async iterable or Stream, "
+                    f"Stream.flat_map(): {name_of(fun)} must return an iterable, async iterable or Stream, "
                     f"got {type(result).__name__}"
                 )
 
             return _rx.flat_map_values(call, inner_of)
 
-        return self._then(f"flat_map({_name(fun)})", step)
+        return self._then(f"flat_map({name_of(fun)})", step)
 
     def group_by(
         self,
@@ -395,19 +380,19 @@ class Stream(Generic[T]):
         Use ``stream.group_by(f).flat_map(lambda key, sub: ...)`` functionally, or nest ``async for`` loops
         inside an agent. Outside an agent, a nested loop that would starve other keys raises StreamError.
         """
-        _check_callable(key, "group_by")
-        _check_positive(max_groups, "max_groups", "group_by", integer=True)
+        check_callable(key, "group_by")
+        check_positive(max_groups, "max_groups", "group_by", integer=True)
         group_timeout = seconds(group_timeout)
         if group_timeout is not None:
-            _check_positive(group_timeout, "group_timeout", "group_by")
+            check_positive(group_timeout, "group_timeout", "group_by")
         keyed = self.map(key) if _rx.is_async(key) else None
         if keyed is not None:
             raise ConfigurationError(
-                f"Stream.group_by(): the key function {_name(key)} must be a plain function, not async"
+                f"Stream.group_by(): the key function {name_of(key)} must be a plain function, not async"
             )
         stream_cls = type(self)
-        label = f"group_by({name or _name(key)})"
-        shown = getattr(key, "__name__", None) or _name(key)
+        label = f"group_by({name or name_of(key)})"
+        shown = getattr(key, "__name__", None) or name_of(key)
         call = f"group_by({'...' if shown == '<lambda>' else shown}{f', name={name!r}' if name else ''})"
         origin = self._origin
         source: Stream[Any] = self
@@ -426,7 +411,7 @@ class Stream(Generic[T]):
                 topic = app.topic(topic)
             repartition = topic
             source = self._then(
-                f"repartition({_name(repartition)})", _sends(lambda ctx: _through(ctx, repartition, key))
+                f"repartition({name_of(repartition)})", _sends(lambda ctx: _through(ctx, repartition, key))
             )
 
         def step(ctx: Context) -> Operator:
@@ -466,14 +451,14 @@ class Stream(Generic[T]):
             raise ConfigurationError(
                 f"Stream.through() takes a channel, topic or topic name, got {channel!r}"
             )
-        return self._then(f"through({_name(channel)})", _sends(lambda ctx: _through(ctx, channel, None)))
+        return self._then(f"through({name_of(channel)})", _sends(lambda ctx: _through(ctx, channel, None)))
 
     def pipe(self, *operators: Callable[[Observable[Any]], Observable[Any]]) -> Stream[Any]:
         """Apply raw reactivex operators to the values."""
         for op in operators:
-            _check_callable(op, "pipe")
+            check_callable(op, "pipe")
         ops = tuple(operators)
-        named = ", ".join(_rx.describe_operator(op, _short) for op in ops)
+        named = ", ".join(_rx.describe_operator(op, short) for op in ops)
         return self._then(f"pipe({named})", lambda ctx: _rx.with_values_operators(ops))
 
     def stop_after(self, timeout: Duration) -> Stream[T]:
@@ -482,7 +467,7 @@ class Stream(Generic[T]):
         ``async for value in stream.stop_after(5)`` ends quietly where ``asyncio.timeout`` would raise.
         """
         limit = seconds(timeout)
-        _check_positive(limit, "timeout", "stop_after")
+        check_positive(limit, "timeout", "stop_after")
         return self._then(
             f"stop_after({limit:g})",
             lambda ctx: _rx.stopping_after(limit, ctx.scheduler),
@@ -567,17 +552,8 @@ class Stream(Generic[T]):
         return self._iterator
 
     def _gated(self) -> bool:
-        """Whether taps of this chain can wait for its consumer: it has taps and no group_by after them.
-
-        The loops over a group_by's substreams take values while the outer loop does not ask for one.
-        """
-        taps = False
-        for label, step in self._steps:
-            if getattr(step, "taps", False):
-                taps = True
-            elif taps and label.startswith("group_by("):
-                return False
-        return taps and not self._grouped
+        """Whether the taps of this chain act only on what its consumer takes (see `gates`)."""
+        return not self._grouped and gates(self._steps)
 
     async def _taken(self, limit: int) -> list[T]:
         """The first ``limit`` values through ``async for``, so that taps act on those alone."""
@@ -601,7 +577,7 @@ class Stream(Generic[T]):
         ``timeout``: return what arrived within that many seconds (the stream's scheduler) instead of waiting.
         """
         if limit is not None:
-            _check_positive(limit, "limit", "to_list", integer=True)
+            check_positive(limit, "limit", "to_list", integer=True)
         stream = self if timeout is None else self.stop_after(timeout)
         if limit is not None and stream._gated():
             return await stream._taken(limit)
@@ -614,7 +590,7 @@ class Stream(Generic[T]):
         >>> await app.stream(orders).map(total).run(count=100, timeout=5)
         """
         if count is not None:
-            _check_positive(count, "count", "run", integer=True)
+            check_positive(count, "count", "run", integer=True)
         return await self.to_list(count, timeout=timeout)
 
     async def first(self) -> T:
@@ -645,7 +621,7 @@ class Stream(Generic[T]):
 
         >>> await app.stream(orders).map(lambda o: o.amount).peek(3)
         """
-        _check_positive(n, "n", "peek", integer=True)
+        check_positive(n, "n", "peek", integer=True)
         timeout = seconds(timeout)
         peek = self._origin.peek
         if peek is None:
@@ -749,21 +725,6 @@ def _events_of(batch: Batch) -> Batch:
     return batch.derive([batch.event_at(i) for i in range(len(batch.values))])
 
 
-class Peeked(list[Any]):
-    """What a peek read: a list that shows as a table in a notebook."""
-
-    def to_dataframe(self) -> Any:
-        """A pandas DataFrame of the values or events (as `Stream.to_dataframe`)."""
-        from . import display
-
-        return display.dataframe(self)
-
-    def _repr_html_(self) -> str:
-        from .display import peeked_html
-
-        return peeked_html(self)
-
-
 def _through(ctx: Context, channel: Any, key_of: Callable[[Any], Any] | None) -> Operator:
     """The operator of ``through``: forward values to ``channel``, continue with what it reads back."""
     downstream: Stream[Any] = channel.stream()
@@ -776,21 +737,13 @@ def _sends(step: Step) -> Step:
     return step
 
 
-def _reread(build: Callable[[Context], Observable[Batch]], label: str, *, once: bool) -> PeekSource:
-    """How to peek a source of values: build it again, unless it is an iterator peeking would eat."""
-
-    @asynccontextmanager
-    async def peek(
-        ctx: Context, n: int, timeout: float | None, latest: bool
-    ) -> AsyncIterator[Observable[Batch]]:
-        if once:
-            raise StreamError(
-                f"cannot peek {label}: it reads an iterator, which can be read only once, so peeking would "
-                f"eat its values; pass a list, tuple or range (or collect it with to_list())"
+def _check_streams(streams: Sequence[Any], operator: str) -> list[Stream[Any]]:
+    for stream in streams:
+        if not isinstance(stream, Stream):
+            raise ConfigurationError(
+                f"Stream.{operator}() takes streams, got {type(stream).__name__} {stream!r}"
             )
-        yield build(ctx)
-
-    return peek
+    return list(streams)
 
 
 def _multi(
@@ -807,25 +760,6 @@ def _multi(
     return Stream(_Origin(build, label, scheduler=streams[0]._origin.scheduler))
 
 
-def _check_streams(streams: Sequence[Any], operator: str) -> list[Stream[Any]]:
-    for stream in streams:
-        if not isinstance(stream, Stream):
-            raise ConfigurationError(
-                f"Stream.{operator}() takes streams, got {type(stream).__name__} {stream!r}"
-            )
-    return list(streams)
-
-
-def _name(thing: Any) -> str:
-    name = getattr(thing, "__qualname__", None) or getattr(thing, "name", None) or type(thing).__name__
-    return str(name)
-
-
-def _short(thing: Any) -> str:
-    text = repr(thing)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 # ---------------------------------------------------------------- for subscriptions, topics, peeks and tests
 
 
@@ -837,7 +771,7 @@ def values_stream(source: Any) -> Stream[Any]:
         return Stream.from_iterable(source)
     raise ConfigurationError(
         f"app.stream() takes a channel, a topic, a topic name, an iterable or an async iterable, "
-        f"got {type(source).__name__} {_short(source)}"
+        f"got {type(source).__name__} {short(source)}"
     )
 
 

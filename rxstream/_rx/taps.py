@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from reactivex import Observable, abc
@@ -169,6 +169,20 @@ class _Tap:
             self._worker.cancel()
         self._ctx.flow.inflight -= len(self._pending)
         self._pending.clear()
+
+
+def gates(steps: Sequence[tuple[str, Any]]) -> bool:
+    """Whether the taps of a chain of (label, step) can wait for its consumer: no group_by after them.
+
+    The loops over a group_by's substreams take values while the outer loop does not ask for one.
+    """
+    taps = False
+    for label, step in steps:
+        if getattr(step, "taps", False):
+            taps = True
+        elif taps and label.startswith("group_by("):
+            return False
+    return taps
 
 
 def tapped(fun: Callable[[Any], Any], ctx: Context, what: str, demand: Demand) -> Operator:

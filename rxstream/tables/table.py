@@ -30,6 +30,7 @@ from ..transport.partitioner import partition_for
 from .changelog import ChangelogReader, ChangelogTopic, RecoveryStats
 from .stores import MISSING, Store, store_for
 from .stores.rocksdb import hashable
+from .views import ansitable
 
 if TYPE_CHECKING:
     from ..app import App
@@ -65,6 +66,7 @@ class Table(MutableMapping[Any, Any]):
         use_partitioner: bool = False,
         help: str | None = None,
         on_window_close: Callable[[Any, Any], Any] | None = None,
+        changelog_topic: Any = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"app.Table() needs a non-empty string name, got {name!r}")
@@ -92,7 +94,8 @@ class Table(MutableMapping[Any, Any]):
         self.help = help or ""
         self.on_window_close = on_window_close
         self.store_url = store or app.store
-        self.changelog = ChangelogTopic(app, f"{app.id}-{name}-changelog", partitions=partitions)
+        logged, partitions = _changelog_of(name, f"{app.id}-{name}-changelog", changelog_topic, partitions)
+        self.changelog = ChangelogTopic(app, logged, partitions=partitions)
         self._partitions = partitions or app.topic_partitions
         self._windowing: _Windowing | None = None
         self._key_decoder = decoder_for(key_type) if key_type is not None else None
@@ -198,6 +201,10 @@ class Table(MutableMapping[Any, Any]):
         """A plain dict copy of what this worker holds."""
         return dict(self._store.items())
 
+    def as_ansitable(self, title: str = "{table.name}", **options: Any) -> str:
+        """What this worker holds as a text table (``key=``, ``value=`` headers, ``sort=``, ``sortkey=``)."""
+        return ansitable(self._store.items(), title=title.format(table=self), **options)
+
     def _write_partition(self, key: Any) -> int:
         """The partition a change of ``key`` belongs to: the current event's, or the key's hash."""
         if self.use_partitioner:
@@ -251,6 +258,7 @@ class Table(MutableMapping[Any, Any]):
         grace: Duration = 0.0,
         on_window_close: Callable[[Any, Any], Any] | None = None,
         late_events: Any = None,
+        key_index: bool = True,
     ) -> WindowedTable:
         """A windowed view over fixed ``size``-second windows; ``wt[key] += 1`` counts per window."""
         from .windows import TumblingWindow
@@ -268,6 +276,7 @@ class Table(MutableMapping[Any, Any]):
         grace: Duration = 0.0,
         on_window_close: Callable[[Any, Any], Any] | None = None,
         late_events: Any = None,
+        key_index: bool = True,
     ) -> WindowedTable:
         """A windowed view over ``size``-second windows starting every ``step`` seconds (they overlap)."""
         from .windows import HoppingWindow
@@ -286,6 +295,7 @@ class Table(MutableMapping[Any, Any]):
         on_window_close: Callable[[Any, Any], Any] | None = None,
         late_events: Any = None,
         merge: Callable[[Any, Any], Any] | None = None,
+        key_index: bool = True,
     ) -> WindowedTable:
         """A windowed view where the window of an event at ``t`` is ``[t - before, t + after)``.
 
@@ -306,6 +316,7 @@ class Table(MutableMapping[Any, Any]):
         on_window_close: Callable[[Any, Any], Any] | None = None,
         late_events: Any = None,
         merge: Callable[[Any, Any], Any] | None = None,
+        key_index: bool = True,
     ) -> WindowedTable:
         """A windowed view over sessions: a key's events less than ``gap`` seconds apart share a window."""
         from .windows import SessionWindow
@@ -471,6 +482,27 @@ class Table(MutableMapping[Any, Any]):
         from ..display import table_html
 
         return table_html(self.name, self._store.items(), len(self._store))
+
+
+def _changelog_of(table: str, default: str, topic: Any, partitions: int | None) -> tuple[str, int | None]:
+    """The changelog's name and partitions: ``default``, or the topic given as ``changelog_topic=``.
+
+    A Topic given is created compacted, as a changelog must be, unless it says otherwise.
+    """
+    if topic is None:
+        return default, partitions
+    if isinstance(topic, str):
+        return topic, partitions
+    name, given = getattr(topic, "name", None), getattr(topic, "partitions", None)
+    if not isinstance(name, str):
+        raise ConfigurationError(f"table {table!r}: changelog_topic= takes a Topic or a name, got {topic!r}")
+    if given is not None and partitions is not None and given != partitions:
+        raise ConfigurationError(
+            f"table {table!r}: partitions={partitions}, but its changelog_topic {name!r} has {given}"
+        )
+    if getattr(topic, "compacting", False) is None:
+        topic.compacting = True
+    return name, partitions if partitions is not None else given
 
 
 class GlobalTable(Table):

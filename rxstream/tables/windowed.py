@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from ..durations import Duration, seconds
 from ..errors import ConfigurationError, TableError
 from ..events import HEADERS, Event, Row, current_event
+from ..record_fields import FieldDescriptor
 from .stores import MISSING
+from .views import ansitable
 from .windows import SessionWindow, SlidingWindow, Window, WindowRange, WindowTracker, in_range, sessions_of
 
 if TYPE_CHECKING:
@@ -368,7 +370,11 @@ def _event_or_none() -> Event | None:
 
 
 class WindowedTable:
-    """A table seen through a window: ``wt[key]`` is a `WindowSet`; ``wt[key] += 1`` updates its windows."""
+    """A table seen through a window: ``wt[key]`` is a `WindowSet`; ``wt[key] += 1`` updates its windows.
+
+    Its keys are always indexed: ``keys()``, ``items()`` and ``values()`` work whatever Faust's
+    ``key_index=`` says (accepted by ``tumbling`` and the others for Faust's code).
+    """
 
     def __init__(
         self, table: Table, windowing: _Windowing, time_of: TimeOf = _event_time, relative: str = "stream"
@@ -410,12 +416,39 @@ class WindowedTable:
         """Place events by the wall clock when they are processed."""
         return WindowedTable(self.table, self._windowing, _wall_time, "now")
 
-    def relative_to_field(self, field: Any) -> WindowedTable:
-        """Place events by a field of their input value: a name (``"created"``), a Field, or a function.
+    def relative_to(self, ts: Any) -> WindowedTable:
+        """Place events at ``ts``: a fixed time (seconds or a datetime), a function of the event, or a field.
 
-        Record classes have no field descriptors (``Order.created`` is the field's default), so pass the
-        field's name.
+        Faust's one-call form: a field descriptor (``Order.created``) is `relative_to_field`.
         """
+        if isinstance(ts, FieldDescriptor):
+            return self.relative_to_field(ts)
+        if isinstance(ts, datetime) or (isinstance(ts, (int, float)) and not isinstance(ts, bool)):
+            fixed = _as_seconds(ts, "relative_to")
+
+            def at_fixed(event: Event) -> float:
+                return fixed
+
+            return WindowedTable(self.table, self._windowing, at_fixed, f"time {fixed:g}")
+        if callable(ts):
+            name = getattr(ts, "__name__", repr(ts))
+
+            def time_of(event: Event) -> float:
+                return _as_seconds(ts(event), name)
+
+            return WindowedTable(self.table, self._windowing, time_of, f"{name}(event)")
+        raise ConfigurationError(
+            f"windowed table {self.name!r}: relative_to takes a time (seconds or a datetime), a function of "
+            f"the event or a field (like Order.created), got {ts!r}"
+        )
+
+    def relative_to_field(self, field: Any) -> WindowedTable:
+        """Place events by a field of their input value: a field (``Order.created``), its name, or a function.
+
+        ``dataclasses.Field`` objects are accepted too.
+        """
+        if isinstance(field, FieldDescriptor):
+            return self.relative_to_field(field.field)
         if isinstance(field, str):
             name = field
 
@@ -432,9 +465,8 @@ class WindowedTable:
 
         else:
             raise ConfigurationError(
-                f"windowed table {self.name!r}: relative_to_field takes a field name, a dataclasses.Field or "
-                f"a function of the value, got {field!r} (Record classes have no field descriptors: pass the "
-                "field's name, like relative_to_field('created'))"
+                f"windowed table {self.name!r}: relative_to_field takes a field (like Order.created), a "
+                f"field name, a dataclasses.Field or a function of the value, got {field!r}"
             )
         return WindowedTable(self.table, self._windowing, time_of, f"field {name}")
 
@@ -514,6 +546,10 @@ class WindowedTable:
                     )
         rows.sort(key=lambda row: (row[1].start, repr(row[0])))
         return rows
+
+    def as_ansitable(self, title: str = "{table.name}", **options: Any) -> str:
+        """Each key's value in its latest window as a text table (options as for `Table.as_ansitable`)."""
+        return ansitable(self.items(), title=title.format(table=self), **options)
 
     def to_dataframe(self) -> Any:
         """A wide pandas DataFrame: a row per key, a column per window start (UTC), NaN where none.
