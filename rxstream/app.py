@@ -293,13 +293,27 @@ class App:
         """Declare a table of sets: ``table[key].add(x)`` (options as for `Table`)."""
         return self._tables.add(_SetTable(self, name, **options))
 
-    def stream(self, channel: Channel[Any, Any] | str | Iterable[Any] | AsyncIterable[Any]) -> Stream[Any]:
+    def stream(
+        self,
+        channel: Channel[Any, Any] | str | Iterable[Any] | AsyncIterable[Any],
+        *,
+        processors: Sequence[Callable[[Any], Any]] = (),
+    ) -> Stream[Any]:
         """A stream reading a channel or topic: beside an agent or another stream of it, a reader of its own.
 
         Every reader of a topic gets every message, and an offset is committed once every reader acknowledged
         it. A reader joins when its consumption starts and leaves when it ends (`tap` only looks).
         An iterable or async iterable gives a stream of its values, as `Stream.from_iterable` does.
+        ``processors``: functions (plain or async) applied to each value in order, as ``.map`` would.
         """
+        stream = self._stream_of(channel)
+        for processor in processors:
+            stream = stream.map(processor)
+        return stream
+
+    def _stream_of(
+        self, channel: Channel[Any, Any] | str | Iterable[Any] | AsyncIterable[Any]
+    ) -> Stream[Any]:
         if isinstance(channel, str):
             channel = self.topic(channel)
         elif not isinstance(channel, Channel):

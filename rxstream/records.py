@@ -657,11 +657,13 @@ class Record:
             raise ValidationError(exc.describe(cls.__name__)) from exc.__cause__
 
     @classmethod
-    def loads(cls, data: bytes, *, serializer: Any = None) -> Self:
-        """A record from bytes written by `dumps` (the class's serializer, else JSON), validated."""
+    def loads(cls, data: bytes, *, serializer: Any = None, default_serializer: Any = None) -> Self:
+        """A record from bytes written by `dumps`, validated: through ``serializer``, else the class's,
+        else ``default_serializer``, else JSON."""
         from .codecs import decode_value
 
-        record: Self = decode_value(data, serializer or cls._rx_serializer or "json", cls)
+        codec = serializer or cls._rx_serializer or default_serializer or "json"
+        record: Self = decode_value(data, codec, cls)
         return record
 
     def dumps(self, *, serializer: Any = None) -> bytes:
