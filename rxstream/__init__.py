@@ -9,6 +9,7 @@ from .channels import Channel, Topic
 from .errors import RxStreamError
 from .events import Event, Message, current_event
 from .keyvalue import KeyValue
+from .record_fields import FieldDescriptor
 from .records import Record
 from .streams import Stream
 from .tables import GlobalTable, SetTable, Table, WindowedTable, WindowSet
@@ -18,6 +19,7 @@ __all__ = [
     "App",
     "Channel",
     "Event",
+    "FieldDescriptor",
     "GlobalTable",
     "KeyValue",
     "Message",

@@ -7,6 +7,7 @@ EXPECTED = [
     "App",
     "Channel",
     "Event",
+    "FieldDescriptor",
     "GlobalTable",
     "KeyValue",
     "Message",

@@ -94,7 +94,7 @@ class Table(MutableMapping[Any, Any]):
         self.help = help or ""
         self.on_window_close = on_window_close
         self.store_url = store or app.store
-        logged, partitions = _changelog_of(name, f"{app.id}-{name}-changelog", changelog_topic, partitions)
+        logged, partitions = _changelog_of(app, name, changelog_topic, partitions)
         self.changelog = ChangelogTopic(app, logged, partitions=partitions)
         self._partitions = partitions or app.topic_partitions
         self._windowing: _Windowing | None = None
@@ -484,13 +484,13 @@ class Table(MutableMapping[Any, Any]):
         return table_html(self.name, self._store.items(), len(self._store))
 
 
-def _changelog_of(table: str, default: str, topic: Any, partitions: int | None) -> tuple[str, int | None]:
-    """The changelog's name and partitions: ``default``, or the topic given as ``changelog_topic=``.
+def _changelog_of(app: App, table: str, topic: Any, partitions: int | None) -> tuple[str, int | None]:
+    """The changelog's name and partitions: ``{app_id}-{table}-changelog``, or the ``changelog_topic=`` given.
 
-    A Topic given is created compacted, as a changelog must be, unless it says otherwise.
+    A Topic given becomes the table's changelog: the app declares it as such (compacted) instead.
     """
     if topic is None:
-        return default, partitions
+        return f"{app.id}-{table}-changelog", partitions
     if isinstance(topic, str):
         return topic, partitions
     name, given = getattr(topic, "name", None), getattr(topic, "partitions", None)
@@ -502,6 +502,8 @@ def _changelog_of(table: str, default: str, topic: Any, partitions: int | None) 
         )
     if getattr(topic, "compacting", False) is None:
         topic.compacting = True
+    if app.topics.get(name) is topic:
+        del app.topics[name]
     return name, partitions if partitions is not None else given
 
 
