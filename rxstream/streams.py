@@ -284,7 +284,7 @@ class Stream(Generic[T]):
             return _rx.side_effect(fun, ctx, operator)
 
         step.taps = True  # type: ignore[attr-defined]
-        return step
+        return _sends(step)
 
     def echo(self, *channels: Any) -> Stream[T]:
         """Forward each value the consumer takes to ``channels`` (as Faust's echo); with none, print it.
@@ -614,7 +614,8 @@ class Stream(Generic[T]):
         is acknowledged or committed, and agents reading the same topic see every value as before. A topic
         is read by a throwaway consumer group up to its current end (``timeout``: how long an empty fetch
         waits before the retained log counts as read); lists, tuples and ranges are iterated again.
-        ``through`` and ``group_by`` send nothing: values go on as if read back from their topic.
+        ``through`` and ``group_by`` send nothing: values go on as if read back from their topic; ``tee``
+        and ``echo`` are left out.
         ``latest=True``: the last ``n`` instead (of a topic, the chain runs on its last ``n`` messages).
         Iterators, channels, observables and combined streams cannot be read twice: StreamError.
         The list shows as a table in a notebook (``.to_dataframe()`` for pandas).

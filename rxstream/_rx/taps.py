@@ -1,11 +1,17 @@
-"""Taps (tee, echo) that act only on the values a consumer takes, not on what the pipeline pulled ahead."""
+"""Taps (tee, echo) that act only on the values a consumer takes, not on what the pipeline pulled ahead.
+
+A tap hands values on one at a time, and only while the consumer asks for a value that is not buffered
+yet, so its function runs on exactly the values the consumer goes on to take. It does so synchronously in
+the consumer's ``__anext__`` (or as a batch arrives while the consumer waits); a function whose result must
+be awaited is awaited there too, so a tap costs no task per value.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from reactivex import Observable, abc
@@ -18,17 +24,16 @@ from .flow import Context, Flow, Operator
 class Demand:
     """Whether the consumer of one consumption asks for a value that is not buffered yet.
 
-    The consumer calls `ask` on entering its ``__anext__`` and `answered` on leaving it; a tap hands values
-    on one at a time while `wanted` holds, so it runs on exactly the values the consumer goes on to take.
+    The consumer calls `ask` on entering its ``__anext__`` and `answered` on leaving it.
     """
 
-    __slots__ = ("_flow", "asking", "pumps")
+    __slots__ = ("_flow", "asking", "taps")
 
     def __init__(self, flow: Flow) -> None:
         self._flow = flow
         self.asking = 0
-        self.pumps: list[Callable[[], None]] = []
-        """The taps of the consumption: each hands values on when asked (in the consumer's call)."""
+        self.taps: list[_Tap] = []
+        """The taps of the consumption, each handing values on when asked."""
 
     def serves(self, ctx: Context) -> bool:
         """Whether this is the demand of the consumption ``ctx`` belongs to (a peek runs a chain apart)."""
@@ -38,11 +43,18 @@ class Demand:
         """Whether a value handed on now would be taken: the consumer asks and its buffer is empty."""
         return self.asking > 0 and self._flow.buffered == 0
 
-    def ask(self) -> None:
-        """The consumer asks for its next value."""
+    def ask(self) -> tuple[_Tap, Awaitable[Any]] | None:
+        """The consumer asks for its next value: taps hand values on; the first result to await, if any."""
         self.asking += 1
-        for pump in self.pumps:
-            pump()
+        return self.pumped()
+
+    def pumped(self) -> tuple[_Tap, Awaitable[Any]] | None:
+        """Let every tap hand values on; the first tap that stopped at a result to await, and the result."""
+        for tap in self.taps:
+            step = tap.pump()
+            if step is not None:
+                return tap, step
+        return None
 
     def answered(self) -> None:
         """The consumer got its value (or the stream ended)."""
@@ -50,13 +62,10 @@ class Demand:
 
 
 class _Tap:
-    """One subscription of a tap: the batches waiting, and where in the first of them the tap is.
-
-    Values are handed on synchronously while wanted (from the consumer's ask, or as batches arrive); a
-    function returning an awaitable is awaited by a task, which hands that value on and goes on.
-    """
+    """One subscription of a tap: the batches waiting, and where in the first of them the tap is."""
 
     __slots__ = (
+        "_awaiting",
         "_ctx",
         "_demand",
         "_done",
@@ -64,7 +73,6 @@ class _Tap:
         "_index",
         "_observer",
         "_pending",
-        "_running",
         "_stopped",
         "_what",
         "_worker",
@@ -87,50 +95,49 @@ class _Tap:
         self._index = 0
         self._done = False
         self._stopped = False
-        self._running = False
+        self._awaiting: tuple[Batch, int] | None = None
+        """The value whose function's result is being awaited (nothing else is handed on meanwhile)."""
         self._worker: asyncio.Task[None] | None = None
 
-    def pump(self) -> None:
-        """Hand values on while the consumer wants one; stop at a result that must be awaited."""
-        if self._running:
-            return
-        self._running = True
+    def pump(self) -> Awaitable[Any] | None:
+        """Hand values on while the consumer wants one; the result to await before going on, if any."""
+        if self._awaiting is not None:
+            return None
         pending = self._pending
         wanted = self._demand.wanted
-        try:
-            while pending and not self._stopped and wanted():
-                batch = pending[0]
-                i = self._index
-                try:
-                    result = self._fun(batch.values[i])
-                except Exception as exc:
-                    self._fail(exc, batch, i)
-                    return
-                if inspect.isawaitable(result):
-                    self._worker = self._ctx.loop.create_task(self._finish(result, batch, i))
-                    return  # still running: the task goes on once the result is in
-                self._hand_on(batch, i)
-            if not pending and self._done and not self._stopped:
-                self._stopped = True
-                self._observer.on_completed()
-        finally:
-            if self._worker is None or self._worker.done():
-                self._running = False
+        while pending and not self._stopped and wanted():
+            batch = pending[0]
+            i = self._index
+            try:
+                result = self._fun(batch.values[i])
+            except Exception as exc:
+                self._fail(exc, batch, i)
+                return None
+            if inspect.isawaitable(result):
+                self._awaiting = (batch, i)
+                return result
+            self._hand_on(batch, i)
+        if not pending and self._done and not self._stopped:
+            self._stopped = True
+            self._observer.on_completed()
+        return None
 
-    async def _finish(self, result: Any, batch: Batch, i: int) -> None:
-        try:
-            await result
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._fail(exc, batch, i)
-            return
+    def resume(self, exc: Exception | None) -> Awaitable[Any] | None:
+        """The awaited result is in (or failed with ``exc``): hand its value on and go on as `pump`."""
+        assert self._awaiting is not None
+        batch, i = self._awaiting
+        self._awaiting = None
         if self._stopped:
-            return
+            return None
+        if exc is not None:
+            self._fail(exc, batch, i)
+            return None
         self._hand_on(batch, i)
-        self._running = False
-        self._worker = None
-        self.pump()
+        return self.pump()
+
+    def abandon(self) -> None:
+        """Nobody waits for the awaited result any more (cancelled): its value is tried again when asked."""
+        self._awaiting = None
 
     def _hand_on(self, batch: Batch, i: int) -> None:
         """Emit value ``i`` of the first pending batch, and move past it."""
@@ -151,24 +158,44 @@ class _Tap:
         self._stopped = True
         self._observer.on_error(failed(exc, batch, i, self._what))
 
+    def _kick(self) -> None:
+        """Hand values on now if they are wanted; a result to await is awaited by a task of the tap's."""
+        step = self.pump()
+        if step is not None:
+            self._worker = self._ctx.loop.create_task(drive(self, step))
+
     def on_next(self, batch: Batch) -> None:
         if batch.values:
             self._pending.append(batch)
             self._ctx.flow.inflight += 1
-        self.pump()
+        self._kick()
 
     def on_completed(self) -> None:
         self._done = True
-        self.pump()
+        self._kick()
 
     def dispose(self) -> None:
         self._stopped = True
-        if self.pump in self._demand.pumps:
-            self._demand.pumps.remove(self.pump)
+        if self in self._demand.taps:
+            self._demand.taps.remove(self)
         if self._worker is not None:
             self._worker.cancel()
         self._ctx.flow.inflight -= len(self._pending)
         self._pending.clear()
+
+
+async def drive(tap: _Tap, step: Awaitable[Any] | None) -> None:
+    """Await the results ``tap`` stops at, going on after each, until it hands values on no further."""
+    while step is not None:
+        try:
+            await step
+        except asyncio.CancelledError:
+            tap.abandon()
+            raise
+        except Exception as exc:
+            step = tap.resume(exc)
+            continue
+        step = tap.resume(None)
 
 
 def gates(steps: Sequence[tuple[str, Any]]) -> bool:
@@ -193,7 +220,7 @@ def tapped(fun: Callable[[Any], Any], ctx: Context, what: str, demand: Demand) -
             observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             tap = _Tap(observer, fun, ctx, demand, what)
-            demand.pumps.append(tap.pump)
+            demand.taps.append(tap)
             sub = source.subscribe(tap.on_next, observer.on_error, tap.on_completed, scheduler=scheduler)
             return CompositeDisposable(sub, Disposable(tap.dispose))
 
@@ -206,8 +233,11 @@ async def asked(iterator: AsyncIterator[Any], demand: Demand) -> AsyncIterator[A
     """``iterator``, telling ``demand`` while the consumer waits in ``__anext__``."""
     try:
         while True:
-            demand.ask()
+            waiting = demand.ask()
             try:
+                while waiting is not None:
+                    await drive(*waiting)
+                    waiting = demand.pumped()
                 value = await iterator.__anext__()
             except StopAsyncIteration:
                 return
