@@ -76,6 +76,16 @@ OPERATOR_CHAINS = [
     ),
     new_markdown_cell("A stream shows its source and operator chain."),
     new_code_cell("squares"),
+    new_markdown_cell(
+        "`echo()` prints the values the consumer takes, and `tee(f)` calls `f` on them: nothing the "
+        "pipeline read ahead. Bound a watch with `stop_after(seconds)`, `to_list(n, timeout=)` or "
+        "`run(count=, timeout=)`: they end quietly, where `asyncio.timeout` raises."
+    ),
+    new_code_cell(
+        "seen = []\n"
+        "first_batch = await Stream.from_iterable(range(1_000_000)).tee(seen.append).echo().take(3).first()\n"
+        "assert first_batch == seen == [0, 1, 2]"
+    ),
 ]
 
 APP_AND_AGENTS = [

@@ -32,6 +32,7 @@ K = TypeVar("K")
 
 Step = Callable[[Context], Operator]
 
+
 class _Origin:
     """Where a chain starts: builds its source observable for one consumption; consumed at most once."""
 
@@ -212,24 +213,19 @@ class Stream(Generic[T]):
 
         Values that are not dicts go on unchanged; a dict is copied, never changed in place.
         """
-        if not isinstance(timestamp_field_name, str) or not timestamp_field_name:
-            raise ConfigurationError(
-                f"Stream.take_with_timestamp(): timestamp_field_name must be a field name, got "
-                f"{timestamp_field_name!r}"
-            )
+        field = timestamp_field_name
+        if not isinstance(field, str) or not field:
+            raise ConfigurationError(f"Stream.take_with_timestamp(): give a field name, got {field!r}")
 
         def stamped(batch: Batch) -> Batch:
-            values = batch.values
-            return batch.derive(
-                [
-                    {**value, timestamp_field_name: batch.event_at(i).timestamp}
-                    if isinstance(value, dict)
-                    else value
-                    for i, value in enumerate(values)
-                ]
-            )
+            at = batch.event_at
+            values = [
+                {**v, field: at(i).timestamp} if isinstance(v, dict) else v
+                for i, v in enumerate(batch.values)
+            ]
+            return batch.derive(values)
 
-        stream = self._then(f"timestamped({timestamp_field_name!r})", lambda ctx: _rx.transform(stamped))
+        stream = self._then(f"timestamped({field!r})", lambda ctx: _rx.transform(stamped))
         return stream.take(max_, within=within)
 
     def buffer(self, size: int, *, timeout: Duration | None = None) -> Stream[list[T]]:
@@ -464,7 +460,8 @@ class Stream(Generic[T]):
     def stop_after(self, timeout: Duration) -> Stream[T]:
         """End the stream ``timeout`` seconds (of the stream's scheduler) after its consumption starts.
 
-        ``async for value in stream.stop_after(5)`` ends quietly where ``asyncio.timeout`` would raise.
+        ``async for value in stream.stop_after(5)`` ends quietly where ``asyncio.timeout`` would raise
+        (asyncio chains its TimeoutError to the cancellation inside the loop: two tracebacks).
         """
         limit = seconds(timeout)
         check_positive(limit, "timeout", "stop_after")

@@ -105,8 +105,11 @@ async def test_group_by_takes_a_field_descriptor_and_names_the_repartition_topic
 
 async def test_a_field_descriptor_works_as_a_key_function_anywhere() -> None:
     accounts = [Account("a", 1.0), Account("b", 2.0), Account("a", 3.0)]
-    pairs = await Stream.from_iterable(accounts).group_by(Account.id).flat_map(
-        lambda key, sub: sub.map(lambda account: (key, account.balance))
-    ).to_list()
+    pairs = (
+        await Stream.from_iterable(accounts)
+        .group_by(Account.id)
+        .flat_map(lambda key, sub: sub.map(lambda account: (key, account.balance)))
+        .to_list()
+    )
     assert sorted(pairs) == [("a", 1.0), ("a", 3.0), ("b", 2.0)]
     assert await Stream.from_iterable(accounts).map(Account.balance).to_list() == [1.0, 2.0, 3.0]

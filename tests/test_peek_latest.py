@@ -53,3 +53,18 @@ async def test_what_a_peek_read_shows_as_a_table() -> None:
     pytest.importorskip("pandas")
     assert peeked.to_dataframe()["value"].tolist() == [5]
     await app.stop()
+
+
+async def test_peeking_a_chain_with_taps_calls_and_sends_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    app = App("peek", broker=memory_url())
+    source = app.topic("source", partitions=1)
+    copies = app.topic("copies", partitions=1)
+    await source.send_many(list(range(3)))
+    called: list[Any] = []
+    async with asyncio.timeout(5):
+        peeked = await app.stream(source).tee(called.append).echo(copies).echo().map(str).peek(3)
+    assert peeked == ["0", "1", "2"]
+    assert called == [] and capsys.readouterr().out == ""
+    transport: Any = app.transport
+    assert "copies" not in transport.broker.topics
+    await app.stop()
