@@ -10,7 +10,8 @@
 Decoding (`from_data`) checks every field against its annotation and coerces what JSON cannot carry: an int
 for a float, ISO 8601 text for a datetime/date/time, text (or a number) for a Decimal, base64 text for bytes,
 a value for an Enum, a mapping for a nested Record. A bool is never accepted as an int or float. Fields the
-record does not declare are ignored, so producers may add fields before consumers know them. A missing
+record does not declare are ignored, so producers may add fields before consumers know them. A field whose
+default is None also takes None (`date: datetime = None`, as Faust's records write it). A missing
 required field or a wrong type raises `ValidationError` naming the class, the field path and the problem.
 Construction does not validate unless the class asks for it: `class Order(Record, validation=True)`
 (or `coerce=True`). `serializer="json"` names the codec topics of the record use unless they name one;
@@ -505,7 +506,8 @@ class _RecordSpec:
             if not field.init:
                 continue
             try:
-                decode = _build(hints[field.name])
+                hint = hints[field.name]
+                decode = _build(hint if field.default is not None else hint | None)  # `x: T = None`
             except ConfigurationError as exc:
                 raise ConfigurationError(f"{cls.__name__}.{field.name}: {exc}") from exc
             required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING

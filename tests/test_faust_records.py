@@ -113,3 +113,13 @@ async def test_a_field_descriptor_works_as_a_key_function_anywhere() -> None:
     )
     assert sorted(pairs) == [("a", 1.0), ("a", 3.0), ("b", 2.0)]
     assert await Stream.from_iterable(accounts).map(Account.balance).to_list() == [1.0, 2.0, 3.0]
+
+
+def test_a_field_whose_default_is_none_takes_none_as_faust_records_do() -> None:
+    class Withdrawal(Record, isodates=True, serializer="json"):
+        user: str
+        date: datetime = None  # type: ignore[assignment]
+
+    assert Withdrawal.from_data({"user": "a", "date": None}) == Withdrawal("a")
+    assert Withdrawal.loads(Withdrawal("a").dumps()) == Withdrawal("a")
+    assert Withdrawal.from_data({"user": "a", "date": "2024-01-01T00:00:00"}).date == datetime(2024, 1, 1)
