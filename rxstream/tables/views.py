@@ -1,12 +1,15 @@
-"""Tables drawn as text: ``table.as_ansitable()`` for a terminal or a log, as Faust's tables are."""
+"""Views of tables: drawn as text (``as_ansitable()``), and a windowed table's time-relative key views."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["ansitable"]
+from ..durations import Duration, seconds
+
+__all__ = ["WindowedView", "ansitable"]
 
 
 def ansitable(
@@ -38,3 +41,38 @@ def _titled(rule: str, title: str) -> str:
     room = len(rule) - 2
     text = title if len(title) <= room else title[: max(room - 3, 0)] + "..."
     return "+" + text + rule[1 + len(text) :]
+
+
+class WindowedView(list[Any]):
+    """``keys()``, ``items()`` or ``values()`` of a windowed table: each key's latest window, as a list.
+
+    Faust's time-relative reads give the same keys in another window: ``now()`` (the wall clock's),
+    ``current()`` (the event's, as the table's ``relative_to_*`` says; now outside an agent) and
+    ``delta(d)`` (``d`` seconds before the current one).
+
+    >>> views.relative_to_now().items().delta(30)
+    """
+
+    def __init__(
+        self,
+        latest: Iterable[Any],
+        pairs_at: Callable[[float], list[tuple[Any, Any]]],
+        reference: Callable[[Any], float],
+        shape: Callable[[list[tuple[Any, Any]]], list[Any]],
+    ) -> None:
+        super().__init__(latest)
+        self._pairs_at = pairs_at
+        self._reference = reference
+        self._shape = shape
+
+    def now(self) -> list[Any]:
+        """The keys, items or values in the window of the wall-clock time now."""
+        return self._shape(self._pairs_at(time.time()))
+
+    def current(self, event: Any = None) -> list[Any]:
+        """The keys, items or values in the window of the current event's time (now outside an agent)."""
+        return self._shape(self._pairs_at(self._reference(event)))
+
+    def delta(self, d: Duration, event: Any = None) -> list[Any]:
+        """The keys, items or values in the window ``d`` seconds (or a timedelta) before `current`'s."""
+        return self._shape(self._pairs_at(self._reference(event) - seconds(d)))

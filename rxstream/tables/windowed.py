@@ -25,7 +25,7 @@ from ..errors import ConfigurationError, TableError
 from ..events import HEADERS, Event, Row, current_event
 from ..record_fields import FieldDescriptor
 from .stores import MISSING
-from .views import ansitable
+from .views import WindowedView, ansitable
 from .windows import SessionWindow, SlidingWindow, Window, WindowRange, WindowTracker, in_range, sessions_of
 
 if TYPE_CHECKING:
@@ -498,30 +498,50 @@ class WindowedTable:
         """The (key, window or event time) pairs of the stored state."""
         return (where for where, _ in self.table.store.items())
 
-    def keys(self) -> list[Any]:
-        """The keys this worker holds window state for, in the order they were first stored."""
+    def _key_list(self) -> list[Any]:
         return list(dict.fromkeys(key for key, _ in self._stored_keys()))
 
+    def keys(self) -> WindowedView:
+        """The keys this worker holds window state for, in the order they were first stored."""
+        return WindowedView(self._key_list(), self._pairs_at, self._reference, _keys_of)
+
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.keys())
+        return iter(self._key_list())
 
     def __len__(self) -> int:
-        return len(self.keys())
+        return len(self._key_list())
 
     def __contains__(self, key: object) -> bool:
         return any(k == key for k, _ in self._stored_keys())
 
-    def items(self) -> list[tuple[Any, Any]]:
+    def items(self) -> WindowedView:
         """(key, value in the key's latest window) pairs."""
         latest: dict[Any, tuple[WindowRange, Any]] = {}
         for key, window, value, _ in self.rows():
             if key not in latest or window.start >= latest[key][0].start:
                 latest[key] = (window, value)
-        return [(key, value) for key, (_, value) in latest.items()]
+        pairs = [(key, value) for key, (_, value) in latest.items()]
+        return WindowedView(pairs, self._pairs_at, self._reference, list)
 
-    def values(self) -> list[Any]:
+    def values(self) -> WindowedView:
         """The value of each key in its latest window."""
-        return [value for _, value in self.items()]
+        return WindowedView([v for _, v in self.items()], self._pairs_at, self._reference, _values_of)
+
+    def _pairs_at(self, timestamp: float) -> list[tuple[Any, Any]]:
+        """(key, value in its window at ``timestamp``) per key; keys with no value and no default left out."""
+        windowing = self._windowing
+        pairs = []
+        for key in self._key_list():
+            try:
+                pairs.append((key, windowing.value_of(key, windowing.window_at(key, timestamp, None), None)))
+            except KeyError:
+                continue
+        return pairs
+
+    def _reference(self, event: Event | None) -> float:
+        """The time a time-relative read starts from: the event's (as relative_to_* says), else now."""
+        chosen = event or _event_or_none()
+        return time.time() if chosen is None else self._time_of(chosen)
 
     def rows(self) -> list[tuple[Any, WindowRange, Any, bool]]:
         """Every (key, window, value, closed) this worker holds, by window start then key."""
@@ -539,7 +559,7 @@ class WindowedTable:
                 rows.append((key, shown, windowing.value_of(key, shown, None), (key, own) not in open_))
         else:
             gap = window.gap  # type: ignore[attr-defined]
-            for key in self.keys():
+            for key in self._key_list():
                 for session in sessions_of(windowing._times(key, None), gap):
                     rows.append(
                         (key, session, windowing.value_of(key, session, None), (key, session) not in open_)
@@ -569,6 +589,14 @@ class WindowedTable:
         rows = self.rows()
         spec = f"{self.window!r}, grace {self._windowing.tracker.grace:g} s, relative to {self.relative}"
         return windowed_table_html(self.name, rows, len(rows), spec=spec)
+
+
+def _keys_of(pairs: list[tuple[Any, Any]]) -> list[Any]:
+    return [key for key, _ in pairs]
+
+
+def _values_of(pairs: list[tuple[Any, Any]]) -> list[Any]:
+    return [value for _, value in pairs]
 
 
 def _replace(old: Any, new: Any) -> Any:

@@ -117,3 +117,21 @@ async def test_a_table_logs_to_the_topic_given_and_recovers_from_it() -> None:
     async with again:
         await eventually(lambda: restored.get("a") == 2)
     assert dict(restored.items()) == {"a": 2, "b": 1}
+
+
+async def test_windowed_keys_items_and_values_read_other_windows_as_faust_views_do() -> None:
+    app, clicks, view, seen, _ = windowed_app(
+        memory_url(), lambda table, app: table.hopping(10, 10, expires=1_000, key_index=True), partitions=1
+    )
+    async with app:
+        for user, ts in [("ada", 1.0), ("bob", 2.0), ("ada", 3.0), ("ada", 12.0)]:
+            await clicks.send(key=user, value=ts, timestamp=ts)
+        await eventually(lambda: len(seen) == 4)
+    assert view.items() == [("ada", 1), ("bob", 1)]  # each key's latest window
+    at_five = Event(value=None, timestamp=5.0)
+    assert view.items().current(at_five) == [("ada", 2), ("bob", 1)]
+    assert view.items().delta(10, Event(value=None, timestamp=15.0)) == [("ada", 2), ("bob", 1)]
+    assert view.values().current(Event(value=None, timestamp=15.0)) == [1, 0]  # bob: the default
+    assert view.keys() == ["ada", "bob"] and view.keys().now() == ["ada", "bob"]
+    assert view.relative_to_now().values().now() == [0, 0]  # nothing in the window of the wall clock
+    assert list(view) == ["ada", "bob"] and len(view) == 2 and "ada" in view
