@@ -113,7 +113,7 @@ class _Tap:
             except Exception as exc:
                 self._fail(exc, batch, i)
                 return None
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 self._awaiting = (batch, i)
                 return result
             self._hand_on(batch, i)
