@@ -215,7 +215,7 @@ class Stream(Generic[T]):
         """
         field = timestamp_field_name
         if not isinstance(field, str) or not field:
-            raise ConfigurationError(f"Stream.take_with_timestamp(): give a field name, got {field!r}")
+            raise ConfigurationError(f"Stream.take_with_timestamp(): timestamp_field_name is {field!r}")
 
         def stamped(batch: Batch) -> Batch:
             at = batch.event_at
