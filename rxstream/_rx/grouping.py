@@ -97,7 +97,8 @@ class GroupPair(tuple[Any, Any]):
             f"    async for value in stream.{call}.flat_map(lambda key, values: values):\n"
             f"or loop over each key's values:\n"
             f"    async for key, values in stream.{call}:\n"
-            f"        async for value in values:"
+            f"        async for value in values:\n"
+            f"(the README's 'Coming from Faust' says why)"
         )
 
     def __getattr__(self, name: str) -> Any:
