@@ -10,7 +10,7 @@ from .codecs import get_codec
 from .errors import TransportError
 from .events import Headers
 from .transport.base import Transport
-from .transport.validation import encode_message
+from .transport.validation import MAX_MESSAGE_BYTES, check_size, encode_message
 
 if TYPE_CHECKING:
     from .channels import Topic
@@ -23,6 +23,9 @@ SEND_BATCH = 4096
 
 _RAW_KEYS = frozenset({str, bytes, bytearray, memoryview})
 """Key types the raw codec sends as they are."""
+
+_SIZED = (str, bytes)
+"""Value types a transport sizes as they are; a long one is checked by `BatchingProducer.send`."""
 
 
 class BatchingProducer:
@@ -49,12 +52,14 @@ class BatchingProducer:
         self._rounds_done = 0  # ... and finished sending (stored, failed or cancelled)
         self._round_done: asyncio.Future[None] | None = None  # resolved when the batch in flight ends
         self._send_failure: BaseException | None = None
+        self._quarter = MAX_MESSAGE_BYTES // 4
+        """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
 
     def nowait(self, value: Any) -> bool:
         """Queue a value for the next batched send if the buffer has room; False means await `send`.
 
-        On a byte transport the value is encoded here; one that fails to encode is left to `send`, which
-        raises the error that names it.
+        On a byte transport the value is encoded here; one that fails to encode, or text or bytes that may
+        be over the message size limit, is left to `send`, which raises the error that names it.
         """
         buffer = self._buffer
         if len(buffer) >= SEND_BATCH - 1 or self._buffer_keyed:
@@ -64,13 +69,16 @@ class BatchingProducer:
             if self.app.existing_transport is None:
                 return False
             objects = self._objects = self._raw_objects
+            self._quarter = self._max_message_bytes // 4
         if not objects and value is not None:
             try:
                 value = get_codec(self.topic.value_serializer).dumps(value)
             except Exception:
                 return False
-            if type(value) is not bytes:
+            if type(value) is not bytes or len(value) > self._quarter:
                 return False
+        elif type(value) in _SIZED and len(value) > self._quarter:
+            return False
         buffer.append(value)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -78,11 +86,16 @@ class BatchingProducer:
         return True
 
     async def send(self, value: Any, *, key: Any = None) -> None:
-        """Queue a value for the next batched send; waits only when the buffer is full."""
+        """Queue a value for the next batched send; waits only when the buffer is full.
+
+        A value that can never be stored (not encodable, over the message size limit) raises EncodeError
+        naming the topic here, before it is queued: it never fails a batch of other values.
+        """
         if not self._raw_objects:
             key, value = self.topic.encode(key, value)
         elif key is not None and type(key) not in _RAW_KEYS and self.topic.key_serializer == "raw":
             encode_message(self.name, key, None, "raw", "raw")  # refused as a byte transport refuses it
+        check_size(self.name, key, value, self._max_message_bytes)
         buffer = self._buffer
         if key is None and not self._buffer_keyed:
             buffer.append(value)
@@ -115,6 +128,11 @@ class BatchingProducer:
         self._flush_scheduled = False
         if self._buffer and (self._sender is None or self._sender.done()):
             self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
+
+    @property
+    def _max_message_bytes(self) -> int:
+        """The largest message the transport stores."""
+        return getattr(self.app.existing_transport, "max_message_bytes", MAX_MESSAGE_BYTES)
 
     @property
     def _raw_objects(self) -> bool:

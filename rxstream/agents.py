@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._replies import CORRELATION_ID, REPLY_TO, asks_in
 from ._rx import failure_of, sources_of
+from ._rx.sink import refuse_output
 from .channels import Channel, Topic
 from .durations import Duration, seconds
-from .errors import AgentError, ConfigurationError
+from .errors import AgentError, ConfigurationError, EncodeError
 from .events import KEY, Event, is_row, place_of
 from .keyvalue import KeyValue
 from .streams import Stream
@@ -85,8 +86,8 @@ class Agent:
         self._channel = channel if channel is not None else app.topic(own_topic_name(app.id, self.name))
         self._subscription: Subscription | None = None
         self._concurrency = concurrency
-        self._sinks = [_sink_for(target, self.name) for target in (sink or [])]
-        self._keyed_sinks = [_keyed_sink_for(target) for target in (sink or [])]
+        self._sinks = [_sink_for(target, self.name, self._refused) for target in (sink or [])]
+        self._keyed_sinks = [_keyed_sink_for(target, self._refused) for target in (sink or [])]
         self._sink_targets = list(sink or [])
         self.on_error = on_error
         self.supervisor_strategy = cast(Strategy, strategy)
@@ -391,6 +392,11 @@ class Agent:
             except Exception:
                 logger.exception("agent %s: on_error callback failed", self.name)
 
+    def _refused(self, exc: EncodeError, sink: Topic[Any, Any]) -> None:
+        """A sink topic can never store a value yielded: its input goes to its error policy at once."""
+        self.processed_failures += 1
+        refuse_output(exc, f"made an output that topic {sink.name!r} can never store")
+
     def _supervise_failure(self, exc: Exception, index: int) -> bool:
         """Decide what a failure means: restart (True) or stop (False, the app crashes)."""
         if self.supervisor_strategy == "crash":
@@ -479,12 +485,18 @@ async def _no_sink(value: Any) -> None:
     """Stands in for the single sink when an agent has several or none."""
 
 
-def _sink_for(target: Any, agent: str) -> Callable[[Any], Awaitable[Any]]:
+Refused = Callable[[EncodeError, Topic[Any, Any]], None]
+
+
+def _sink_for(target: Any, agent: str, refused: Refused) -> Callable[[Any], Awaitable[Any]]:
     """An awaitable sender to a sink: channel, topic, agent, or callable."""
     if isinstance(target, Topic):
 
         async def to_topic(value: Any) -> None:
-            await target.send_buffered(value)
+            try:
+                await target.send_buffered(value)
+            except EncodeError as exc:
+                refused(exc, target)
 
         return to_topic
     if isinstance(target, (Channel, Agent)) or hasattr(target, "send"):
@@ -510,12 +522,15 @@ def _sink_for(target: Any, agent: str) -> Callable[[Any], Awaitable[Any]]:
     )
 
 
-def _keyed_sink_for(target: Any) -> Callable[[Any, Any], Awaitable[Any]]:
+def _keyed_sink_for(target: Any, refused: Refused) -> Callable[[Any, Any], Awaitable[Any]]:
     """An awaitable sender of a value with its key to a sink (a callable sink gets the value alone)."""
     if isinstance(target, Topic):
 
         async def to_topic(key: Any, value: Any) -> None:
-            await target.send_buffered(value, key=key)
+            try:
+                await target.send_buffered(value, key=key)
+            except EncodeError as exc:
+                refused(exc, target)
 
         return to_topic
     if isinstance(target, Agent):
@@ -530,7 +545,7 @@ def _keyed_sink_for(target: Any) -> Callable[[Any, Any], Awaitable[Any]]:
             return await target.send(key=key, value=value)
 
         return to_channel
-    sink = _sink_for(target, "")
+    sink = _sink_for(target, "", refused)
 
     async def to_callable(key: Any, value: Any) -> Any:
         return await sink(value)

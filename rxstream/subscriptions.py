@@ -75,6 +75,11 @@ class _PartitionAcks(Lease):
         if self.state != REVOKED:
             self.subscription.reject(ref)
 
+    def refuse(self, ref: Any, exc: BaseException, what: str) -> None:
+        """Hand this message to the error policy now, without redeliveries (its failure is permanent)."""
+        if self.state != REVOKED:
+            self.subscription.undecodable(ref, exc, what)
+
 
 class _Slice(Batch):
     """A reader's share of a split batch (not split again)."""
@@ -399,11 +404,11 @@ class Subscription:
         self._queue.appendleft(self._batch_of([copy]))
         self._data.set()
 
-    def undecodable(self, message: Row, exc: BaseException) -> None:
+    def undecodable(self, message: Row, exc: BaseException, what: str = "could not be decoded") -> None:
         """A delivered offset whose message could not be decoded goes straight to the error policy."""
         self._book.to_policy(message)
         action = self._policy_for(message[TOPIC]).on_error
-        self._spawn(self._apply_policy(message, exc, action, "could not be decoded"))
+        self._spawn(self._apply_policy(message, exc, action, what))
 
     async def _apply_policy(self, message: Row, exc: BaseException, action: OnError, what: str) -> None:
         topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]

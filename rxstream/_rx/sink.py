@@ -17,7 +17,10 @@ from reactivex.disposable import SerialDisposable
 from .._core.fence import PAUSED, RUNS, Run, lease_of
 from ..errors import StreamError
 from ..events import (
+    KEY,
     Event,
+    _current,
+    is_row,
     reset_event_source,
     set_event_source,
 )
@@ -93,6 +96,30 @@ class Cursor:
         if batch is None:
             return None
         return batch.event_at(self.index)
+
+
+def refuse_output(exc: Exception, what: str) -> None:
+    """Hand the messages behind the value the calling agent yielded to their error policy at once.
+
+    For an output that can never be stored: a redelivery would fail again. ``exc`` is raised again outside a
+    stream iteration, or when the value has no message whose acknowledger takes refusals.
+    """
+    cursor = _current.get()
+    if not isinstance(cursor, Cursor) or cursor.batch is None:
+        raise exc
+    index = cursor.index
+    pairs = [(acker, ref) for acker, ref in cursor.batch.pairs(index, index + 1) if is_row(ref)]
+    refusals: list[Callable[[Any, Exception, str], None]] = []
+    for acker, _ in pairs:
+        refuse = getattr(acker, "refuse", None)
+        if refuse is None:
+            raise exc
+        refusals.append(refuse)
+    if not pairs:
+        raise exc
+    for refuse, (_, ref) in zip(refusals, pairs, strict=True):
+        key = ref[KEY]
+        refuse(ref, exc, what if key is None else f"{what} (its key: {key!r:.80})")
 
 
 async def iterate(

@@ -20,6 +20,7 @@ __all__ = [
     "check_max_message_bytes",
     "check_record",
     "check_records",
+    "check_size",
     "check_topic_name",
     "encode_message",
 ]
@@ -105,6 +106,15 @@ def _check_size(topic: str, size: int, max_message_bytes: int) -> None:
             f"the message for topic {topic!r} is {size} bytes, over max_message_bytes={max_message_bytes}: "
             "send less, or raise the transport's max_message_bytes (and the broker's message.max.bytes)"
         )
+
+
+def check_size(topic: str, key: Any, value: Any, max_message_bytes: int) -> None:
+    """Refuse a key and value (text or bytes are sized, objects are not) over the message size limit."""
+    quarter = max_message_bytes // 4
+    small_key = type(key) not in _SIZED or len(key) <= quarter
+    if small_key and (type(value) not in _SIZED or len(value) <= quarter):
+        return
+    _check_size(topic, _size(key, "key", topic) + _size(value, "value", topic), max_message_bytes)
 
 
 def check_record(

@@ -1,0 +1,116 @@
+"""Outputs that can never be stored (over the message size limit, not encodable) go to the error policy of
+the input that made them, at once: dead-lettered with the send error, skipped with a log, or a crash. The
+other outputs are stored once, in order, and the commit passes the handled input."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import rxstream
+from rxstream import App, KeyValue
+from rxstream.errors import EncodeError
+from rxstream.transport import TopicPartition
+from rxstream.transport.memory import MemoryTransport
+from rxstream.transport.validation import MAX_MESSAGE_BYTES
+
+BIG = "x" * (MAX_MESSAGE_BYTES + 1)
+
+
+def _app(on_error: str, suffix: str = "") -> App:
+    return App(
+        f"outputs{suffix}",
+        broker=f"memory://outputs-{uuid.uuid4().hex[:8]}",
+        commit_interval=0.05,
+        on_error=on_error,
+    )
+
+
+def _rows(app: App, topic: str) -> list[tuple[Any, ...]]:
+    transport = app.transport
+    assert isinstance(transport, MemoryTransport)
+    found = transport.broker.topics.get(topic)
+    return [row for part in found.partitions for row in part.log] if found is not None else []
+
+
+async def _until(check: Any, what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+def _committed(app: App, topic: str) -> int:
+    transport = app.transport
+    assert isinstance(transport, MemoryTransport)
+    return transport.broker.group(app.id).committed.get(TopicPartition(topic, 0), 0)
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+async def test_an_output_over_the_size_limit_dead_letters_its_input_the_rest_is_stored(keyed: bool) -> None:
+    app = _app("dead_letter")
+    source = app.topic("source", partitions=1)
+    sink = app.topic("sink", partitions=1)
+
+    @app.agent(source, sink=[sink])
+    async def process(stream: rxstream.Stream[str]) -> AsyncIterator[Any]:
+        async for value in stream:
+            out = BIG if value == "big" else value.upper()
+            yield KeyValue(value, out) if keyed else out
+
+    values = ["a", "b", "big", "c", "d"]
+    async with app:
+        for value in values:
+            await source.send(key="k", value=value)
+        await _until(lambda: _committed(app, source.name) == len(values), "the commit past every input")
+    assert [row[5] for row in _rows(app, sink.name)] == ["A", "B", "C", "D"]
+    dead = _rows(app, f"{source.name}-dead-letter")
+    assert [(row[4], row[5]) for row in dead] == [("k", "big")]
+    headers = dead[0][6]
+    assert headers["rxstream-offset"] == "2" and headers["rxstream-topic"] == source.name
+    assert "sink" in headers["rxstream-reason"] and "max_message_bytes" in headers["rxstream-error"]
+    assert process.restarts == 0  # handled at once: no agent failure, no redelivery
+
+
+async def test_an_unencodable_output_is_skipped_with_an_error_log(caplog: pytest.LogCaptureFixture) -> None:
+    app = _app("skip")
+    source = app.topic("source", partitions=1)
+    sink = app.topic("sink", partitions=1)
+
+    @app.agent(source, sink=[sink])
+    async def process(stream: rxstream.Stream[int]) -> AsyncIterator[Any]:
+        async for value in stream:
+            yield KeyValue(object(), value) if value == 2 else value  # the raw key codec cannot send it
+
+    with caplog.at_level(logging.ERROR):
+        async with app:
+            for value in range(5):
+                await source.send(value=value)
+            await _until(lambda: _committed(app, source.name) == 5, "the commit past every input")
+    assert [row[5] for row in _rows(app, sink.name)] == [0, 1, 3, 4]
+    assert not _rows(app, f"{source.name}-dead-letter")
+    logged = [r.getMessage() for r in caplog.records if "skipped as configured" in r.getMessage()]
+    assert len(logged) == 1 and "offset 2" in logged[0] and repr(sink.name) in logged[0]
+
+
+async def test_crash_stops_the_app_before_committing_the_input() -> None:
+    app = _app("crash")
+    source = app.topic("source", partitions=1)
+    sink = app.topic("sink", partitions=1)
+
+    @app.agent(source, sink=[sink])
+    async def process(stream: rxstream.Stream[str]) -> AsyncIterator[str]:
+        async for value in stream:
+            yield BIG if value == "big" else value
+
+    runner = asyncio.get_running_loop().create_task(app.run(install_signal_handlers=False))
+    await _until(lambda: app._started, "the app to start")
+    for value in ("a", "big", "c"):
+        await source.send(value=value)
+    assert await asyncio.wait_for(runner, 10) == 1
+    assert isinstance(app.crashed, EncodeError) and sink.name in str(app.crashed)
+    assert _committed(app, source.name) <= 1
