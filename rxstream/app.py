@@ -33,7 +33,7 @@ from .tables import TableManager
 from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
 from .transport.kafka_settings import group_timings
-from .transport.memory import MAX_PARTITION_BACKLOG
+from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .transport.validation import check_topic_name
 from .urls import redact
 
@@ -77,6 +77,7 @@ class App:
         scheduler: SchedulerBase | None = None,
         broker_availability_timeout: Duration = 60.0,
         max_partition_backlog: int = MAX_PARTITION_BACKLOG,
+        max_partition_unread: int = MAX_PARTITION_UNREAD,
         session_timeout: Duration = 10.0,
         heartbeat_interval: Duration = 1.0,
         max_poll_interval: Duration = 300.0,
@@ -100,6 +101,7 @@ class App:
             scheduler=scheduler,
             broker_availability_timeout=broker_availability_timeout,
             max_partition_backlog=max_partition_backlog,
+            max_partition_unread=max_partition_unread,
             session_timeout=session_timeout,
             heartbeat_interval=heartbeat_interval,
             max_poll_interval=max_poll_interval,
@@ -418,6 +420,7 @@ class App:
             scheme = self.broker.partition("://")[0].lower()
             if scheme == "memory":
                 options["max_partition_backlog"] = self.conf.max_partition_backlog
+                options["max_partition_unread"] = self.conf.max_partition_unread
             elif scheme == "kafka":
                 options["availability_timeout"] = self.conf.broker_availability_timeout
                 options["consumer_config"] = group_timings(f"App {self.id!r}", self.conf.group_timings)

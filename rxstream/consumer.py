@@ -52,7 +52,8 @@ class Conductor:
         self.commit_interval = commit_interval
         self._flush = flush
         self.max_records = max_records
-        self.commit_every = commit_every
+        self.commit_every = min(commit_every, getattr(transport, "max_partition_unread", commit_every))
+        """Fetched messages after which a commit starts early; on memory:// what it trims bounds memory."""
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._on_crash = on_crash
@@ -186,9 +187,22 @@ class Conductor:
                     self._dispatch(tp, messages)
                     since_commit += len(messages)
             if since_commit >= self.commit_every:
-                # a fast consumer commits early too, so a transport bounded by committed offsets never stalls
+                # a fast consumer commits early too, so a transport bounded by committed offsets never stalls;
+                # not awaited here: the commit's flush may wait for sends that wait for this loop to fetch
                 since_commit = 0
-                await self._try_commit()
+                self._commit_early()
+
+    def _commit_early(self) -> None:
+        """Start a commit beside the fetch loop, unless one started so is still running."""
+        if len(self._tasks) > 2 and not self._tasks[-1].done():
+            return
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._commit_once(), name=f"rxstream early commit {self.group_id}")
+        task.add_done_callback(self._task_done)
+        self._tasks = [*self._tasks[:2], task]
+
+    async def _commit_once(self) -> None:
+        await self._try_commit()
 
     def _flow_control(self, consumer: Consumer) -> bool:
         """Pause the partitions of topics whose readers are full, resume the others (per-topic backpressure).

@@ -10,7 +10,7 @@ from .durations import Duration, seconds
 from .errors import ConfigurationError
 from .subscriptions import ErrorPolicy
 from .transport.kafka_settings import group_timings, parse_url
-from .transport.memory import MAX_PARTITION_BACKLOG
+from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .urls import redact
 
 __all__ = ["Settings"]
@@ -29,9 +29,11 @@ class Settings:
     scheduler `timer` intervals are counted on (a ``reactivex.testing.TestScheduler`` drives timers on
     virtual time); ``broker_availability_timeout`` [60 s, Kafka] is how long the worker waits for an
     unreachable broker (sends wait as long) before it crashes and exits non-zero for its supervisor to
-    restart it; ``max_partition_backlog`` [1,000,000, memory://] is how many messages a partition holds
-    beyond the slowest group's commit before senders wait (lower bounds memory, but it must exceed what the
-    app holds uncommitted).
+    restart it; ``max_partition_unread`` [10,000, memory://] is how many messages of a partition its
+    slowest reader may not have fetched yet before senders wait (what bounds an embedded app's memory when
+    an agent is slower than its senders); ``max_partition_backlog`` [1,000,000, memory://] is how many
+    messages a partition holds beyond the slowest group's commit before senders wait (it must exceed what
+    the app holds uncommitted).
 
     Rebalances: ``session_timeout`` [10 s], ``heartbeat_interval`` [1 s] and ``max_poll_interval`` [300 s]
     are the consumer group's timings (Kafka only); ``group_instance_id`` [None] makes this worker a static
@@ -56,6 +58,7 @@ class Settings:
     scheduler: Any = None
     broker_availability_timeout: Duration = 60.0
     max_partition_backlog: int = MAX_PARTITION_BACKLOG
+    max_partition_unread: int = MAX_PARTITION_UNREAD
     session_timeout: Duration = 10.0
     heartbeat_interval: Duration = 1.0
     max_poll_interval: Duration = 300.0
@@ -94,7 +97,7 @@ class Settings:
                 raise ConfigurationError(
                     f"{owner}: {name} must be a positive number of seconds or a timedelta, got {value!r}"
                 )
-        for name in ("max_partition_backlog", "table_standby_replicas"):
+        for name in ("max_partition_backlog", "max_partition_unread", "table_standby_replicas"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigurationError(f"{owner}: {name} must be an integer >= 0, got {value!r}")

@@ -8,16 +8,22 @@ tuples in `Message` field order (headers None when there are none), which the ga
 their keys and values are atomic (numbers, strings, bytes), so a large log costs no collection time;
 consumers receive those very tuples, shared by every group.
 
-Memory is bounded per partition: at most ``max_partition_backlog`` messages that some known consumer group
-(one that ever joined or committed for the topic) has not committed past; a send beyond that waits until
-consumers commit, it never drops. What every known group has committed past is trimmed; a topic no group
-ever joined keeps only its newest ``max_partition_backlog`` messages (like retention). A group stays known
-after its last member leaves, as in Kafka, so its lag keeps holding senders back until
-`MemoryTransport.delete_group` forgets it.
+Memory is bounded per partition, twice; a send beyond either bound waits, it never drops:
 
-``max_partition_backlog`` defaults to `MAX_PARTITION_BACKLOG` (App's ``max_partition_backlog``). Set it
-lower to bound memory, but above what an app holds uncommitted between two commits: an agent's sink send
-waiting for room in a topic that the same app reads and commits would otherwise wait for its own commit.
+- at most ``max_partition_unread`` messages (`MAX_PARTITION_UNREAD`, App's ``max_partition_unread``) that
+  a consumer reading the partition has not fetched yet. This is the bound that makes a fast sender wait for
+  a slow agent. It is counted against fetches, not commits, so a pipeline of agents in one app never waits
+  for itself: an agent's sink send waits for the next agent to fetch, which needs no commit (a commit waits
+  for that send).
+- at most ``max_partition_backlog`` messages (`MAX_PARTITION_BACKLOG`, App's ``max_partition_backlog``)
+  that some known consumer group (one that ever joined or committed for the topic) has not committed past.
+  A group stays known after its last member leaves, as in Kafka, so its lag keeps holding senders back until
+  `MemoryTransport.delete_group` forgets it. Keep it above what an app holds uncommitted between two
+  commits: an agent's sink send waiting for room in a topic the same app reads would wait for its own
+  commit.
+
+What every known group has committed past is trimmed; a topic no group ever joined keeps only its newest
+``max_partition_backlog`` messages (like retention).
 
 Everything runs on the asyncio loop of its callers: no threads, no per-message tasks, futures or locks.
 """
@@ -37,7 +43,13 @@ from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
 from .memory_log import PartitionLog, Record, TopicLog, resolve
 from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records, check_topic_name
 
-__all__ = ["MAX_PARTITION_BACKLOG", "MemoryBroker", "MemoryConsumer", "MemoryTransport"]
+__all__ = [
+    "MAX_PARTITION_BACKLOG",
+    "MAX_PARTITION_UNREAD",
+    "MemoryBroker",
+    "MemoryConsumer",
+    "MemoryTransport",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +57,8 @@ SCHEME = "memory://"
 OFFSET_RESETS = ("earliest", "latest")
 MAX_PARTITION_BACKLOG = 1_000_000
 """Messages a partition holds beyond the slowest known group's commit before a send waits."""
+MAX_PARTITION_UNREAD = 10_000
+"""Messages of a partition its slowest reader has not fetched before a send waits (tens of MiB in all)."""
 
 
 def _broker_name(url: str) -> str:
@@ -325,6 +339,10 @@ class MemoryConsumer:
         """The offset this group last committed for ``tp``, or None."""
         return self._group.committed.get(tp)
 
+    def position_of(self, tp: TopicPartition, default: int) -> int:
+        """The offset this member fetches ``tp`` from next (``default`` if it does not own it)."""
+        return self._positions.get(tp, default)
+
     def assignment(self) -> frozenset[TopicPartition]:
         """The partitions this member owns now."""
         return frozenset(self._owned)
@@ -354,6 +372,7 @@ class MemoryConsumer:
         if offset < 0:
             raise ConfigurationError(f"cannot seek {_describe(tp)} to negative offset {offset}")
         self._positions[tp] = offset
+        self._owned[tp].wake_senders()
         self._wake()
 
     def _fetch(self, max_records: int) -> dict[TopicPartition, list[Row]]:
@@ -379,6 +398,8 @@ class MemoryConsumer:
             last = min(len(log), first + remaining)
             batch[tp] = log[first:last]
             positions[tp] = base + last
+            if part.space_waiters:
+                part.wake_senders()
             remaining -= last - first
             if not remaining:
                 self._next = (start + step + 1) % count
@@ -444,6 +465,7 @@ class MemoryConsumer:
         for tp in tps:
             part = self._owned.pop(tp)
             part.readers.discard(self)
+            part.wake_senders()
             self._positions.pop(tp, None)
             self._paused.discard(tp)
             self._blocked.discard(tp)
@@ -492,19 +514,23 @@ class MemoryTransport:
         default_partitions: int = 8,
         max_partition_backlog: int = MAX_PARTITION_BACKLOG,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_partition_unread: int = MAX_PARTITION_UNREAD,
     ) -> None:
         if default_partitions < 1:
             raise ConfigurationError(
                 f"default_partitions must be at least 1, got {default_partitions} ({url})"
             )
-        if max_partition_backlog < 1:
-            raise ConfigurationError(
-                f"max_partition_backlog must be at least 1, got {max_partition_backlog} ({url})"
-            )
+        for name, limit in (
+            ("max_partition_backlog", max_partition_backlog),
+            ("max_partition_unread", max_partition_unread),
+        ):
+            if limit < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {limit} ({url})")
         self.url = url
         self.broker = MemoryBroker.for_url(url)
         self.default_partitions = default_partitions
         self.max_partition_backlog = max_partition_backlog
+        self.max_partition_unread = max_partition_unread
         self.max_message_bytes = check_max_message_bytes(max_message_bytes)
         self._consumers: list[MemoryConsumer] = []
         self._blocked_sends: dict[asyncio.Future[None], TopicPartition] = {}
@@ -564,7 +590,7 @@ class MemoryTransport:
         timestamp: float | None = None,
         headers: Headers | None = None,
     ) -> RecordMetadata:
-        """Append one message; waits while a consumer group lags ``max_partition_backlog`` behind."""
+        """Append one message; waits while the partition is full (see the module's bounds)."""
         check_records(topic, ((key, value, partition, headers),), self.max_message_bytes)
         return await self._append(topic, ((key, value, partition, headers),), timestamp)
 
@@ -622,22 +648,22 @@ class MemoryTransport:
         """Append records (with ``values``: bare values) per partition in order; returns where the last went.
 
         Each round appends what fits in every partition and wakes its readers once; then, if some partition
-        is full, waits for its consumers to commit and goes again. A cancelled call may have appended a
-        prefix of each partition's records.
+        is full, waits for its consumers to fetch or commit and goes again. A cancelled call may have
+        appended a prefix of each partition's records.
         """
         self._check_open()
         state = self.broker.topic(topic, self.default_partitions)
         buckets, last = state.round_robin(records) if values else state.route(records)
         extend = PartitionLog.extend_values if values else PartitionLog.extend
         stamp = time.time() if timestamp is None else timestamp
-        max_backlog = self.max_partition_backlog
+        max_backlog, max_unread = self.max_partition_backlog, self.max_partition_unread
         pending = [(part, bucket) for part, bucket in zip(state.partitions, buckets, strict=True) if bucket]
         offset = 0
         while True:
             waiting: list[tuple[PartitionLog, list[Any]]] = []
             touched: list[PartitionLog] = []
             for part, bucket in pending:
-                room = part.room(max_backlog)
+                room = part.room(max_backlog, max_unread)
                 if room >= len(bucket):
                     extend(part, bucket, stamp)
                     if part.tp.partition == last:
@@ -674,9 +700,9 @@ class MemoryTransport:
                 reader._wake()
 
     async def _wait_for_room(self, part: PartitionLog) -> None:
-        """Wait until consumers committed enough of ``part`` to append one more message."""
+        """Wait until consumers fetched or committed enough of ``part`` to append one more message."""
         loop = asyncio.get_running_loop()
-        while part.room(self.max_partition_backlog) <= 0:
+        while part.room(self.max_partition_backlog, self.max_partition_unread) <= 0:
             fut: asyncio.Future[None] = loop.create_future()
             part.space_waiters.add(fut)
             self._blocked_sends[fut] = part.tp

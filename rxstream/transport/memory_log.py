@@ -2,8 +2,9 @@
 
 A partition keeps its messages as plain tuples in `Message` field order from ``base`` on; what every known
 group committed past is trimmed, and ``room`` says how many more fit before some group lags
-``max_partition_backlog`` behind. A topic routes records to its partitions (explicit partition, key hash,
-or round-robin for keyless records and bare values).
+``max_partition_backlog`` behind its commits, or some reader ``max_partition_unread`` behind what it
+fetched. A topic routes records to its partitions (explicit partition, key hash, or round-robin for keyless
+records and bare values).
 """
 
 from __future__ import annotations
@@ -69,12 +70,25 @@ class PartitionLog:
         """The offset the next appended message gets."""
         return self.base + len(self.log)
 
-    def room(self, max_backlog: int) -> int:
-        """How many messages fit before some known group lags ``max_backlog`` behind (no group: no limit)."""
-        low = self.low
-        if low is None or self.compacting:
+    def room(self, max_backlog: int, max_unread: int = sys.maxsize) -> int:
+        """How many messages fit before some known group lags ``max_backlog`` behind its commit, or some
+        reader has ``max_unread`` it did not fetch yet (no group, no reader: no limit)."""
+        if self.compacting:
             return sys.maxsize
-        return max_backlog - (self.base + len(self.log) - max(low, self.base))
+        end = self.base + len(self.log)
+        low = self.low
+        room = sys.maxsize if low is None else max_backlog - (end - max(low, self.base))
+        readers = self.readers
+        if readers:
+            tp = self.tp
+            room = min(room, max_unread - (end - min(reader.position_of(tp, end) for reader in readers)))
+        return room
+
+    def wake_senders(self) -> None:
+        """Wake the sends waiting for room (readers fetched, moved, or went away)."""
+        waiters, self.space_waiters = self.space_waiters, set()
+        for fut in waiters:
+            resolve(fut)
 
     def extend(self, records: Sequence[Record], stamp: float) -> None:
         """Append records as rows with the next offsets."""
@@ -127,9 +141,7 @@ class PartitionLog:
         self.low = min(self.floors.values()) if self.floors else None
         if self.low is not None:
             self.trim_to(min(self.low, self.end))
-        waiters, self.space_waiters = self.space_waiters, set()
-        for fut in waiters:
-            resolve(fut)
+        self.wake_senders()
 
     def trim_to(self, offset: int) -> None:
         """Drop the messages before ``offset`` (offsets stay absolute: ``base`` moves)."""
