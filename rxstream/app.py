@@ -419,8 +419,7 @@ class App:
                 options["credentials"] = self.broker_credentials
             scheme = self.broker.partition("://")[0].lower()
             if scheme == "memory":
-                options["max_partition_backlog"] = self.conf.max_partition_backlog
-                options["max_partition_unread"] = self.conf.max_partition_unread
+                options.update(self.conf.memory_bounds)
             elif scheme == "kafka":
                 options["availability_timeout"] = self.conf.broker_availability_timeout
                 options["consumer_config"] = group_timings(f"App {self.id!r}", self.conf.group_timings)

@@ -122,6 +122,14 @@ class Settings:
         }
 
     @property
+    def memory_bounds(self) -> dict[str, int]:
+        """What a memory:// log holds per partition before senders wait."""
+        return {
+            "max_partition_backlog": self.max_partition_backlog,
+            "max_partition_unread": self.max_partition_unread,
+        }
+
+    @property
     def reply_topic_name(self) -> str:
         """The topic replies to this app's asks arrive on."""
         return self.reply_topic or f"{self.id}-replies"
