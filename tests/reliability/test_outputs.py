@@ -23,13 +23,11 @@ from rxstream.transport.validation import MAX_MESSAGE_BYTES
 BIG = "x" * (MAX_MESSAGE_BYTES + 1)
 
 
-def _app(on_error: str, suffix: str = "") -> App:
-    return App(
-        f"outputs{suffix}",
-        broker=f"memory://outputs-{uuid.uuid4().hex[:8]}",
-        commit_interval=0.05,
-        on_error=on_error,
-    )
+def _app(on_error: str) -> tuple[App, rxstream.Topic[Any, Any], rxstream.Topic[Any, Any]]:
+    """An app on a fresh memory:// log with the given input policy, its source topic and its sink topic."""
+    url = f"memory://outputs-{uuid.uuid4().hex[:8]}"
+    app = App("outputs", broker=url, commit_interval=0.05, on_error=on_error)
+    return app, app.topic("source", partitions=1), app.topic("sink", partitions=1)
 
 
 def _rows(app: App, topic: str) -> list[tuple[Any, ...]]:
@@ -53,9 +51,7 @@ def _committed(app: App, topic: str) -> int:
 
 @pytest.mark.parametrize("keyed", [False, True])
 async def test_an_output_over_the_size_limit_dead_letters_its_input_the_rest_is_stored(keyed: bool) -> None:
-    app = _app("dead_letter")
-    source = app.topic("source", partitions=1)
-    sink = app.topic("sink", partitions=1)
+    app, source, sink = _app("dead_letter")
 
     @app.agent(source, sink=[sink])
     async def process(stream: rxstream.Stream[str]) -> AsyncIterator[Any]:
@@ -78,9 +74,7 @@ async def test_an_output_over_the_size_limit_dead_letters_its_input_the_rest_is_
 
 
 async def test_an_unencodable_output_is_skipped_with_an_error_log(caplog: pytest.LogCaptureFixture) -> None:
-    app = _app("skip")
-    source = app.topic("source", partitions=1)
-    sink = app.topic("sink", partitions=1)
+    app, source, sink = _app("skip")
 
     @app.agent(source, sink=[sink])
     async def process(stream: rxstream.Stream[int]) -> AsyncIterator[Any]:
@@ -99,9 +93,7 @@ async def test_an_unencodable_output_is_skipped_with_an_error_log(caplog: pytest
 
 
 async def test_crash_stops_the_app_before_committing_the_input() -> None:
-    app = _app("crash")
-    source = app.topic("source", partitions=1)
-    sink = app.topic("sink", partitions=1)
+    app, source, sink = _app("crash")
 
     @app.agent(source, sink=[sink])
     async def process(stream: rxstream.Stream[str]) -> AsyncIterator[str]:
