@@ -24,9 +24,6 @@ SEND_BATCH = 4096
 _RAW_KEYS = frozenset({str, bytes, bytearray, memoryview})
 """Key types the raw codec sends as they are."""
 
-_SIZED = (str, bytes)
-"""Value types a transport sizes as they are; a long one is checked by `BatchingProducer.send`."""
-
 
 class BatchingProducer:
     """Queues one topic's values and sends them in batches from one task: what is queued meanwhile goes next.
@@ -77,7 +74,7 @@ class BatchingProducer:
                 return False
             if type(value) is not bytes or len(value) > self._quarter:
                 return False
-        elif type(value) in _SIZED and len(value) > self._quarter:
+        elif (type(value) is str or type(value) is bytes) and len(value) > self._quarter:
             return False
         buffer.append(value)
         if not self._flush_scheduled:
