@@ -120,9 +120,15 @@ async def test_senders_wait_for_fetches_not_commits() -> None:
         assert sum(map(len, fetched.values())) == 3
         await asyncio.sleep(0.01)
         assert transport.watermarks(TopicPartition("orders", 0))[1] == 8  # no commit needed
-        while not sending.done():
-            await consumer.getmany(0.05, 100)
+        consumer.seek(TopicPartition("orders", 0), 8)  # a reader moving on makes room too
+        await asyncio.sleep(0.01)
+        assert transport.watermarks(TopicPartition("orders", 0))[1] == 12 and sending.done()
         await sending
+        more = asyncio.create_task(transport.send_many("orders", records))
+        await asyncio.sleep(0.01)
+        assert not more.done()
+        await consumer.stop()  # no reader left: only the bound on commits holds senders back
+        await asyncio.wait_for(more, 5)
     finally:
         await transport.stop()
 
