@@ -29,7 +29,8 @@ class BatchingProducer:
     """Queues one topic's values and sends them in batches from one task: what is queued meanwhile goes next.
 
     The app flushes it before every offset commit (`flush`), so an event is never committed before what
-    it produced was stored.
+    it produced was stored. With exactly-once, what an event produces is held in the app's outbox for its
+    source partition's transaction instead (`rxstream.exactly_once`).
     """
 
     def __init__(self, topic: Topic[Any, Any], transport: Callable[[], Awaitable[Transport]]) -> None:
@@ -71,6 +72,9 @@ class BatchingProducer:
                 return False
             if type(value) is not bytes:
                 return False
+        outbox = self.app.outbox
+        if outbox is not None and outbox.hold(self.name, (None, value, None, None)):
+            return True
         buffer.append(value)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -83,6 +87,9 @@ class BatchingProducer:
             key, value = self.topic.encode(key, value)
         elif key is not None and type(key) not in _RAW_KEYS and self.topic.key_serializer == "raw":
             encode_message(self.name, key, None, "raw", "raw")  # refused as a byte transport refuses it
+        outbox = self.app.outbox
+        if outbox is not None and outbox.hold(self.name, (key, value, None, None)):
+            return
         buffer = self._buffer
         if key is None and not self._buffer_keyed:
             buffer.append(value)
@@ -98,6 +105,9 @@ class BatchingProducer:
         """Queue a record (encoded on a byte transport) for the next batched send; never waits."""
         if not self._raw_objects:
             key, value = self.topic.encode(key, value)
+        outbox = self.app.outbox
+        if outbox is not None and outbox.hold(self.name, (key, value, partition, headers)):
+            return
         self._buffer_record((key, value, partition, headers))
         if not self._flush_scheduled:
             self._flush_scheduled = True

@@ -18,6 +18,7 @@ from .._core.fence import PAUSED, RUNS, Run, lease_of
 from ..errors import StreamError
 from ..events import (
     Event,
+    Row,
     reset_event_source,
     set_event_source,
 )
@@ -93,6 +94,16 @@ class Cursor:
         if batch is None:
             return None
         return batch.event_at(self.index)
+
+    def current_row(self) -> Row | None:
+        """The record the value the consumer holds came from (its event's message), or None."""
+        batch = self.batch
+        if batch is None:
+            return None
+        ref = batch.ref_at(self.index)
+        if type(ref) is tuple:
+            return ref
+        return batch.event_at(self.index).message
 
 
 async def iterate(
