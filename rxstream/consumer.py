@@ -513,11 +513,14 @@ class Conductor:
                 await asyncio.sleep(0.005)
             if self._outbox is not None:
                 self._outbox.drop(tps)
+            known = {tp: self._committed[tp] for tp in tps if tp in self._committed}
             await self._drop(tps)
             if self._on_assigned is not None:
                 await self._hook(self._on_assigned, tps, "assigned")
-            for tp in tps:
-                offset = await consumer.committed(tp)
+            for tp in tps:  # what this worker committed last, else what the group did (a commit ago)
+                offset = known.get(tp)
+                if offset is None:
+                    offset = await consumer.committed(tp)
                 if offset is None:
                     offset = (await self.transport.first_offsets(tp.topic))[tp]
                 consumer.seek(tp, offset)

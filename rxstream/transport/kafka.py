@@ -515,8 +515,9 @@ class KafkaTransport:
 class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
     """aiokafka's rebalance callbacks forwarded to rxstream's listener (the rebalance awaits it)."""
 
-    def __init__(self, owner: KafkaConsumer) -> None:
+    def __init__(self, owner: KafkaConsumer, client: Any) -> None:
         self._owner = owner
+        self._client = client
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         """Kafka's (eager) rebalance revokes everything first: tell the listener ``(revoked, [])``."""
@@ -525,7 +526,7 @@ class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Any) -> None:
         """Then it hands out the new assignment (which may repeat revoked partitions): ``([], assigned)``."""
         try:
-            await self._owner._open_transactions(from_kafka_tps(assigned))
+            await self._owner._open_transactions(self._client, from_kafka_tps(assigned))
             await self._owner._notify([], from_kafka_tps(assigned), ends_rebalance=True)
         finally:
             self._owner._joined.set()
@@ -631,7 +632,7 @@ class KafkaConsumer:
             # rebalances so that what stays keeps its state
             **{"partition_assignment_strategy": (CopartitionedAssignor.for_member(),), **config},
         )
-        consumer.subscribe(list(self.topics), listener=_ListenerAdapter(self))
+        consumer.subscribe(list(self.topics), listener=_ListenerAdapter(self, consumer))
         # joining waits for the other members to rejoin, which Kafka bounds by the rebalance timeout
         rebalance_ms = config.get("rebalance_timeout_ms") or config.get("session_timeout_ms", 10_000)
         try:
@@ -717,11 +718,20 @@ class KafkaConsumer:
             f"committing {dict(offsets)} for {self._describe()}",
         )
 
-    async def _open_transactions(self, assigned: Sequence[TopicPartition]) -> None:
-        """Open the transactional producers of an assignment (fencing the previous owners), close the rest."""
+    async def _open_transactions(self, client: Any, assigned: Sequence[TopicPartition]) -> None:
+        """Open the transactional producers of an assignment (fencing the previous owners), close the rest.
+
+        A partition new here is then read from its committed offset fetched again: the previous owner's last
+        transaction is complete once its producer is fenced, so this sees the offset that transaction wrote.
+        """
         if self._transactions is not None:
             try:
-                await self._transactions.assign(assigned)
+                for tp in await self._transactions.assign(assigned):
+                    offset = await self.transport._bounded(
+                        client.committed(to_kafka_tp(tp)), f"reading the committed offset of {tp}"
+                    )
+                    if offset is not None:
+                        client.seek(to_kafka_tp(tp), offset)
             except Exception as exc:
                 log.exception("%s: opening the transactions of %s failed", self._describe(), assigned)
                 if self._listener_error is None:

@@ -54,8 +54,9 @@ class PartitionProducers:
     def __repr__(self) -> str:
         return f"<PartitionProducers group={self.group_id!r} partitions={sorted(self._producers)}>"
 
-    async def assign(self, assigned: Iterable[TopicPartition]) -> None:
-        """Close the producers of partitions not in ``assigned`` and open those of new ones (concurrently)."""
+    async def assign(self, assigned: Iterable[TopicPartition]) -> list[TopicPartition]:
+        """Close the producers of partitions not in ``assigned``, open those of new ones (concurrently) and
+        return the new ones."""
         wanted = set(assigned)
         await self.close([tp for tp in self._producers if tp not in wanted])
         new = sorted(tp for tp in wanted if tp not in self._producers)
@@ -68,6 +69,7 @@ class PartitionProducers:
                 self._producers[tp] = producer
         if failure is not None:
             raise failure
+        return new
 
     async def _open(self, tp: TopicPartition) -> Any:
         """A started producer of ``tp``'s transactional id (starting it fences the previous holder)."""
