@@ -1,0 +1,238 @@
+"""Exactly-once processing on memory://: sinks, table changes and offsets commit together or not at all."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+import rxstream
+from rxstream import App
+from rxstream.errors import ConfigurationError, TransactionFencedError, TransportError
+from rxstream.transport import TopicPartition
+from rxstream.transport.base import OutputRecord, RebalanceListener, transactional_id
+from rxstream.transport.memory import MemoryConsumer, MemoryTransport
+from tests.test_app import eventually, memory_url, read_all
+
+KEYS = [f"key-{i}" for i in range(20)]
+PARTITIONS = 4
+
+
+def counting_app(url: str, **options: Any) -> tuple[App, Any, Any, Any]:
+    """A worker counting keys in a table and sending each input's (partition, offset) to a sink."""
+    options.setdefault("processing_guarantee", "exactly_once")
+    app = App("eos", broker=url, topic_partitions=PARTITIONS, **options)
+    source = app.topic("keys", partitions=PARTITIONS)
+    out = app.topic("seen", partitions=PARTITIONS)
+    counts = app.Table("counts", default=int, partitions=PARTITIONS)
+
+    @app.agent(source, sink=[out])
+    async def count(stream: rxstream.Stream[str]) -> AsyncIterator[list[int]]:
+        async for key in stream:
+            counts[key] += 1
+            message = rxstream.current_event().message
+            assert message is not None
+            app.processed.append((message.partition, message.offset))  # type: ignore[attr-defined]
+            yield [message.partition, message.offset]
+
+    app.processed = []  # type: ignore[attr-defined]
+    return app, source, out, counts
+
+
+async def fill(app: App, source: Any, n: int) -> Counter[str]:
+    """Send ``n`` keyed events; the true count of each key."""
+    sent = [KEYS[i % len(KEYS)] for i in range(n)]
+    for key in sent:
+        await source.send(key=key, value=key)
+    return Counter(sent)
+
+
+async def stored(url: str, topic: str, timeout: float = 1.0) -> list[Any]:
+    """Every record of ``topic`` on ``url`` (read by an app of its own, after the workers stopped)."""
+    return await read_all(App("reader", broker=url), topic, timeout=timeout)
+
+
+def final_values(changelog: list[Any]) -> dict[Any, Any]:
+    """Each key's last value in a changelog read in offset order per partition."""
+    final: dict[Any, Any] = {}
+    for record in sorted(changelog, key=lambda r: (r.partition, r.offset)):
+        final[record.key] = record.value
+    return final
+
+
+async def committed_total(app: App, topic: str) -> int:
+    """How many events of ``topic`` the app's group committed past."""
+    consumer = app._main_conductor().consumer
+    assert consumer is not None
+    total = 0
+    for p in range(PARTITIONS):
+        total += await consumer.committed(TopicPartition(topic, p)) or 0
+    return total
+
+
+def test_processing_guarantee_is_checked_and_readable() -> None:
+    assert App("a").conf.processing_guarantee == "at_least_once"
+    assert App("a", processing_guarantee="exactly_once").conf.exactly_once
+    with pytest.raises(
+        ConfigurationError, match=r"processing_guarantee .*at_least_once, exactly_once, got 'once'"
+    ):
+        App("a", processing_guarantee="once")
+
+
+async def test_outputs_and_table_changes_are_stored_exactly_once() -> None:
+    url = memory_url()
+    app, source, out, counts = counting_app(url, commit_interval=0.05)
+    truth = await fill(app, source, 400)
+    await app.start()
+    try:
+        await eventually(lambda: sum(counts.as_dict().values()) == 400)
+        await eventually(lambda: app.outbox is not None and not any(
+            app.outbox.count(TopicPartition("keys", p)) for p in range(PARTITIONS)
+        ))
+    finally:
+        await app.stop()
+    outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
+    assert len(outputs) == 400 and set(outputs.values()) == {1}
+    assert final_values(await stored(url, counts.changelog_topic)) == dict(truth)
+
+
+async def test_a_worker_killed_before_its_commit_leaves_no_output_and_no_table_change_behind() -> None:
+    """The first worker processes every event but dies before committing: nothing of it is visible, and
+    the worker that takes over produces every output once and counts every key exactly."""
+    url = memory_url()
+    first, source, out, counts = counting_app(url, commit_interval=3600)
+    truth = await fill(first, source, 300)
+    await first.start()
+    await eventually(lambda: sum(counts.as_dict().values()) == 300)
+    conductor = first._main_conductor()
+
+    async def dies_before_committing(only: Sequence[TopicPartition] | None = None) -> dict[Any, int]:
+        return {}
+
+    conductor.commit = dies_before_committing  # type: ignore[method-assign]
+    await first.stop()
+    assert await stored(url, out.name, timeout=0.3) == []
+    assert await stored(url, counts.changelog_topic, timeout=0.3) == []
+    second, _, _, _ = counting_app(url, commit_interval=0.05)
+    await second.start()
+    try:
+        await eventually(lambda: len(second.processed) == 300)  # type: ignore[attr-defined]
+        await second.commit()
+    finally:
+        await second.stop()
+    outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
+    assert len(outputs) == 300 and set(outputs.values()) == {1}
+    assert final_values(await stored(url, counts.changelog_topic)) == dict(truth)
+
+
+async def test_at_least_once_repeats_the_outputs_of_a_worker_killed_before_its_commit() -> None:
+    """The same kill with at-least-once: the outputs were stored before the commit, so they repeat."""
+    url = memory_url()
+    first, source, out, counts = counting_app(url, commit_interval=3600, processing_guarantee="at_least_once")
+    await fill(first, source, 300)
+    await first.start()
+    await eventually(lambda: sum(counts.as_dict().values()) == 300)
+    await first.flush()
+
+    async def dies_before_committing(only: Sequence[TopicPartition] | None = None) -> dict[Any, int]:
+        return {}
+
+    first._main_conductor().commit = dies_before_committing  # type: ignore[method-assign]
+    await first.stop()
+    second, _, _, _ = counting_app(url, commit_interval=0.05, processing_guarantee="at_least_once")
+    await second.start()
+    try:
+        await eventually(lambda: len(second.processed) == 300)  # type: ignore[attr-defined]
+    finally:
+        await second.stop()
+    outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
+    assert len(outputs) == 300 and set(outputs.values()) == {2}
+
+
+class FailingTransport(MemoryTransport):
+    """A memory transport whose transactions fail at chosen call numbers (before anything is appended)."""
+
+    def __init__(self, url: str, fail: set[int], **options: Any) -> None:
+        super().__init__(url, **options)
+        self.fail = fail
+        self.calls = 0
+
+    def consumer(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        on_rebalance: RebalanceListener,
+        *,
+        auto_offset_reset: str = "earliest",
+        transactional: bool = False,
+    ) -> MemoryConsumer:
+        consumer = FailingConsumer(self, group_id, topics, on_rebalance, auto_offset_reset, transactional)
+        self._consumers.append(consumer)
+        return consumer
+
+
+class FailingConsumer(MemoryConsumer):
+    transport: FailingTransport
+
+    async def commit_transaction(
+        self, source: TopicPartition, records: Mapping[str, Sequence[OutputRecord]], offset: int
+    ) -> None:
+        self.transport.calls += 1
+        if self.transport.calls in self.transport.fail:
+            raise TransportError(f"injected: transaction {self.transport.calls} of {source} failed")
+        await super().commit_transaction(source, records, offset)
+
+
+async def test_a_failed_transaction_is_aborted_and_its_partition_read_again_from_its_commit() -> None:
+    url = memory_url()
+    transport = FailingTransport(url, fail={2, 3}, default_partitions=PARTITIONS)
+    app, source, out, counts = counting_app(url, commit_interval=0.02)
+    app._transport = transport
+    truth = await fill(app, source, 600)
+    await app.start()
+    try:
+        await eventually(lambda: sum(counts.as_dict().values()) == 600 and transport.calls >= 6, timeout=20)
+        await app.commit()
+    finally:
+        await app.stop()
+    assert app.crashed is None
+    assert len(app.processed) > 600  # type: ignore[attr-defined]  # the aborted partitions' events, again
+    outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
+    assert len(outputs) == 600 and set(outputs.values()) == {1}
+    assert final_values(await stored(url, counts.changelog_topic)) == dict(truth)
+    assert counts.as_dict() == dict(truth)
+
+
+async def test_a_member_fenced_by_a_newer_owner_cannot_commit() -> None:
+    url = memory_url()
+    transport = MemoryTransport(url, default_partitions=1)
+    await transport.start()
+    await transport.send_many("in", [(b"k", b"v", 0, None)])
+
+    async def listener(revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]) -> None:
+        return None
+
+    zombie = transport.consumer("group", ["in"], listener, transactional=True)
+    await zombie.start()
+    tp = TopicPartition("in", 0)
+    transport.broker.transactions.init(transactional_id("group", tp))  # a new owner took the partition
+    with pytest.raises(TransactionFencedError, match="group-in-0"):
+        await zombie.commit_transaction(tp, {"out": [(b"k", b"zombie", None, None)]}, 1)
+    assert await zombie.committed(tp) is None
+    assert "out" not in transport.broker.topics
+    await zombie.stop()
+    await transport.stop()
+
+
+async def test_sends_outside_an_agent_go_out_at_once() -> None:
+    url = memory_url()
+    app, _, out, _ = counting_app(url, commit_interval=3600)
+    await app.start()
+    try:
+        await out.send_buffered([9, 9])
+        await app.flush()
+        assert [r.value for r in await read_all(app, out.name, timeout=0.3)] == [[9, 9]]
+    finally:
+        await app.stop()
