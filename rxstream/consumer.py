@@ -20,7 +20,11 @@ if TYPE_CHECKING:
     from .monitor import Monitor
     from .subscriptions import Subscription
 
-__all__ = ["Conductor"]
+__all__ = ["EARLY_COMMIT_RECORDS", "Conductor"]
+
+EARLY_COMMIT_RECORDS = 8192
+"""With exactly-once, how many held records make a commit come before ``commit_interval`` is over."""
+_EARLY_COMMIT_POLL = 0.02
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +263,14 @@ class Conductor:
         failures = 0
         while self._running:
             interval = self.commit_interval
-            await asyncio.sleep(min(interval, _backoff(failures)) if failures else interval)
+            if failures:
+                await asyncio.sleep(min(interval, _backoff(failures)))
+            elif self._outbox is None:
+                await asyncio.sleep(interval)
+            else:  # held records are sent at commit: commit early when many wait, so sending keeps up
+                deadline = time.monotonic() + interval
+                while self._outbox.size < EARLY_COMMIT_RECORDS and time.monotonic() < deadline:
+                    await asyncio.sleep(min(_EARLY_COMMIT_POLL, interval))
             failures = 0 if await self._try_commit() else failures + 1
 
     async def _try_commit(self) -> bool:
@@ -479,7 +490,7 @@ class Conductor:
         """Drop parked partitions whose transaction failed (and those of the same number): nothing of them
         is kept, so if they come back they are recovered from their last commit."""
         numbers = {tp.partition for tp in self._aborted}
-        self._aborted.clear()
+        self._aborted.difference_update(self._parked)  # the others are read again by the next commit
         lost = sorted(tp for tp in self._parked if tp.partition in numbers)
         if lost:
             await self._drop(lost)

@@ -36,11 +36,13 @@ Held = list[tuple[int, str, OutputRecord]]
 class Outbox:
     """Per source partition, the records its events produced since its last transaction."""
 
-    __slots__ = ("held",)
+    __slots__ = ("held", "size")
 
     def __init__(self) -> None:
         self.held: dict[str, dict[int, Held]] = {}
         """Source topic -> partition -> held records."""
+        self.size = 0
+        """How many records are held in all."""
 
     def hold(self, topic: str, record: OutputRecord) -> bool:
         """Hold ``record`` (to ``topic``) for the transaction of the record being processed.
@@ -57,6 +59,7 @@ class Outbox:
         if held is None:
             held = partitions[source[PARTITION]] = []
         held.append((source[OFFSET], topic, record))
+        self.size += 1
         return True
 
     def take(self, source: TopicPartition, before: int) -> dict[str, list[OutputRecord]]:
@@ -75,6 +78,7 @@ class Outbox:
                 records.append(entry[2])
             else:
                 kept.append(entry)
+        self.size -= len(held) - len(kept)
         held[:] = kept
         return taken
 
@@ -83,7 +87,7 @@ class Outbox:
         for source in sources:
             partitions = self.held.get(source.topic)
             if partitions is not None:
-                partitions.pop(source.partition, None)
+                self.size -= len(partitions.pop(source.partition, ()))
 
     def count(self, source: TopicPartition) -> int:
         """How many records are held for ``source``."""
