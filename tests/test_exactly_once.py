@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ KEYS = [f"key-{i}" for i in range(20)]
 PARTITIONS = 4
 
 
-def counting_app(url: str, **options: Any) -> tuple[App, Any, Any, Any]:
+def counting_app(url: str, delay: float = 0.0, **options: Any) -> tuple[App, Any, Any, Any]:
     """A worker counting keys in a table and sending each input's (partition, offset) to a sink."""
     options.setdefault("processing_guarantee", "exactly_once")
     app = App("eos", broker=url, topic_partitions=PARTITIONS, **options)
@@ -35,10 +36,18 @@ def counting_app(url: str, **options: Any) -> tuple[App, Any, Any, Any]:
             message = rxstream.current_event().message
             assert message is not None
             app.processed.append((message.partition, message.offset))  # type: ignore[attr-defined]
+            if delay:
+                await asyncio.sleep(delay)
             yield [message.partition, message.offset]
 
     app.processed = []  # type: ignore[attr-defined]
     return app, source, out, counts
+
+
+def processed(app: App) -> list[tuple[int, int]]:
+    """The (partition, offset) of every event a `counting_app` processed, in order."""
+    events: list[tuple[int, int]] = app.processed  # type: ignore[attr-defined]
+    return events
 
 
 async def fill(app: App, source: Any, n: int) -> Counter[str]:
@@ -149,6 +158,28 @@ async def test_at_least_once_repeats_the_outputs_of_a_worker_killed_before_its_c
         await second.stop()
     outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
     assert len(outputs) == 300 and set(outputs.values()) == {2}
+
+
+async def test_a_rebalance_commits_the_revoked_partitions_transactions_before_the_new_owner_reads() -> None:
+    url = memory_url()
+    old, source, out, _ = counting_app(url, delay=0.001, commit_interval=3600)
+    truth = await fill(old, source, 800)
+    await old.start()
+    new, _, _, _ = counting_app(url, delay=0.001, commit_interval=3600)
+    try:
+        await eventually(lambda: len(old.processed) >= 200)  # type: ignore[attr-defined]
+        await new.start()  # the old owner's revocation committed what it processed of the moved partitions
+        moved = {tp.partition for tp in new._main_conductor().consumer.assignment()}  # type: ignore[union-attr]
+        assert moved and moved != set(range(PARTITIONS))
+        await eventually(lambda: len(set(processed(old)) | set(processed(new))) == 800, timeout=20)
+    finally:
+        await new.stop()
+        await old.stop()
+    outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
+    assert len(outputs) == 800 and set(outputs.values()) == {1}
+    assert final_values(await stored(url, f"{old.id}-counts-changelog")) == dict(truth)
+    again = [e for e in processed(old) if e[0] in moved and e in set(processed(new))]
+    assert again == []  # nothing the old owner committed was processed again
 
 
 class FailingTransport(MemoryTransport):
