@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ import pytest
 import rxstream
 from rxstream import App
 from rxstream.errors import ConfigurationError, TransactionFencedError, TransportError
+from rxstream.events import Row, reset_event_source, set_event_source
+from rxstream.exactly_once import Outbox
 from rxstream.transport import TopicPartition
 from rxstream.transport.base import OutputRecord, RebalanceListener, transactional_id
 from rxstream.transport.memory import MemoryConsumer, MemoryTransport
@@ -42,6 +45,24 @@ def counting_app(url: str, delay: float = 0.0, **options: Any) -> tuple[App, Any
 
     app.processed = []  # type: ignore[attr-defined]
     return app, source, out, counts
+
+
+@contextlib.contextmanager
+def serving(row: Row) -> Iterator[None]:
+    """Make ``row`` the record being processed in this context (what a stream iterator does)."""
+
+    class Source:
+        def current_event(self) -> None:
+            return None
+
+        def current_row(self) -> Row:
+            return row
+
+    token = set_event_source(Source())
+    try:
+        yield
+    finally:
+        reset_event_source(token)
 
 
 def processed(app: App) -> list[tuple[int, int]]:
@@ -267,3 +288,29 @@ async def test_sends_outside_an_agent_go_out_at_once() -> None:
         assert [r.value for r in await read_all(app, out.name, timeout=0.3)] == [[9, 9]]
     finally:
         await app.stop()
+
+
+def test_the_outbox_hands_over_only_the_records_of_events_before_the_committed_offset() -> None:
+    outbox = Outbox()
+    rows = [("keys", 1, offset, 0.0, None, None, None, None, None) for offset in range(3)]
+    for row in rows:
+        with serving(row):
+            assert outbox.hold("out", (None, f"v{row[2]}", None, None))
+            assert outbox.hold("changelog", (b"k", row[2], 1, None))
+    assert outbox.hold("out", (None, "no source", None, None)) is False  # sent at once by the caller
+    tp = TopicPartition("keys", 1)
+    assert outbox.size == outbox.count(tp) == 6
+    assert outbox.take(tp, 2) == {
+        "out": [(None, "v0", None, None), (None, "v1", None, None)],
+        "changelog": [(b"k", 0, 1, None), (b"k", 1, 1, None)],
+    }
+    assert outbox.size == 2
+    assert outbox.take(TopicPartition("keys", 0), 10) == {}
+    outbox.drop([tp])
+    assert outbox.size == outbox.count(tp) == 0
+
+
+def test_exactly_once_workers_read_committed_records_only_on_kafka() -> None:
+    app = App("a", broker="kafka://127.0.0.1:9", processing_guarantee="exactly_once")
+    assert app.conf.kafka_consumer_config["isolation_level"] == "read_committed"
+    assert "isolation_level" not in App("a", broker="kafka://127.0.0.1:9").conf.kafka_consumer_config
