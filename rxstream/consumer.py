@@ -69,6 +69,8 @@ class Conductor:
         self._outbox = outbox
         self._aborted: set[TopicPartition] = set()
         """Partitions whose transaction failed: what they processed since their last commit is dropped."""
+        self._refused: set[TopicPartition] = set()
+        """Partitions whose transaction held a record the broker refuses: never committed, the app crashes."""
         self._rewinding: set[TopicPartition] = set()
         """Partitions being read again from their last commit: what is fetched meanwhile is not delivered."""
         self.topics: dict[str, Topic[object, object]] = {}
@@ -317,6 +319,9 @@ class Conductor:
                 for tp, offset in self.committable().items()
                 if tp in owned and (only is None or tp in only) and offset > self._committed.get(tp, -1)
             }
+            if self._aborted or self._refused:  # their acknowledgments count for nothing until dropped
+                void = self._aborted | self._refused
+                offsets = {tp: offset for tp, offset in offsets.items() if tp not in void}
             if not offsets:
                 return {}
             await self._flush()
@@ -376,11 +381,16 @@ class Conductor:
                     if not isinstance(result, Exception):
                         raise result
                     failed.append((tp, result))
+                    if isinstance(result, TransportError):
+                        self._aborted.add(tp)
+                    else:  # a record that can never be stored: reading it again would fail again
+                        self._refused.add(tp)
+                        if self._on_crash is not None:
+                            self._on_crash(result)
                 else:
                     committed[tp] = offset
         failure: TransportError | None = None
         if failed:
-            self._aborted.update(tp for tp, _ in failed)
             tp, exc = failed[0]
             failure = TransportError(
                 f"consumer {self.group_id}: the transactions of {sorted(tp for tp, _ in failed)} failed and "
@@ -479,6 +489,8 @@ class Conductor:
             self._fetched_end.pop(tp, None)
         if self._outbox is not None:
             self._outbox.drop(gone)
+            self._aborted.difference_update(gone)
+            self._refused.difference_update(gone)
         for subscriptions in self.readers.values():
             for subscription in subscriptions:
                 subscription.forget(where)
@@ -490,7 +502,6 @@ class Conductor:
         """Drop parked partitions whose transaction failed (and those of the same number): nothing of them
         is kept, so if they come back they are recovered from their last commit."""
         numbers = {tp.partition for tp in self._aborted}
-        self._aborted.difference_update(self._parked)  # the others are read again by the next commit
         lost = sorted(tp for tp in self._parked if tp.partition in numbers)
         if lost:
             await self._drop(lost)
@@ -502,11 +513,12 @@ class Conductor:
         flight and queued, held records, the tables' state), as its table partitions share that state.
         """
         consumer = self._consumer
-        numbers = {tp.partition for tp in self._aborted}
-        self._aborted.clear()
-        if consumer is None or not numbers:
+        if consumer is None:
             return
-        tps = sorted(tp for tp in consumer.assignment() if tp.partition in numbers and tp not in self._parked)
+        owned = consumer.assignment()
+        self._aborted.intersection_update(owned | self._parked)  # what moved away was dropped already
+        numbers = {tp.partition for tp in self._aborted}
+        tps = sorted(tp for tp in owned if tp.partition in numbers and tp not in self._parked)
         if not tps:
             return
         logger.warning("consumer %s: reading %s again from their last commit", self.group_id, tps)
@@ -528,7 +540,7 @@ class Conductor:
             await self._drop(tps)
             if self._on_assigned is not None:
                 await self._hook(self._on_assigned, tps, "assigned")
-            for tp in tps:  # what this worker committed last, else what the group did (a commit ago)
+            for tp in tps:  # what this worker committed last, else the group's commit
                 offset = known.get(tp)
                 if offset is None:
                     offset = await consumer.committed(tp)

@@ -314,3 +314,34 @@ def test_exactly_once_workers_read_committed_records_only_on_kafka() -> None:
     app = App("a", broker="kafka://127.0.0.1:9", processing_guarantee="exactly_once")
     assert app.conf.kafka_consumer_config["isolation_level"] == "read_committed"
     assert "isolation_level" not in App("a", broker="kafka://127.0.0.1:9").conf.kafka_consumer_config
+
+
+async def test_an_output_that_can_never_be_stored_crashes_the_app_without_committing_its_event() -> None:
+    url = memory_url()
+    app = App("eos-refused", broker=url, commit_interval=0.02, processing_guarantee="exactly_once")
+    source = app.topic("in", partitions=1)
+    out = app.topic("out", partitions=1)
+
+    @app.agent(source, sink=[out])
+    async def relay(stream: rxstream.Stream[int]) -> AsyncIterator[str]:
+        async for n in stream:
+            yield "x" * (2 * 1024 * 1024) if n == 5 else str(n)  # over max_message_bytes
+
+    for n in range(10):
+        await source.send(value=n)
+    await app.start()
+    try:
+        await eventually(lambda: app.crashed is not None)
+    finally:
+        await app.stop()
+    reader = App("reader", broker=url)
+    committed = await reader.transport.consumer("eos-refused", ["in"], _no_listener).committed(
+        TopicPartition("in", 0)
+    )
+    assert committed is None or committed <= 5
+    outputs = [r.value for r in await stored(url, out.name, timeout=0.3)]
+    assert outputs == [str(n) for n in range(committed or 0)]
+
+
+async def _no_listener(revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]) -> None:
+    return None
