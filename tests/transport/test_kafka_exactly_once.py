@@ -1,5 +1,5 @@
-"""Exactly-once processing on the real Kafka broker: workers SIGKILLed mid-run leave no duplicate and no
-double count behind.
+"""Exactly-once processing on the real Kafka broker: workers SIGKILLed mid-run, and transactions that fail,
+leave no duplicate and no double count behind.
 
 The worker processes run this module's app (``python -m rxstream.cli worker -A
 tests.transport.test_kafka_exactly_once:app``, configured by ``RXSTREAM_TEST_*`` variables as
@@ -145,3 +145,57 @@ async def test_two_workers_one_killed_three_times_leave_every_output_once_and_ex
     assert len(seen) == len(sent)
     assert duplicates == 0
     assert wrong == {}
+
+
+async def test_a_failed_transaction_is_aborted_and_read_again_on_kafka(
+    kafka_bootstrap: str, producer: KafkaTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = uuid.uuid4().hex[:10]
+    source, results = f"eos-abort-src-{s}", f"eos-abort-res-{s}"
+    await producer.create_topics([TopicSpec(source, PARTITIONS), TopicSpec(results, 1)])
+    sent = [KEYS[i % len(KEYS)] for i in range(2000)]
+    await _send_keys(producer, source, sent)
+    calls = [0]
+    send_batches = KafkaTransport.send_batches
+
+    async def failing(self: KafkaTransport, client: Any, topic: str, records: Any) -> None:
+        if client is not self._started_producer():  # a transaction's send
+            calls[0] += 1
+            if calls[0] in (3, 8):
+                raise self._error(f"sending to topic {topic!r} (injected)")
+        await send_batches(self, client, topic, records)
+
+    monkeypatch.setattr(KafkaTransport, "send_batches", failing)
+    worker = App(
+        f"eos-abort-{s}",
+        broker=f"kafka://{kafka_bootstrap}",
+        commit_interval=0.1,
+        processing_guarantee="exactly_once",
+    )
+    topic = worker.topic(source, key_type=str, partitions=PARTITIONS)
+    counts = worker.Table("counts", default=int, partitions=PARTITIONS)
+    processed: list[tuple[int, int]] = []
+
+    @worker.agent(topic, sink=[worker.topic(results, partitions=1)])
+    async def count(stream: rxstream.Stream[Any]) -> AsyncIterator[dict[str, Any]]:
+        async for event in stream.events():
+            message = event.message
+            assert message is not None
+            counts[event.key] += 1
+            processed.append((message.partition, message.offset))
+            await asyncio.sleep(0.0005)
+            yield {"p": message.partition, "o": message.offset}
+
+    async with worker:
+        deadline = time.monotonic() + 60
+        while len(set(processed)) < len(sent) or calls[0] < 8:
+            assert time.monotonic() < deadline, f"{len(set(processed))} processed, {calls[0]} sends"
+            await asyncio.sleep(0.1)
+        await worker.commit()
+    assert len(processed) > len(sent)  # the aborted transactions' events were processed again
+    records = await _read_committed(kafka_bootstrap, results, 1)
+    seen = Counter((r["p"], r["o"]) for r in (json.loads(x.value) for x in records))
+    assert len(seen) == len(sent) and set(seen.values()) == {1}
+    changelog = await _read_committed(kafka_bootstrap, f"{worker.id}-counts-changelog", PARTITIONS)
+    final = {json.loads(r.key): json.loads(r.value) for r in sorted(changelog, key=lambda r: r.offset)}
+    assert final == dict(Counter(sent))
