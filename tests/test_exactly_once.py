@@ -118,9 +118,12 @@ async def test_outputs_and_table_changes_are_stored_exactly_once() -> None:
     await app.start()
     try:
         await eventually(lambda: sum(counts.as_dict().values()) == 400)
-        await eventually(lambda: app.outbox is not None and not any(
-            app.outbox.count(TopicPartition("keys", p)) for p in range(PARTITIONS)
-        ))
+        await eventually(
+            lambda: (
+                app.outbox is not None
+                and not any(app.outbox.count(TopicPartition("keys", p)) for p in range(PARTITIONS))
+            )
+        )
     finally:
         await app.stop()
     outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
