@@ -29,7 +29,8 @@ class BatchingProducer:
     """Queues one topic's values and sends them in batches from one task: what is queued meanwhile goes next.
 
     The app flushes it before every offset commit (`flush`), so an event is never committed before what
-    it produced was stored.
+    it produced was stored. With exactly-once, what an event produces is held in the app's outbox for its
+    source partition's transaction instead (`rxstream.exactly_once`).
     """
 
     def __init__(self, topic: Topic[Any, Any], transport: Callable[[], Awaitable[Transport]]) -> None:
@@ -76,6 +77,9 @@ class BatchingProducer:
                 return False
         elif (type(value) is str or type(value) is bytes) and len(value) > self._quarter:
             return False
+        outbox = self.app.outbox
+        if outbox is not None and outbox.hold(self.name, (None, value, None, None)):
+            return True
         buffer.append(value)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -93,6 +97,9 @@ class BatchingProducer:
         elif key is not None and type(key) not in _RAW_KEYS and self.topic.key_serializer == "raw":
             encode_message(self.name, key, None, "raw", "raw")  # refused as a byte transport refuses it
         check_size(self.name, key, value, self._max_message_bytes)
+        outbox = self.app.outbox
+        if outbox is not None and outbox.hold(self.name, (key, value, None, None)):
+            return
         buffer = self._buffer
         if key is None and not self._buffer_keyed:
             buffer.append(value)
@@ -108,6 +115,9 @@ class BatchingProducer:
         """Queue a record (encoded on a byte transport) for the next batched send; never waits."""
         if not self._raw_objects:
             key, value = self.topic.encode(key, value)
+        outbox = self.app.outbox
+        if outbox is not None and outbox.hold(self.name, (key, value, partition, headers)):
+            return
         self._buffer_record((key, value, partition, headers))
         if not self._flush_scheduled:
             self._flush_scheduled = True

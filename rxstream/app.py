@@ -22,6 +22,7 @@ from .consumer import Conductor
 from .durations import Duration, seconds
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
+from .exactly_once import Outbox
 from .monitor import Monitor
 from .settings import Settings
 from .streams import Stream, batch_stream, compiled, values_stream
@@ -32,7 +33,6 @@ from .tables import Table as _Table
 from .tables import TableManager
 from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
-from .transport.kafka_settings import group_timings
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .transport.validation import check_topic_name
 from .urls import redact
@@ -83,6 +83,7 @@ class App:
         max_poll_interval: Duration = 300.0,
         group_instance_id: str | None = None,
         table_standby_replicas: int = 0,
+        processing_guarantee: str = "at_least_once",
     ) -> None:
         conf = self.conf = Settings(
             id=id,
@@ -107,6 +108,7 @@ class App:
             max_poll_interval=max_poll_interval,
             group_instance_id=group_instance_id,
             table_standby_replicas=table_standby_replicas,
+            processing_guarantee=processing_guarantee,
         )
         """The settings this app was given, checked (durations in seconds)."""
         self.id = id
@@ -148,11 +150,13 @@ class App:
         self._send_error: str | None = None
         self._running_tasks: list[asyncio.Task[Any]] = []
         self._started = False
+        self._stopping = False
         self._consuming = False
         self._stopper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event() if _loop_running() else None
         self.crashed: BaseException | None = None
         self.monitor = Monitor(self)
+        self.outbox = Outbox() if conf.exactly_once else None  # sends held for their partition's transaction
 
     # ------------------------------------------------------------ declarations
 
@@ -422,7 +426,7 @@ class App:
                 options.update(self.conf.memory_bounds)
             elif scheme == "kafka":
                 options["availability_timeout"] = self.conf.broker_availability_timeout
-                options["consumer_config"] = group_timings(f"App {self.id!r}", self.conf.group_timings)
+                options["consumer_config"] = self.conf.kafka_consumer_config
                 if self.conf.group_instance_id is not None:
                     options["group_instance_ids"] = {self.id: self.conf.group_instance_id}
             self._transport = get_transport(self.broker, **options)
@@ -512,14 +516,18 @@ class App:
 
     def _main_conductor(self) -> Conductor:
         if self._conductor is None:
+            tables = self._tables
             self._conductor = self.conductor(
-                self.id, on_assigned=self._tables.on_assigned, on_revoked=self._tables_revoked
+                self.id, transactional=True, on_assigned=tables.on_assigned, on_revoked=self._tables_revoked
             )
         return self._conductor
 
-    def conductor(self, group_id: str, *, monitored: bool = True, **hooks: Any) -> Conductor:
+    def conductor(
+        self, group_id: str, *, monitored: bool = True, transactional: bool = False, **hooks: Any
+    ) -> Conductor:
         """A consumer group member of this app: its commit interval, sends flushed before every commit, the
-        app crashing on a failure it cannot recover from; ``hooks`` are the rebalance callbacks."""
+        app crashing on a failure it cannot recover from; ``hooks`` are the rebalance callbacks.
+        ``transactional``: its sources' outputs commit in transactions with exactly-once processing."""
         return Conductor(
             self.transport,
             group_id,
@@ -528,6 +536,7 @@ class App:
             on_crash=self.crash,
             monitor=self.monitor if monitored else None,
             revocation_timeout=self.revocation_timeout,
+            outbox=self.outbox if transactional else None,
             **hooks,
         )
 
@@ -537,7 +546,7 @@ class App:
 
     def _late_subscribe(self, topic: Topic[Any, Any], subscription: Subscription) -> None:
         """A topic first read after start gets a consumer of its own (its own group, same app)."""
-        conductor = self.conductor(f"{self.id}-{topic.name}")
+        conductor = self.conductor(f"{self.id}-{topic.name}", transactional=True)
         conductor.add(topic, subscription)
         self._late.append(conductor)
         self.spawn(self._start_late(conductor, topic), f"consumer for {topic.name}")
@@ -644,8 +653,11 @@ class App:
         CancelledError included): the app always ends stopped, and a failed step marks it crashed.
         """
         if not self._started:
+            if self._stopping and self._stopped is not None:  # a stop under way (after a crash) ends first
+                await self._stopped.wait()
             return
         self._started = False
+        self._stopping = True
         self._consuming = False
         failed: list[BaseException] = []
         for task in self._running_tasks:
@@ -689,6 +701,7 @@ class App:
             self._transport_started = False
             await self._stop_step(f"disconnecting from {redact(self.broker)}", self._transport.stop(), failed)
         self.replies.cancel()
+        self._stopping = False
         if self._stopped is not None:
             self._stopped.set()
         if failed and self.crashed is None:

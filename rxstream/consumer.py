@@ -11,15 +11,20 @@ from typing import TYPE_CHECKING
 from ._core.fence import Lease, cut, in_flight
 from .errors import TransportError
 from .events import OFFSET
-from .transport.base import Consumer, TopicPartition, Transport
+from .transport.base import Consumer, OutputRecord, TopicPartition, Transactional, Transport
 
 if TYPE_CHECKING:
     from .channels import Topic
     from .events import Row
+    from .exactly_once import Outbox
     from .monitor import Monitor
     from .subscriptions import Subscription
 
-__all__ = ["Conductor"]
+__all__ = ["EARLY_COMMIT_RECORDS", "Conductor"]
+
+EARLY_COMMIT_RECORDS = 8192
+"""With exactly-once, how many held records make a commit come before ``commit_interval`` is over."""
+_EARLY_COMMIT_POLL = 0.02
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +34,9 @@ class Conductor:
 
     Offsets are committed per partition up to the lowest offset any subscription has not acknowledged,
     every ``commit_interval`` seconds, before partitions are revoked, and on stop. Producers are flushed
-    before every commit so that nothing derived from a committed event can be lost.
+    before every commit so that nothing derived from a committed event can be lost. With an ``outbox``
+    (exactly-once) what each partition's events produced is committed with its offset in one transaction
+    (`rxstream.exactly_once`); a partition whose transaction fails is read again from its last commit.
     """
 
     def __init__(
@@ -46,6 +53,7 @@ class Conductor:
         on_crash: Callable[[BaseException], None] | None = None,
         monitor: Monitor | None = None,
         revocation_timeout: float = 10.0,
+        outbox: Outbox | None = None,
     ) -> None:
         self.transport = transport
         self.group_id = group_id
@@ -59,6 +67,13 @@ class Conductor:
         self._on_crash = on_crash
         self.monitor = monitor
         self.revocation_timeout = revocation_timeout
+        self._outbox = outbox
+        self._aborted: set[TopicPartition] = set()
+        """Partitions whose transaction failed: what they processed since their last commit is dropped."""
+        self._refused: set[TopicPartition] = set()
+        """Partitions whose transaction held a record the broker refuses: never committed, the app crashes."""
+        self._rewinding: set[TopicPartition] = set()
+        """Partitions being read again from their last commit: what is fetched meanwhile is not delivered."""
         self.topics: dict[str, Topic[object, object]] = {}
         self.readers: dict[str, list[Subscription]] = {}
         self._consumer: Consumer | None = None
@@ -103,7 +118,12 @@ class Conductor:
             return
         self._running = True
         self._commit_lock = asyncio.Lock()  # bound to the loop it first waits in: a restart may be in another
-        self._consumer = self.transport.consumer(self.group_id, sorted(self.readers), self._on_rebalance)
+        if self._outbox is None:
+            self._consumer = self.transport.consumer(self.group_id, sorted(self.readers), self._on_rebalance)
+        else:
+            self._consumer = self.transport.consumer(
+                self.group_id, sorted(self.readers), self._on_rebalance, transactional=True
+            )
         await self._consumer.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -242,7 +262,7 @@ class Conductor:
     def _dispatch(self, tp: TopicPartition, messages: list[Row]) -> None:
         topic = self.topics.get(tp.topic)
         readers = self.readers.get(tp.topic)
-        if topic is None or not readers:
+        if topic is None or not readers or tp in self._rewinding:
             return
         self.fetched += len(messages)
         if self.monitor is not None:
@@ -259,7 +279,14 @@ class Conductor:
         failures = 0
         while self._running:
             interval = self.commit_interval
-            await asyncio.sleep(min(interval, _backoff(failures)) if failures else interval)
+            if failures:
+                await asyncio.sleep(min(interval, _backoff(failures)))
+            elif self._outbox is None:
+                await asyncio.sleep(interval)
+            else:  # held records are sent at commit: commit early when many wait, so sending keeps up
+                deadline = time.monotonic() + interval
+                while self._outbox.size < EARLY_COMMIT_RECORDS and time.monotonic() < deadline:
+                    await asyncio.sleep(min(_EARLY_COMMIT_POLL, interval))
             failures = 0 if await self._try_commit() else failures + 1
 
     async def _try_commit(self) -> bool:
@@ -267,12 +294,16 @@ class Conductor:
 
         Nothing is lost: what was not committed stays acknowledged, and the next commit covers it.
         """
+        if self._aborted:  # a transaction failed in a commit made elsewhere (`App.commit`)
+            await self._rewind()
         try:
             await self.commit()
         except TransportError as exc:
             logger.warning("consumer %s: commit failed, retrying: %s", self.group_id, exc)
             if self.monitor is not None:
                 self.monitor.commit_failed()
+            if self._aborted:
+                await self._rewind()
             return False
         return True
 
@@ -302,11 +333,18 @@ class Conductor:
                 for tp, offset in self.committable().items()
                 if tp in owned and (only is None or tp in only) and offset > self._committed.get(tp, -1)
             }
+            if self._aborted or self._refused:  # their acknowledgments count for nothing until dropped
+                void = self._aborted | self._refused
+                offsets = {tp: offset for tp, offset in offsets.items() if tp not in void}
             if not offsets:
                 return {}
             await self._flush()
             began = time.perf_counter()
-            await consumer.commit(offsets)
+            failure: TransportError | None = None
+            if self._outbox is None:
+                await consumer.commit(offsets)
+            else:
+                offsets, failure = await self._commit_transactions(consumer, offsets)
             if self.monitor is not None:
                 self.monitor.committed(offsets, time.perf_counter() - began)
             logger.debug("consumer %s: committed %s", self.group_id, offsets)
@@ -318,7 +356,69 @@ class Conductor:
                         tracker = trackers.get((tp.topic, tp.partition))
                         if tracker is not None:
                             tracker.mark_committed(offset)
+            if failure is not None:
+                raise failure
             return offsets
+
+    async def _commit_transactions(
+        self, consumer: Consumer, offsets: dict[TopicPartition, int]
+    ) -> tuple[dict[TopicPartition, int], TransportError | None]:
+        """Commit each partition's held records with its offset, one transaction per partition, concurrently.
+
+        A partition with nothing held commits its offset as usual. Returns the offsets committed and the
+        error of the partitions that were not (those whose transaction failed join ``_aborted``).
+        """
+        outbox = self._outbox
+        assert outbox is not None
+        held: list[tuple[TopicPartition, dict[str, list[OutputRecord]], int]] = []
+        plain: dict[TopicPartition, int] = {}
+        for tp, offset in offsets.items():
+            records = outbox.take(tp, offset)
+            if records:
+                held.append((tp, records, offset))
+            else:
+                plain[tp] = offset
+        committed: dict[TopicPartition, int] = {}
+        failed: list[tuple[TopicPartition, BaseException]] = []
+        if held:
+            if not isinstance(consumer, Transactional):
+                raise TransportError(
+                    f"consumer {self.group_id}: exactly-once processing needs a transport whose consumers "
+                    f"commit transactions; {self.transport.url} does not"
+                )
+            results = await asyncio.gather(
+                *(consumer.commit_transaction(tp, records, offset) for tp, records, offset in held),
+                return_exceptions=True,
+            )
+            for (tp, _, offset), result in zip(held, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, Exception):
+                        raise result
+                    failed.append((tp, result))
+                    if isinstance(result, TransportError):
+                        self._aborted.add(tp)
+                    else:  # a record that can never be stored: reading it again would fail again
+                        self._refused.add(tp)
+                        if self._on_crash is not None:
+                            self._on_crash(result)
+                else:
+                    committed[tp] = offset
+        failure: TransportError | None = None
+        if failed:
+            tp, exc = failed[0]
+            failure = TransportError(
+                f"consumer {self.group_id}: the transactions of {sorted(tp for tp, _ in failed)} failed and "
+                f"were aborted; they are read again from their last commit (first: {tp}: {exc})"
+            )
+            failure.__cause__ = exc
+        if plain:
+            try:
+                await consumer.commit(plain)
+            except TransportError as exc:
+                failure = failure or exc
+            else:
+                committed.update(plain)
+        return committed, failure
 
     async def _on_rebalance(
         self, revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]
@@ -372,6 +472,7 @@ class Conductor:
         except Exception:
             logger.exception("consumer %s: commit on revocation of %s failed", self.group_id, list(revoked))
         self._parked.update(revoked)
+        await self._abandon_aborted()
         logger.info("consumer %s: partitions revoked: %s", self.group_id, sorted(revoked))
 
     async def _assign(self, assigned: Sequence[TopicPartition]) -> None:
@@ -400,12 +501,71 @@ class Conductor:
         for tp in gone:
             self._committed.pop(tp, None)
             self._fetched_end.pop(tp, None)
+        if self._outbox is not None:
+            self._outbox.drop(gone)
+            self._aborted.difference_update(gone)
+            self._refused.difference_update(gone)
         for subscriptions in self.readers.values():
             for subscription in subscriptions:
                 subscription.forget(where)
         logger.info("consumer %s: partitions moved away: %s", self.group_id, list(gone))
         if self._on_revoked is not None:
             await self._hook(self._on_revoked, gone, "revoked")
+
+    async def _abandon_aborted(self) -> None:
+        """Drop parked partitions whose transaction failed (and those of the same number): nothing of them
+        is kept, so if they come back they are recovered from their last commit."""
+        numbers = {tp.partition for tp in self._aborted}
+        lost = sorted(tp for tp in self._parked if tp.partition in numbers)
+        if lost:
+            await self._drop(lost)
+
+    async def _rewind(self) -> None:
+        """Read the partitions whose transaction failed again from their last commit, state recovered first.
+
+        What every partition of the same number processed since its last commit is dropped (events in
+        flight and queued, held records, the tables' state), as its table partitions share that state.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return
+        owned = consumer.assignment()
+        self._aborted.intersection_update(owned | self._parked)  # what moved away was dropped already
+        numbers = {tp.partition for tp in self._aborted}
+        tps = sorted(tp for tp in owned if tp.partition in numbers and tp not in self._parked)
+        if not tps:
+            return
+        logger.warning("consumer %s: reading %s again from their last commit", self.group_id, tps)
+        self._rewinding.update(tps)
+        consumer.pause(tps)
+        try:
+            where = [(tp.topic, tp.partition) for tp in tps]
+            leases: set[Lease] = set()
+            for subscriptions in self.readers.values():
+                for subscription in subscriptions:
+                    leases |= subscription.pause(where)
+            cut(leases)
+            deadline = time.monotonic() + self.revocation_timeout
+            while in_flight(leases) and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            if self._outbox is not None:
+                self._outbox.drop(tps)
+            known = {tp: self._committed[tp] for tp in tps if tp in self._committed}
+            await self._drop(tps)
+            if self._on_assigned is not None:
+                await self._hook(self._on_assigned, tps, "assigned")
+            for tp in tps:  # what this worker committed last, else the group's commit
+                offset = known.get(tp)
+                if offset is None:
+                    offset = await consumer.committed(tp)
+                if offset is None:
+                    offset = (await self.transport.first_offsets(tp.topic))[tp]
+                consumer.seek(tp, offset)
+        except TransportError as exc:  # moved away meanwhile: the rebalance sorts it out
+            logger.warning("consumer %s: reading %s again failed: %s", self.group_id, tps, exc)
+        finally:
+            self._rewinding.difference_update(tps)
+            consumer.resume(tps)
 
     def _seek_past_fetched(self, back: Sequence[TopicPartition]) -> None:
         """Fetch partitions that came back from where this worker got to (what it queued is kept)."""

@@ -18,6 +18,7 @@ __all__ = [
     "StreamEmptyError",
     "StreamError",
     "TableError",
+    "TransactionFencedError",
     "TransportError",
     "ValidationError",
 ]
@@ -105,6 +106,10 @@ class TableError(RxStreamError):
 
 class TransportError(RxStreamError):
     """The broker could not be reached or refused an operation."""
+
+
+class TransactionFencedError(TransportError):
+    """A partition's transaction was refused: another member took the partition (this one is a zombie)."""
 
 
 class MissingDependencyError(RxStreamError, ImportError):

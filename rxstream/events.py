@@ -234,6 +234,8 @@ class Event:
 class _EventSource(Protocol):
     def current_event(self) -> Event | None: ...
 
+    def current_row(self) -> Row | None: ...
+
 
 _current: contextvars.ContextVar[_EventSource | None] = contextvars.ContextVar(
     "rxstream_current_event", default=None
@@ -250,6 +252,13 @@ def current_event() -> Event:
             "async for loop) iterates a stream"
         )
     return event
+
+
+def current_source() -> Row | None:
+    """The record the value being processed in this context came from (None outside a stream, or for a
+    value without one), without materialising its event: what it produces is routed by it."""
+    source = _current.get()
+    return source.current_row() if source is not None else None
 
 
 def set_event_source(source: _EventSource | None) -> contextvars.Token[_EventSource | None]:

@@ -13,7 +13,10 @@ from .transport.kafka_settings import group_timings, parse_url
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .urls import redact
 
-__all__ = ["Settings"]
+__all__ = ["PROCESSING_GUARANTEES", "Settings"]
+
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
+"""The values of ``processing_guarantee`` (Faust's names)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +43,9 @@ class Settings:
     member of its group (Kafka only: restarted within ``session_timeout`` it takes its partitions back
     without a rebalance; give each worker its own); ``table_standby_replicas`` [0] keeps warm copies of the
     table partitions this worker does not own, so taking one over replays only the changelog's tail.
+
+    ``processing_guarantee`` [at_least_once]: ``exactly_once`` commits what each source partition's events
+    sent to sinks and tables together with their offsets, in one transaction (`rxstream.exactly_once`).
     """
 
     id: str
@@ -64,6 +70,7 @@ class Settings:
     max_poll_interval: Duration = 300.0
     group_instance_id: str | None = None
     table_standby_replicas: int = 0
+    processing_guarantee: str = "at_least_once"
 
     def __post_init__(self) -> None:
         owner = f"App {self.id!r}"
@@ -108,6 +115,11 @@ class Settings:
                 f"{owner}: group_instance_id must be a non-empty string (one per worker), "
                 f"got {self.group_instance_id!r}"
             )
+        if self.processing_guarantee not in PROCESSING_GUARANTEES:
+            raise ConfigurationError(
+                f"{owner}: processing_guarantee must be one of {', '.join(PROCESSING_GUARANTEES)}, "
+                f"got {self.processing_guarantee!r}"
+            )
         group_timings(owner, self.group_timings)
         get_codec(self.value_serializer)
         ErrorPolicy.make(self.on_error, None, self.max_redeliveries)
@@ -128,6 +140,19 @@ class Settings:
             "max_partition_backlog": self.max_partition_backlog,
             "max_partition_unread": self.max_partition_unread,
         }
+
+    @property
+    def exactly_once(self) -> bool:
+        """Whether sinks, table changes and offsets are committed in transactions."""
+        return self.processing_guarantee == "exactly_once"
+
+    @property
+    def kafka_consumer_config(self) -> dict[str, Any]:
+        """The aiokafka consumer settings: group timings; reading committed records only with exactly-once."""
+        config: dict[str, Any] = dict(group_timings(f"App {self.id!r}", self.group_timings))
+        if self.exactly_once:
+            config["isolation_level"] = "read_committed"
+        return config
 
     @property
     def reply_topic_name(self) -> str:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
+    from .exactly_once import Outbox
     from .monitor import Monitor
     from .subscriptions import Subscription
     from .transport.base import Transport
@@ -82,6 +83,8 @@ class AppServices(Protocol):
     topic_partitions: int
     value_serializer: Any
     monitor: Monitor
+    outbox: Outbox | None
+    """With exactly-once processing, where sends and table changes wait for their transaction."""
 
     @property
     def topics(self) -> Mapping[str, Any]:

@@ -19,6 +19,7 @@ from ..errors import StreamError
 from ..events import (
     KEY,
     Event,
+    Row,
     _current,
     is_row,
     reset_event_source,
@@ -96,6 +97,16 @@ class Cursor:
         if batch is None:
             return None
         return batch.event_at(self.index)
+
+    def current_row(self) -> Row | None:
+        """The record the value the consumer holds came from (its event's message), or None."""
+        batch = self.batch
+        if batch is None:
+            return None
+        ref = batch.ref_at(self.index)
+        if type(ref) is tuple:
+            return ref
+        return batch.event_at(self.index).message
 
 
 def refuse_output(exc: Exception, what: str) -> None:

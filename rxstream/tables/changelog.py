@@ -156,6 +156,7 @@ class ChangelogReader:
         self._ready = True
         self._position(consumer.assignment())
         applied = 0
+        position: Callable[[TopicPartition], Awaitable[int]] | None = getattr(consumer, "position", None)
         last_progress = time.monotonic()
         bar = Progress(
             f"{self.label}: recovering {self.topic!r}", total, interval=self.progress_interval, log=logger
@@ -188,6 +189,12 @@ class ChangelogReader:
                             del todo[tp]
                     if tp not in todo and not follow:
                         consumer.pause([tp])
+                if todo and position is not None:  # a read-committed Kafka consumer skips transaction markers
+                    for tp in [tp for tp in todo if tp not in batch]:
+                        if await position(tp) >= todo[tp]:
+                            del todo[tp]
+                            if not follow:
+                                consumer.pause([tp])
                 now = time.monotonic()
                 if batch:
                     last_progress = now

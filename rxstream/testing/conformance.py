@@ -10,6 +10,10 @@ inherited tests::
 
 The suite uses bytes keys and values (what ``needs_bytes`` transports require) and polls with deadlines
 instead of assuming instant group joins, so it runs unchanged against a real Kafka broker.
+
+Its exactly-once cases (``test_transaction_*``) need a transport whose consumers can be created with
+``transactional=True`` (`rxstream.transport.base.Transactional`) and whose readers read committed records
+only: override `make_committed_transport` where that takes an option (Kafka's ``isolation_level``).
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from typing import Any
 
 import pytest
 
-from ..errors import ConfigurationError, DecodeError, EncodeError
+from ..errors import ConfigurationError, DecodeError, EncodeError, TransactionFencedError, TransportError
 from ..events import Message, Row
 from ..records import Record
 from ..transport import Consumer, TopicPartition, TopicSpec, Transport, get_transport
+from ..transport.base import OutputRecord, Transactional
 from ..transport.partitioner import partition_for
 from ..transport.validation import MAX_MESSAGE_BYTES
 
@@ -137,6 +142,20 @@ class TransportConformance:
     async def transport(self, transport_url: str) -> AsyncIterator[Transport]:
         """A started transport, stopped after the test."""
         transport = self.make_transport(transport_url)
+        await asyncio.wait_for(transport.start(), PHASE_TIMEOUT)
+        try:
+            yield transport
+        finally:
+            await asyncio.wait_for(transport.stop(), PHASE_TIMEOUT)
+
+    def make_committed_transport(self, url: str) -> Transport:
+        """The transport for the exactly-once cases: its readers see committed records only."""
+        return self.make_transport(url)
+
+    @pytest.fixture
+    async def committed_transport(self, transport_url: str) -> AsyncIterator[Transport]:
+        """A started transport of `make_committed_transport`, stopped after the test."""
+        transport = self.make_committed_transport(transport_url)
         await asyncio.wait_for(transport.start(), PHASE_TIMEOUT)
         try:
             yield transport
@@ -407,6 +426,104 @@ class TransportConformance:
         await poll_until([staying], lambda: len(staying.messages) >= len(records), "every message")
         assert staying.partitions() == set(range(count))
 
+    async def transactional_member(
+        self, transport: Transport, cleanup: contextlib.AsyncExitStack, group: str, *topics: str
+    ) -> tuple[ConsumerProbe, Transactional]:
+        """A started transactional consumer of ``group``, stopped at the end of the test."""
+        recorder = RebalanceRecorder()
+        consumer = transport.consumer(group, topics, recorder, transactional=True)
+        probe = ConsumerProbe(consumer, recorder)
+        cleanup.push_async_callback(probe.stop)
+        await asyncio.wait_for(consumer.start(), PHASE_TIMEOUT)
+        assert isinstance(consumer, Transactional)
+        return probe, consumer
+
+    async def committed_values(
+        self, transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str, expected: int
+    ) -> list[bytes]:
+        """The values of ``topic`` a new reader sees (``expected`` of them, then nothing more), in order."""
+        reader = await self.member(transport, cleanup, fresh_name("reader"), topic)
+        await poll_until([reader], lambda: len(reader.messages) >= expected, f"{expected} committed records")
+        await self._assert_quiet(reader, expected)
+        await reader.stop()
+        return sorted(reader.values())
+
+    async def test_transaction_makes_its_records_and_offset_visible_together(
+        self, committed_transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
+    ) -> None:
+        transport = committed_transport
+        out_a, out_b = fresh_name(), fresh_name()
+        await self.create(transport, topic, 1)
+        await self.create(transport, out_a)
+        await self.create(transport, out_b)
+        tp = TopicPartition(topic, 0)
+        await asyncio.wait_for(
+            transport.send_many(topic, [(b"k", b"in%d" % i, 0, None) for i in range(3)]), PHASE_TIMEOUT
+        )
+        group = fresh_name("group")
+        probe, member = await self.transactional_member(transport, cleanup, group, topic)
+        await poll_until([probe], lambda: len(probe.messages) == 3, "3 input messages")
+        records: dict[str, list[OutputRecord]] = {
+            out_a: [(b"k%d" % i, b"a%d" % i, None, None) for i in range(3)],
+            out_b: [(None, b"b0", 1, {"h": b"v"})],
+        }
+        await asyncio.wait_for(member.commit_transaction(tp, records, 3), PHASE_TIMEOUT)
+        await _committed_becomes(probe.consumer, tp, 3)
+        assert await self.committed_values(transport, cleanup, out_a, 3) == [b"a0", b"a1", b"a2"]
+        assert await self.committed_values(transport, cleanup, out_b, 1) == [b"b0"]
+        await probe.stop()
+        again, _ = await self.transactional_member(transport, cleanup, group, topic)
+        await self._assert_quiet(again, 0)  # the inputs of the committed transaction are not read again
+
+    async def test_transaction_that_fails_is_aborted_leaving_nothing_visible(
+        self, committed_transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
+    ) -> None:
+        transport = committed_transport
+        out_a, out_b = fresh_name(), fresh_name()
+        await self.create(transport, topic, 1)
+        await self.create(transport, out_a)
+        await self.create(transport, out_b)
+        tp = TopicPartition(topic, 0)
+        await asyncio.wait_for(transport.send_many(topic, [(b"k", b"in", 0, None)] * 2), PHASE_TIMEOUT)
+        probe, member = await self.transactional_member(transport, cleanup, fresh_name("group"), topic)
+        await poll_until([probe], lambda: len(probe.messages) == 2, "2 input messages")
+        refused = {out_a: [(b"k", b"aborted", 0, None)], out_b: [(b"k", b"refused", 99, None)]}
+        with pytest.raises((TransportError, ConfigurationError), match="partition"):
+            await asyncio.wait_for(member.commit_transaction(tp, refused, 1), PHASE_TIMEOUT)
+        assert await asyncio.wait_for(probe.consumer.committed(tp), PHASE_TIMEOUT) is None
+        await asyncio.wait_for(
+            member.commit_transaction(tp, {out_a: [(b"k", b"committed", 0, None)]}, 2), PHASE_TIMEOUT
+        )
+        await _committed_becomes(probe.consumer, tp, 2)
+        assert await self.committed_values(transport, cleanup, out_a, 1) == [b"committed"]
+        assert (await transport.end_offsets(out_b))[TopicPartition(out_b, 0)] == 0
+
+    async def test_transaction_of_a_partition_that_moved_is_fenced(
+        self, committed_transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
+    ) -> None:
+        transport = committed_transport
+        out = fresh_name()
+        await self.create(transport, topic, 2)
+        await self.create(transport, out)
+        group = fresh_name("group")
+        old, zombie = await self.transactional_member(transport, cleanup, group, topic)
+        new, owner = await self.transactional_member(transport, cleanup, group, topic)
+        await poll_until(
+            [old, new],
+            lambda: len(old.consumer.assignment()) == len(new.consumer.assignment()) == 1,
+            "two members to share the partitions",
+        )
+        (moved,) = new.consumer.assignment()
+        with pytest.raises(TransactionFencedError, match=r"no longer assigned|not assigned|fenced"):
+            await asyncio.wait_for(
+                zombie.commit_transaction(moved, {out: [(b"k", b"zombie", 0, None)]}, 0), PHASE_TIMEOUT
+            )
+        await asyncio.wait_for(
+            owner.commit_transaction(moved, {out: [(b"k", b"owner", 0, None)]}, 0), PHASE_TIMEOUT
+        )
+        assert await self.committed_values(transport, cleanup, out, 1) == [b"owner"]
+        await _committed_becomes(new.consumer, moved, 0)
+
     async def _assert_quiet(self, probe: ConsumerProbe, expected: int) -> None:
         """Poll for ``QUIET_PERIOD`` seconds and check the probe still has exactly ``expected`` messages."""
         loop = asyncio.get_running_loop()
@@ -482,3 +599,13 @@ class _Reading(Record):
 def _row(topic: str, key: Any, value: Any) -> Row:
     """A fetched row carrying ``key`` and ``value`` as the transport stored them."""
     return (topic, 0, 0, time.time(), key, value, None, None, None)
+
+
+async def _committed_becomes(consumer: Consumer, tp: TopicPartition, offset: int) -> None:
+    """Wait until the group's committed offset of ``tp`` reads ``offset``: a broker may apply the offset of a
+    committed transaction a moment after the commit returned."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PHASE_TIMEOUT
+    while (found := await asyncio.wait_for(consumer.committed(tp), PHASE_TIMEOUT)) != offset:
+        assert loop.time() < deadline, f"the committed offset of {tp} is {found}, not {offset}"
+        await asyncio.sleep(POLL_STEP)

@@ -5,6 +5,10 @@ A transport delivers records as `Row` tuples (`Message` fields in order; `Messag
 channel layer encodes before `send` when ``needs_bytes`` is true and decodes what a consumer returns.
 Everything about acknowledgment, redelivery and error policies lives
 above this protocol; a transport only stores, fetches, assigns and commits.
+
+Exactly-once processing needs one optional capability: a consumer created with ``transactional=True`` is
+`Transactional`, it commits a source partition's outputs and offset together (`commit_transaction`). Its
+readers, and every reader of a transport that serves one, see only committed records.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from ..events import Headers, Row
 
 __all__ = [
     "Consumer",
+    "OutputRecord",
     "RebalanceListener",
     "RecordMetadata",
     "TopicPartition",
     "TopicSpec",
+    "Transactional",
     "Transport",
+    "transactional_id",
 ]
 
 
@@ -49,6 +56,10 @@ class RecordMetadata(NamedTuple):
     partition: int
     offset: int
     timestamp: float
+
+
+OutputRecord = tuple[Any, Any, int | None, Headers | None]
+"""A record to send: (key, value, partition or None for the key's hash, headers or None)."""
 
 
 class RebalanceListener(Protocol):
@@ -89,6 +100,26 @@ class Consumer(Protocol):
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Fetch ``tp`` from ``offset`` next."""
+
+
+@runtime_checkable
+class Transactional(Protocol):
+    """A consumer that commits what a source partition's events produced together with their offset."""
+
+    async def commit_transaction(
+        self, source: TopicPartition, records: Mapping[str, Sequence[OutputRecord]], offset: int
+    ) -> None:
+        """Append ``records`` (per topic) and commit ``offset`` for ``source``: all become visible, or none.
+
+        Raises `rxstream.errors.TransactionFencedError` when ``source`` is no longer this member's (another
+        member took it over); any other failure raises `rxstream.errors.TransportError` (or the send's
+        `ConfigurationError`); in every case nothing of the transaction is visible.
+        """
+
+
+def transactional_id(group_id: str, source: TopicPartition) -> str:
+    """The stable transactional id of a group's source partition: whoever owns it next fences the last."""
+    return f"{group_id}-{source.topic}-{source.partition}"
 
 
 @runtime_checkable
@@ -150,8 +181,9 @@ class Transport(Protocol):
         on_rebalance: RebalanceListener,
         *,
         auto_offset_reset: str = "earliest",
+        transactional: bool = False,
     ) -> Consumer:
-        """A consumer-group member subscribed to ``topics`` (not started)."""
+        """A consumer-group member subscribed to ``topics`` (not started); `Transactional` if asked."""
 
 
 TransportFactory = Callable[[str], Transport]

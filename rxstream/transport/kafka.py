@@ -46,7 +46,7 @@ from ..errors import ConfigurationError, TransportError
 from ..events import Headers, Row
 from ..logs import summarise_repeats
 from ..urls import redact
-from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
+from .base import OutputRecord, RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
 from .kafka_assignor import CopartitionedAssignor
 from .kafka_records import check_bytes, from_kafka_tps, kafka_headers, row_of, to_kafka_tp, topic_config
 from .kafka_settings import (
@@ -58,6 +58,7 @@ from .kafka_settings import (
     check_config,
     parse_url,
 )
+from .kafka_transactions import PartitionProducers
 from .partitioner import partition_for
 from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records
 
@@ -115,6 +116,7 @@ class KafkaTransport:
             raise ConfigurationError(f"availability_timeout must be positive, got {availability_timeout}")
         self.bootstrap_servers = parse_url(url)
         self.url = redact(url)
+        self.availability_timeout = availability_timeout
         summarise_repeats("aiokafka")  # an outage makes aiokafka log each retry: ~90,000 lines a minute
         self.credentials = credentials
         self.client_id = client_id
@@ -423,7 +425,10 @@ class KafkaTransport:
         if not records:
             return
         check_records(topic, records, self.max_message_bytes)
-        producer = self._started_producer()
+        await self.send_batches(self._started_producer(), topic, records)
+
+    async def send_batches(self, producer: Any, topic: str, records: Sequence[OutputRecord]) -> None:
+        """Send checked records through ``producer`` (this transport's, or a transactional one), batched."""
         await self._ensure_topics([topic])
         count = await self._partition_ids(producer, topic)
         routed: list[tuple[int, Any, Any, list[tuple[str, bytes]] | None]] = []
@@ -494,16 +499,25 @@ class KafkaTransport:
         on_rebalance: RebalanceListener,
         *,
         auto_offset_reset: str = "earliest",
+        transactional: bool = False,
     ) -> KafkaConsumer:
         """A member of consumer group ``group_id`` subscribed to ``topics`` (start it to join)."""
-        return KafkaConsumer(self, group_id, topics, on_rebalance, auto_offset_reset=auto_offset_reset)
+        return KafkaConsumer(
+            self,
+            group_id,
+            topics,
+            on_rebalance,
+            auto_offset_reset=auto_offset_reset,
+            transactional=transactional,
+        )
 
 
 class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
     """aiokafka's rebalance callbacks forwarded to rxstream's listener (the rebalance awaits it)."""
 
-    def __init__(self, owner: KafkaConsumer) -> None:
+    def __init__(self, owner: KafkaConsumer, client: Any) -> None:
         self._owner = owner
+        self._client = client
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         """Kafka's (eager) rebalance revokes everything first: tell the listener ``(revoked, [])``."""
@@ -512,6 +526,7 @@ class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Any) -> None:
         """Then it hands out the new assignment (which may repeat revoked partitions): ``([], assigned)``."""
         try:
+            await self._owner._open_transactions(self._client, from_kafka_tps(assigned))
             await self._owner._notify([], from_kafka_tps(assigned), ends_rebalance=True)
         finally:
             self._owner._joined.set()
@@ -526,7 +541,8 @@ class KafkaConsumer:
     assignment (told even when empty). A call with nothing revoked (the first join) is skipped; `stop` also
     calls ``on_rebalance(assignment, [])`` before leaving, as the memory transport does. An exception raised
     by the listener is logged and raised from the next `getmany` as a TransportError (aiokafka's rebalance
-    cannot carry it).
+    cannot carry it). A ``transactional`` member is `rxstream.transport.base.Transactional`, through a
+    producer per assigned partition (`rxstream.transport.kafka_transactions`).
     """
 
     def __init__(
@@ -537,6 +553,7 @@ class KafkaConsumer:
         on_rebalance: RebalanceListener,
         *,
         auto_offset_reset: str = "earliest",
+        transactional: bool = False,
     ) -> None:
         if not topics:
             raise ConfigurationError(f"a consumer of group {group_id!r} needs at least one topic")
@@ -558,6 +575,7 @@ class KafkaConsumer:
         self._settled.set()
         self._listening = 0
         self._generation = 0
+        self._transactions = PartitionProducers(transport, group_id) if transactional else None
 
     def __repr__(self) -> str:
         return f"<KafkaConsumer group={self.group_id!r} topics={list(self.topics)} {self.transport.url}>"
@@ -614,7 +632,7 @@ class KafkaConsumer:
             # rebalances so that what stays keeps its state
             **{"partition_assignment_strategy": (CopartitionedAssignor.for_member(),), **config},
         )
-        consumer.subscribe(list(self.topics), listener=_ListenerAdapter(self))
+        consumer.subscribe(list(self.topics), listener=_ListenerAdapter(self, consumer))
         # joining waits for the other members to rejoin, which Kafka bounds by the rebalance timeout
         rebalance_ms = config.get("rebalance_timeout_ms") or config.get("session_timeout_ms", 10_000)
         try:
@@ -646,6 +664,8 @@ class KafkaConsumer:
             await self._notify(sorted(self.assignment()), [])
         finally:
             self._consumer = None
+            if self._transactions is not None:
+                await self._transactions.close()
             await consumer.stop()
 
     def _started(self) -> Any:
@@ -697,6 +717,42 @@ class KafkaConsumer:
             consumer.commit({to_kafka_tp(tp): offset for tp, offset in offsets.items()}),
             f"committing {dict(offsets)} for {self._describe()}",
         )
+
+    async def _open_transactions(self, client: Any, assigned: Sequence[TopicPartition]) -> None:
+        """Open the transactional producers of an assignment (fencing the previous owners), close the rest.
+
+        A partition new here is then read from its committed offset fetched again: the previous owner's last
+        transaction is complete once its producer is fenced, so this sees the offset that transaction wrote.
+        """
+        if self._transactions is not None:
+            try:
+                for tp in await self._transactions.assign(assigned):
+                    offset = await self.transport._bounded(
+                        client.committed(to_kafka_tp(tp)), f"reading the committed offset of {tp}"
+                    )
+                    if offset is not None:
+                        client.seek(to_kafka_tp(tp), offset)
+            except Exception as exc:
+                log.exception("%s: opening the transactions of %s failed", self._describe(), assigned)
+                if self._listener_error is None:
+                    self._listener_error = exc
+
+    async def commit_transaction(
+        self, source: TopicPartition, records: Mapping[str, Sequence[OutputRecord]], offset: int
+    ) -> None:
+        """Send ``records`` and commit ``offset`` of ``source`` in one transaction (see `Transactional`)."""
+        if self._transactions is None:
+            raise TransportError(
+                f"{self._describe()}: a transaction needs a consumer created with transactional=True"
+            )
+        await self._transactions.commit(source, records, offset)
+
+    async def position(self, tp: TopicPartition) -> int:
+        """The offset the next fetch of ``tp`` starts at (past transaction markers, which are not records)."""
+        offset: int = await self.transport._bounded(
+            self._started().position(to_kafka_tp(tp)), f"reading the position of {tp} for {self._describe()}"
+        )
+        return offset
 
     async def committed(self, tp: TopicPartition) -> int | None:
         """The offset this group last committed for ``tp``, or None (bounded by connect_timeout)."""

@@ -25,6 +25,12 @@ Memory is bounded per partition, twice; a send beyond either bound waits, it nev
 What every known group has committed past is trimmed; a topic no group ever joined keeps only its newest
 ``max_partition_backlog`` messages (like retention).
 
+Transactions (exactly-once): a consumer created with ``transactional=True`` takes, on assignment, the
+transactional id of each partition it gets (`Transactions`: a new epoch, which fences the partition's
+previous owner), and `MemoryConsumer.commit_transaction` appends a source partition's outputs and commits
+its offset in one step. Records reach the log only when their transaction commits, so every reader reads
+committed records only and an aborted transaction leaves nothing.
+
 Everything runs on the asyncio loop of its callers: no threads, no per-message tasks, futures or locks.
 """
 
@@ -37,10 +43,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from .._core.assignment import assign_numbers
-from ..errors import ConfigurationError, TransportError
+from ..errors import ConfigurationError, TransactionFencedError, TransportError
 from ..events import Headers, Row
-from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec
-from .memory_log import PartitionLog, Record, TopicLog, resolve
+from .base import RebalanceListener, RecordMetadata, TopicPartition, TopicSpec, transactional_id
+from .memory_log import PartitionLog, Record, TopicLog, Transactions, resolve
 from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records, check_topic_name
 
 __all__ = [
@@ -105,6 +111,7 @@ class MemoryBroker:
         self.name = name
         self.topics: dict[str, TopicLog] = {}
         self.groups: dict[str, _Group] = {}
+        self.transactions = Transactions()
 
     @classmethod
     def for_url(cls, url: str) -> MemoryBroker:
@@ -234,6 +241,7 @@ class MemoryConsumer:
         topics: Sequence[str],
         on_rebalance: RebalanceListener,
         auto_offset_reset: str,
+        transactional: bool = False,
     ) -> None:
         if auto_offset_reset not in OFFSET_RESETS:
             raise ConfigurationError(
@@ -246,8 +254,11 @@ class MemoryConsumer:
         self.group_id = group_id
         self.topics = frozenset(topics)
         self.auto_offset_reset = auto_offset_reset
+        self.transactional = transactional
         self._on_rebalance = on_rebalance
         self._broker = transport.broker
+        self._epochs: dict[TopicPartition, int] = {}
+        """Per owned partition, the epoch of its transactional id this member holds (transactional only)."""
         self._group = self._broker.group(group_id)
         self._owned: dict[TopicPartition, PartitionLog] = {}
         self._positions: dict[TopicPartition, int] = {}
@@ -334,6 +345,64 @@ class MemoryConsumer:
         for tp, part, offset in parts:
             committed[tp] = offset
             part.set_floor(self.group_id, offset)
+
+    async def commit_transaction(
+        self, source: TopicPartition, records: Mapping[str, Sequence[Record]], offset: int
+    ) -> None:
+        """Append what ``source``'s events produced and commit ``offset`` in one step, with no await between.
+
+        Every record is checked and routed before any is appended. It waits first while a partition it
+        appends to is full; the transaction then goes in whole, past ``max_partition_backlog`` if need be
+        (waiting for room inside it could wait for this very commit). A member whose hold on ``source``
+        was taken over raises TransactionFencedError.
+        """
+        transport = self.transport
+        for topic, batch in records.items():
+            check_records(topic, batch, transport.max_message_bytes)
+        while True:
+            transport._check_open()
+            part = self._transaction_partition(source, offset)
+            routed: list[tuple[TopicLog, list[tuple[PartitionLog, list[Record]]]]] = []
+            for topic, batch in records.items():
+                state = self._broker.topic(topic, transport.default_partitions)
+                buckets, _ = state.route(batch)
+                routed.append((state, [(p, b) for p, b in zip(state.partitions, buckets, strict=True) if b]))
+            full = next(
+                (p for _, parts in routed for p, _ in parts if p.room(transport.max_partition_backlog) <= 0),
+                None,
+            )
+            if full is None:
+                break
+            await transport._wait_for_room(full)
+        stamp = time.time()
+        for state, parts in routed:
+            for target, bucket in parts:
+                target.extend(bucket, stamp)
+            transport._appended(state, (target for target, _ in parts))
+        self._group.committed[source] = offset
+        part.set_floor(self.group_id, offset)
+
+    def _transaction_partition(self, source: TopicPartition, offset: int) -> PartitionLog:
+        """The log of ``source`` if this member may commit a transaction of it at ``offset``."""
+        part = self._owned.get(source)
+        epoch = self._epochs.get(source)
+        if part is None or epoch is None:
+            if not self.transactional:
+                raise TransportError(
+                    f"consumer group {self.group_id!r}: a transaction needs a consumer created with "
+                    "transactional=True"
+                )
+            raise TransactionFencedError(
+                f"cannot commit a transaction of {_describe(source)} for consumer group {self.group_id!r}: "
+                "the partition is no longer assigned to this member"
+            )
+        self._broker.transactions.check(transactional_id(self.group_id, source), epoch)
+        if not 0 <= offset <= part.end:
+            raise ConfigurationError(
+                f"cannot commit offset {offset} of {_describe(source)} for consumer group {self.group_id!r}: "
+                f"offsets run from 0 to the end offset {part.end}"
+            )
+        return part
 
     async def committed(self, tp: TopicPartition) -> int | None:
         """The offset this group last committed for ``tp``, or None."""
@@ -466,6 +535,7 @@ class MemoryConsumer:
             part = self._owned.pop(tp)
             part.readers.discard(self)
             part.wake_senders()
+            self._epochs.pop(tp, None)
             self._positions.pop(tp, None)
             self._paused.discard(tp)
             self._blocked.discard(tp)
@@ -482,6 +552,8 @@ class MemoryConsumer:
                 part.set_floor(group.id, position)
             self._owned[tp] = part
             self._positions[tp] = position
+            if self.transactional:
+                self._epochs[tp] = self._broker.transactions.init(transactional_id(group.id, tp))
             self._blocked.add(tp)
             part.readers.add(self)
         self._refresh()
@@ -613,9 +685,10 @@ class MemoryTransport:
         on_rebalance: RebalanceListener,
         *,
         auto_offset_reset: str = "earliest",
+        transactional: bool = False,
     ) -> MemoryConsumer:
         """A member of consumer group ``group_id`` subscribed to ``topics`` (not started)."""
-        consumer = MemoryConsumer(self, group_id, topics, on_rebalance, auto_offset_reset)
+        consumer = MemoryConsumer(self, group_id, topics, on_rebalance, auto_offset_reset, transactional)
         self._consumers.append(consumer)
         return consumer
 

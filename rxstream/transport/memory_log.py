@@ -4,7 +4,8 @@ A partition keeps its messages as plain tuples in `Message` field order from ``b
 group committed past is trimmed, and ``room`` says how many more fit before some group lags
 ``max_partition_backlog`` behind its commits, or some reader ``max_partition_unread`` behind what it
 fetched. A topic routes records to its partitions (explicit partition, key hash, or round-robin for keyless
-records and bare values).
+records and bare values). `Transactions` keeps each transactional id's epoch, so a partition's new owner
+fences the old one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from itertools import repeat
 from operator import countOf, itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, TransactionFencedError
 from ..events import Headers, Row
 from .base import TopicPartition
 from .partitioner import partition_for
@@ -24,7 +25,7 @@ from .partitioner import partition_for
 if TYPE_CHECKING:
     from .memory import MemoryConsumer
 
-__all__ = ["PartitionLog", "Record", "TopicLog", "resolve"]
+__all__ = ["PartitionLog", "Record", "TopicLog", "Transactions", "resolve"]
 
 Record = tuple[Any, Any, int | None, Headers | None]
 _T = TypeVar("_T")
@@ -212,3 +213,32 @@ class TopicLog:
             buckets[index].append(record)
         self.next_rr = turn % count
         return buckets, index
+
+
+class Transactions:
+    """The epoch of every transactional id: initialising an id again fences whoever held it before.
+
+    A transaction's records and offset are appended and committed in one step without an await between
+    them, so a reader never sees part of one and an aborted transaction leaves nothing behind: every
+    reader of the memory log reads committed records only.
+    """
+
+    __slots__ = ("epochs",)
+
+    def __init__(self) -> None:
+        self.epochs: dict[str, int] = {}
+
+    def init(self, transactional_id: str) -> int:
+        """Take ``transactional_id`` over: its new epoch (the previous holder can commit no more)."""
+        epoch = self.epochs.get(transactional_id, 0) + 1
+        self.epochs[transactional_id] = epoch
+        return epoch
+
+    def check(self, transactional_id: str, epoch: int) -> None:
+        """A TransactionFencedError naming the id when ``epoch`` is no longer its current one."""
+        current = self.epochs.get(transactional_id)
+        if current != epoch:
+            raise TransactionFencedError(
+                f"transactional id {transactional_id!r} was taken over (epoch {current}, this member "
+                f"holds {epoch}): another member owns its partition now"
+            )

@@ -1,0 +1,158 @@
+"""Kafka transactions for exactly-once processing: one transactional producer per assigned source partition.
+
+aiokafka speaks version 0 of the transaction requests, so `send_offsets_to_transaction` carries no consumer
+group metadata and the broker cannot fence a zombie by its group generation (KIP-447). Fencing comes from
+the transactional id instead, stable per group and source partition (`base.transactional_id`): a
+transactional consumer opens the producers of the partitions it is assigned before its rebalance
+listener hears of them, and a producer's start (``init_transactions``) bumps the id's epoch, which aborts
+the previous owner's open transaction and refuses its later ones, so the changelogs are stable before the
+tables recover from them. Producers of partitions that come back in the next assignment are kept (Kafka's
+eager rebalance revokes everything first); the others are closed once the revocation committed them.
+
+A commit is one transaction per source partition: begin, the held records in producer batches (one per
+topic partition), the source offset, commit. Any failure aborts it; a fenced producer is closed (it can do
+nothing more) and the failure is a TransactionFencedError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
+from aiokafka.structs import OffsetAndMetadata  # type: ignore[import-untyped,unused-ignore]
+
+from ..errors import TransactionFencedError, TransportError
+from .base import OutputRecord, TopicPartition, transactional_id
+from .kafka_records import to_kafka_tp
+from .validation import check_records
+
+if TYPE_CHECKING:
+    from .kafka import KafkaTransport
+
+__all__ = ["PartitionProducers"]
+
+log = logging.getLogger(__name__)
+
+_FENCED = (ProducerFenced, InvalidProducerEpoch)
+
+
+class PartitionProducers:
+    """The transactional producers of one consumer group member, one per source partition it owns."""
+
+    def __init__(self, transport: KafkaTransport, group_id: str) -> None:
+        self.transport = transport
+        self.group_id = group_id
+        self._producers: dict[TopicPartition, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<PartitionProducers group={self.group_id!r} partitions={sorted(self._producers)}>"
+
+    async def assign(self, assigned: Iterable[TopicPartition]) -> list[TopicPartition]:
+        """Close the producers of partitions not in ``assigned``, open those of new ones (concurrently) and
+        return the new ones."""
+        wanted = set(assigned)
+        await self.close([tp for tp in self._producers if tp not in wanted])
+        new = sorted(tp for tp in wanted if tp not in self._producers)
+        opened = await asyncio.gather(*(self._open(tp) for tp in new), return_exceptions=True)
+        failure: BaseException | None = None
+        for tp, producer in zip(new, opened, strict=True):
+            if isinstance(producer, BaseException):
+                failure = failure or producer
+            else:
+                self._producers[tp] = producer
+        if failure is not None:
+            raise failure
+        return new
+
+    async def _open(self, tp: TopicPartition) -> Any:
+        """A started producer of ``tp``'s transactional id (starting it fences the previous holder)."""
+        transport = self.transport
+        txn_id = transactional_id(self.group_id, tp)
+        config = {**transport.producer_config, "enable_idempotence": True, "acks": "all"}
+        producer = AIOKafkaProducer(**transport.client_kwargs(), **config, transactional_id=txn_id)
+        try:
+            await transport._bounded(producer.start(), f"starting the transactional producer {txn_id!r}")
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def close(self, tps: Iterable[TopicPartition] | None = None) -> None:
+        """Stop the producers of ``tps`` (default: all); none has a transaction open between commits."""
+        gone = list(self._producers) if tps is None else [tp for tp in tps if tp in self._producers]
+        producers = [self._producers.pop(tp) for tp in gone]
+        results = await asyncio.gather(*(p.stop() for p in producers), return_exceptions=True)
+        for tp, result in zip(gone, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("%s: stopping the producer of %s failed: %r", self.group_id, tp, result)
+
+    async def commit(
+        self, source: TopicPartition, records: Mapping[str, Sequence[OutputRecord]], offset: int
+    ) -> None:
+        """Send ``records`` and commit ``offset`` of ``source`` in one transaction; on failure, abort it."""
+        transport = self.transport
+        for topic, batch in records.items():
+            check_records(topic, batch, transport.max_message_bytes)
+        producer = self._producers.get(source)
+        if producer is None:
+            raise TransactionFencedError(
+                f"Kafka {transport.url}: cannot commit a transaction of {source} for consumer group "
+                f"{self.group_id!r}: the partition is not assigned to this member"
+            )
+        what = f"the transaction of {source} (offset {offset}) for consumer group {self.group_id!r}"
+        try:
+            await transport._bounded(producer.begin_transaction(), f"beginning {what}")
+            for topic, batch in records.items():
+                await transport.send_batches(producer, topic, batch)
+            await transport._bounded(
+                producer.send_offsets_to_transaction(
+                    {to_kafka_tp(source): OffsetAndMetadata(offset, "")}, self.group_id
+                ),
+                f"adding the offset to {what}",
+                timeout=transport.availability_timeout,
+            )
+            await transport._bounded(
+                producer.commit_transaction(), f"committing {what}", timeout=transport.availability_timeout
+            )
+        except BaseException as exc:
+            fenced = _fenced(exc)
+            await self._abort(source, producer, fenced)
+            if fenced:
+                raise TransactionFencedError(
+                    f"Kafka {transport.url}: {what} was fenced: another member took the partition over"
+                ) from exc
+            if isinstance(exc, Exception) and not isinstance(exc, TransportError):
+                raise transport._error(what, exc) from exc
+            raise
+
+    async def _abort(self, source: TopicPartition, producer: Any, fenced: bool) -> None:
+        """Abort the transaction of ``source``; a fenced producer, or one that cannot abort, is closed."""
+        if not fenced:
+            try:
+                await asyncio.shield(self.transport._bounded(producer.abort_transaction(), "aborting"))
+                return
+            except Exception as exc:
+                log.warning("%s: aborting the transaction of %s failed: %r", self.group_id, source, exc)
+        if self._producers.get(source) is producer:
+            del self._producers[source]
+        try:
+            await producer.stop()
+        except Exception as exc:
+            log.debug("%s: stopping the producer of %s: %r", self.group_id, source, exc)
+
+
+def _fenced(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says another producer took the transactional id over."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _FENCED):
+            return True
+        seen = seen.__cause__
+    return False
