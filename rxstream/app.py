@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import logging
@@ -14,16 +15,19 @@ from . import _rx
 from ._deadletter import dead_letter_record
 from ._replies import Replies
 from ._rx import SchedulerBase
-from ._timers import every, watch_broker
+from ._timers import cron, every, gated, watch_broker
 from .agents import Agent, AgentFun
 from .channels import TOPIC_MAXSIZE, Channel, Topic
 from .codecs import CodecArg
 from .consumer import Conductor
+from .discovery import discover
 from .durations import Duration, seconds
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
+from .leader import Leader
 from .monitor import Monitor
-from .settings import Settings
+from .settings import Settings, faust_settings
+from .signals import SignalSlot
 from .streams import Stream, batch_stream, compiled, values_stream
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
@@ -35,7 +39,8 @@ from .transport.base import TopicPartition, TopicSpec, Transport
 from .transport.kafka_settings import group_timings
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .transport.validation import check_topic_name
-from .urls import redact
+from .urls import broker_url, redact
+from .views import Views
 
 __all__ = ["App"]
 
@@ -55,8 +60,18 @@ class App:
     ...         yield order.amount
 
     Settings are keyword arguments, listed with their defaults in `rxstream.settings.Settings`; the
-    app's own are ``app.conf``.
+    app's own are ``app.conf``. Faust's signals are here too: ``@app.on_partitions_assigned.connect``.
     """
+
+    on_before_configured = SignalSlot()
+    on_configured = SignalSlot()
+    on_after_configured = SignalSlot()
+    on_worker_init = SignalSlot()
+    on_startup = SignalSlot()
+    on_partitions_assigned = SignalSlot()
+    on_partitions_revoked = SignalSlot()
+    on_rebalance_complete = SignalSlot()
+    on_shutdown = SignalSlot()
 
     def __init__(
         self,
@@ -83,7 +98,16 @@ class App:
         max_poll_interval: Duration = 300.0,
         group_instance_id: str | None = None,
         table_standby_replicas: int = 0,
+        version: int = 1,
+        origin: str | None = None,
+        autodiscover: bool | Sequence[str] = False,
+        key_serializer: CodecArg = "raw",
+        stream_buffer_maxsize: int = TOPIC_MAXSIZE,
+        timezone: Any = None,
+        **faust_options: Any,
     ) -> None:
+        renamed, unneeded = faust_settings(f"App {id!r}", faust_options)
+        broker = broker_url(broker)
         conf = self.conf = Settings(
             id=id,
             broker=broker,
@@ -107,14 +131,26 @@ class App:
             max_poll_interval=max_poll_interval,
             group_instance_id=group_instance_id,
             table_standby_replicas=table_standby_replicas,
+            version=version,
+            origin=origin,
+            autodiscover=autodiscover,
+            key_serializer=key_serializer,
+            stream_buffer_maxsize=stream_buffer_maxsize,
+            timezone=timezone,
+            ignored=unneeded,
         )
         """The settings this app was given, checked (durations in seconds)."""
-        self.id = id
+        if renamed:
+            conf = self.conf = dataclasses.replace(conf, **renamed)
+        if unneeded:
+            logger.info("app %s: Faust settings rxstream does not need: %s", id, ", ".join(unneeded))
+        self.id = conf.app_id
+        """The name of the app's group and internal topics: ``{id}-v{version}`` from version 2 on."""
         self.broker = broker
         self.store = store
         self.value_serializer = value_serializer
         self.topic_partitions = topic_partitions
-        self.topic_replicas = topic_replicas
+        self.topic_replicas = conf.topic_replicas
         self.commit_interval = seconds(conf.commit_interval)
         self.broker_credentials = broker_credentials
         self.max_redeliveries = max_redeliveries
@@ -123,7 +159,7 @@ class App:
         self.revocation_timeout = seconds(conf.revocation_timeout)
         self.broker_availability_timeout = seconds(conf.broker_availability_timeout)
         self.max_partition_backlog = max_partition_backlog
-        self.group_instance_id = group_instance_id
+        self.group_instance_id = conf.group_instance_id
         self.table_standby_replicas = table_standby_replicas
         self.reply_topic_name = conf.reply_topic_name
         self.scheduler = scheduler
@@ -135,8 +171,16 @@ class App:
         self._tables = TableManager(self)
         self.commands: dict[str, Callable[..., Any]] = {}
         self._subscriptions: dict[object, Subscription] = {}
-        self._timers: list[tuple[float, Callable[..., Any], bool]] = []
-        self._tasks: list[Callable[..., Any]] = []
+        self._timers: list[tuple[float, Callable[[], Any], bool]] = []
+        """Timers: interval, call, whether only the leader runs it."""
+        self._crons: list[tuple[Any, Callable[[], Any]]] = []
+        self._tasks: list[Callable[[], Any]] = []
+        self.leader = Leader(self)
+        """Whether this worker leads its group (`is_leader`), for ``on_leader=True`` timers."""
+        self.views = Views(self)
+        """The web pages this app declared (`page`, `table_route`), served with ``--web-port``."""
+        self.on_startup_finished: Callable[[], Awaitable[Any]] | None = None
+        """Awaited once the app started (Faust's hook of the same name)."""
         self._transport: Transport | None = None
         self._transport_started = False
         self._conductor: Conductor | None = None
@@ -148,6 +192,7 @@ class App:
         self._send_error: str | None = None
         self._running_tasks: list[asyncio.Task[Any]] = []
         self._started = False
+        self._configured = False
         self._consuming = False
         self._stopper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event() if _loop_running() else None
@@ -170,7 +215,7 @@ class App:
         max_redeliveries: int | None = None,
         on_error: str | None = None,
         dead_letter: str | Topic[Any, Any] | None = None,
-        maxsize: int = TOPIC_MAXSIZE,
+        maxsize: int | None = None,
     ) -> Topic[Any, Any]:
         """Declare a topic (created on start if missing); declaring the same name twice returns the first."""
         if names and names[0] in self.topics:
@@ -186,12 +231,12 @@ class App:
             replicas=replicas,
             retention=retention,
             compacting=compacting,
-            key_serializer=key_serializer,
+            key_serializer=key_serializer or self.conf.key_serializer,
             value_serializer=value_serializer,
             max_redeliveries=self.max_redeliveries if max_redeliveries is None else max_redeliveries,
             on_error=on_error or self.on_error,
             dead_letter=dead_letter,
-            maxsize=maxsize,
+            maxsize=self.conf.stream_buffer_maxsize if maxsize is None else maxsize,
         )
         for name in topic.names:
             self.topics[name] = topic
@@ -215,8 +260,13 @@ class App:
         on_error: Callable[[Agent, BaseException], Any] | None = None,
         supervisor_strategy: str | None = None,
         help: str | None = None,
-    ) -> Callable[[AgentFun], Agent]:
-        """Decorate ``async def fun(stream)`` as an agent reading ``channel`` (its own topic when None)."""
+        key_type: Any = None,
+        value_type: Any = None,
+    ) -> Any:
+        """Decorate ``async def fun(stream)`` as an agent reading ``channel`` (its own topic when None, of
+        ``key_type`` and ``value_type``); ``@app.agent`` without parentheses works too."""
+        if inspect.iscoroutinefunction(channel) or inspect.isasyncgenfunction(channel):
+            return self.agent()(channel)
         if isinstance(channel, str):
             channel = self.topic(channel)
 
@@ -232,6 +282,8 @@ class App:
                 supervisor_strategy=supervisor_strategy,
                 help=help,
                 shutdown_timeout=self.shutdown_timeout,
+                key_type=key_type,
+                value_type=value_type,
             )
             old = self.agents.get(agent.name)
             if old is not None:
@@ -380,10 +432,13 @@ class App:
         for conductor in self.conductors():
             conductor.remove(subscription)
 
-    def timer(self, interval: Duration) -> Callable[[F], F]:
-        """Call the decorated function (sync or async) every ``interval`` of ``scheduler`` time."""
-        every = seconds(interval)
-        if isinstance(every, bool) or not isinstance(every, (int, float)) or every <= 0:
+    def timer(
+        self, interval: Duration, *, on_leader: bool = False, name: str | None = None
+    ) -> Callable[[F], F]:
+        """Call the decorated function (sync or async; given the app if it takes an argument) every
+        ``interval`` of ``scheduler`` time; ``on_leader=True``: only on the group's leader (`is_leader`)."""
+        every_s = seconds(interval)
+        if isinstance(every_s, bool) or not isinstance(every_s, (int, float)) or every_s <= 0:
             raise ConfigurationError(
                 f"app.timer interval must be a positive number of seconds or a timedelta, got {interval!r}"
             )
@@ -391,22 +446,61 @@ class App:
         def decorate(fun: F) -> F:
             if not callable(fun):
                 raise ConfigurationError(f"@app.timer({interval!r}) decorates a function, got {fun!r}")
-            self._timers.append((every, fun, True))
+            self._timers.append((every_s, self._gated(fun, on_leader), on_leader))
             return fun
 
         return decorate
 
-    def task(self, fun: F) -> F:
-        """Run the decorated coroutine function once when the app starts."""
+    def crontab(
+        self, cron_format: str, *, timezone: Any = None, tz: Any = None, on_leader: bool = False
+    ) -> Callable[[F], F]:
+        """Call the decorated function at the times a cron expression names (``"0 20 * * *"``), in
+        ``timezone`` (Faust's ``tz=`` too; default the app's ``timezone``, else UTC), on ``scheduler`` time;
+        ``on_leader=True``: only on the group's leader. Needs the ``cron`` extra."""
+        from .crontab import CronSchedule
+
+        schedule = CronSchedule(cron_format, timezone or tz or self.conf.timezone)
+
+        def decorate(fun: F) -> F:
+            self._crons.append((schedule, self._gated(fun, on_leader)))
+            return fun
+
+        return decorate
+
+    def _gated(self, fun: Callable[..., Any], on_leader: bool) -> Callable[[], Any]:
+        if on_leader:
+            self.leader.declare()
+        return gated(fun, self, self.is_leader if on_leader else None)
+
+    def is_leader(self) -> bool:
+        """Whether this worker leads its group: it holds the one partition of the app's leader topic
+        (`rxstream.leader`); exactly one worker of a group does while the group is settled."""
+        return self.leader.holds()
+
+    def task(self, fun: Any = None, *, on_leader: bool = False) -> Any:
+        """Run the decorated coroutine function once when the app starts (given the app if it takes an
+        argument); ``@app.task()`` works too."""
+        if fun is None:
+            return functools.partial(self.task, on_leader=on_leader)
         if not inspect.iscoroutinefunction(fun):
             raise ConfigurationError(f"@app.task decorates an async def function, got {fun!r}")
-        self._tasks.append(fun)
+        self._tasks.append(self._gated(fun, on_leader))
         return fun
 
-    def command(self, fun: F) -> F:
-        """Add a custom CLI command (``rxstream NAME -A module:app``) running the decorated function."""
-        self.commands[fun.__name__.replace("_", "-")] = fun
-        return fun
+    def command(self, *options: Any, name: str | None = None) -> Any:
+        """Add a custom CLI command (``rxstream NAME -A module:app``) running the decorated function;
+        ``@app.command(argument("x"), option("--n", type=int))`` declares its arguments (`rxstream.cli`)."""
+        from .cli import command
+
+        return command(self, options, name)
+
+    def page(self, path: str) -> Callable[[F], F]:
+        """Serve the decorated view at ``path`` on the worker's web server (`rxstream.views`)."""
+        return self.views.page(path)
+
+    def table_route(self, table: Any, **where: Any) -> Callable[[F], F]:
+        """Answer a page only where ``table`` holds the key the request names (`rxstream.views`)."""
+        return self.views.table_route(table, **where)
 
     # ------------------------------------------------------------ transport
 
@@ -513,9 +607,14 @@ class App:
     def _main_conductor(self) -> Conductor:
         if self._conductor is None:
             self._conductor = self.conductor(
-                self.id, on_assigned=self._tables.on_assigned, on_revoked=self._tables_revoked
+                self.id, on_assigned=self._assigned, on_revoked=self._tables_revoked
             )
         return self._conductor
+
+    async def _assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._tables.on_assigned(assigned)
+        await self.on_partitions_assigned.send(self, assigned=set(assigned))
+        await self.on_rebalance_complete.send(self)
 
     def conductor(self, group_id: str, *, monitored: bool = True, **hooks: Any) -> Conductor:
         """A consumer group member of this app: its commit interval, sends flushed before every commit, the
@@ -532,6 +631,7 @@ class App:
         )
 
     async def _tables_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self.on_partitions_revoked.send(self, revoked=set(revoked))
         consumer = self._conductor.consumer if self._conductor is not None else None
         await self._tables.on_revoked(revoked, consumer.assignment() if consumer is not None else frozenset())
 
@@ -598,6 +698,12 @@ class App:
 
     async def _start(self) -> None:
         """The steps of `start` that a failure undoes."""
+        if not self._configured:
+            self._configured = True
+            discover(self.id, self.conf.origin, self.conf.autodiscover)
+            for signal in (self.on_before_configured, self.on_configured, self.on_after_configured):
+                await (signal.send(self, self.conf) if signal is self.on_configured else signal.send(self))
+            await self.on_worker_init.send(self)
         transport = await self.producer()
         for subscription in self._subscriptions.values():
             subscription.reopen()  # a restarted app reads again what its stop closed
@@ -615,15 +721,16 @@ class App:
             await self._conductor.start()
         self._consuming = True  # topics first read from now on get a consumer of their own
         loop = asyncio.get_running_loop()
-        for interval, fun, _ in self._timers:
-            self._running_tasks.append(
-                loop.create_task(
-                    every(interval, fun, self.scheduler, f"app {self.id}: timer"),
-                    name=f"timer {getattr(fun, '__name__', fun)}",
-                )
-            )
+        for interval, call, _ in self._timers:
+            timer = every(interval, call, self.scheduler, f"app {self.id}: timer")
+            self._running_tasks.append(loop.create_task(timer, name=f"timer {call.__name__}"))
+        for schedule, call in self._crons:
+            job = cron(schedule, call, self.scheduler, f"app {self.id}: cron job")
+            self._running_tasks.append(loop.create_task(job, name=f"cron job {call.__name__}"))
         for fun in self._tasks:
-            self.spawn(fun(), f"task {fun.__name__}")
+            started = fun()
+            if started is not None:
+                self.spawn(started, f"task {fun.__name__}")
         reachable = getattr(transport, "reachable", None)
         if reachable is not None:
             limit = seconds(self.conf.broker_availability_timeout)
@@ -636,6 +743,9 @@ class App:
             len(self.agents),
             len(self.topics),
         )
+        await self.on_startup.send(self)
+        if self.on_startup_finished is not None:
+            await self.on_startup_finished()
 
     async def stop(self) -> None:
         """Stop cleanly: no new events, in-flight ones finish (bounded), offsets commit, disconnect.
@@ -648,6 +758,7 @@ class App:
         self._started = False
         self._consuming = False
         failed: list[BaseException] = []
+        await self._stop_step("on_shutdown", self.on_shutdown.send(self), failed)
         for task in self._running_tasks:
             task.cancel()
         await self._stop_step(

@@ -17,11 +17,90 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, RxStreamError
 from .progress import Progress
+from .urls import broker_url
 
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["load_app", "main"]
+__all__ = ["CommandContext", "CommandOption", "argument", "command", "load_app", "main", "option"]
+
+_OPTIONS = "__rxstream_cli_options__"
+"""The attribute of a command function holding its declared arguments and options."""
+
+
+class CommandOption:
+    """A command's argument or option, declared with `argument` or `option` (click's keywords taken)."""
+
+    def __init__(self, names: tuple[str, ...], options: dict[str, Any]) -> None:
+        self.names = names
+        self.options = options
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        """Add it to the command's parser (click's ``is_flag``, ``multiple`` and ``envvar`` translated)."""
+        options = dict(self.options)
+        envvar = options.pop("envvar", None)
+        if envvar is not None and os.environ.get(envvar) is not None:
+            options["default"] = os.environ[envvar]
+        if options.pop("is_flag", False):
+            options["action"] = "store_true"
+            options.pop("type", None)
+        if options.pop("multiple", False):
+            options["action"] = "append"
+        for ignored in ("show_default", "metavar_help", "callback", "hidden", "prompt"):
+            options.pop(ignored, None)
+        parser.add_argument(*self.names, **options)
+
+    @property
+    def dest(self) -> str:
+        """The keyword argument the command function gets it as."""
+        if "dest" in self.options:
+            return str(self.options["dest"])
+        long = next((n for n in self.names if n.startswith("--")), self.names[0])
+        return long.lstrip("-").replace("-", "_")
+
+
+def argument(*names: str, **options: Any) -> CommandOption:
+    """A positional argument of a custom command: ``@app.command(argument("x"))``."""
+    return CommandOption(names, options)
+
+
+def option(*names: str, **options: Any) -> CommandOption:
+    """An option of a custom command: ``@app.command(option("--n", type=int, default=1))``."""
+    return CommandOption(names, options)
+
+
+class CommandContext:
+    """What a custom command whose first parameter is ``self`` gets: its app and a way to print."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def say(self, message: Any) -> None:
+        """Print a line for the person running the command."""
+        print(message)
+
+
+def command(app: App, options: tuple[Any, ...], name: str | None) -> Any:
+    """`App.command`: register a command function, with the arguments and options ``options`` declare."""
+
+    def register(fun: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(fun, _OPTIONS, [o for o in options if isinstance(o, CommandOption)])
+        app.commands[name or fun.__name__.replace("_", "-")] = fun
+        return fun
+
+    if len(options) == 1 and callable(options[0]) and not isinstance(options[0], CommandOption):
+        fun, options = options[0], ()
+        return register(fun)
+    return register
+
+
+async def _call_command(app: App, fun: Callable[..., Any], args: argparse.Namespace) -> None:
+    """Call a custom command with its parsed arguments (and ``self`` when its first parameter is named so)."""
+    kwargs = {o.dest: getattr(args, o.dest) for o in getattr(fun, _OPTIONS, [])}
+    parameters = list(inspect.signature(fun).parameters)
+    result = fun(CommandContext(app), **kwargs) if parameters[:1] == ["self"] else fun(**kwargs)
+    if inspect.isawaitable(result):
+        await result
 
 
 def load_app(spec: str) -> App:
@@ -43,12 +122,20 @@ def load_app(spec: str) -> App:
 
 def _parser(app: App | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxstream", description="Stream processing on ReactiveX.")
+    # -A and --broker go before the command (Faust's order) or after it
+    parser.add_argument("-A", "--app", help="the app, as module:attribute")
+    parser.add_argument("-b", "--broker", help="override the app's broker URL")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
-        sub.add_argument("-A", "--app", required=app is None, help="the app, as module:attribute")
-        sub.add_argument("--broker", help="override the app's broker URL (memory:// or kafka://host:port)")
+        sub.add_argument("-A", "--app", default=argparse.SUPPRESS, help="the app, as module:attribute")
+        sub.add_argument(
+            "-b",
+            "--broker",
+            default=argparse.SUPPRESS,
+            help="override the app's broker URL (memory:// or kafka://host:port)",
+        )
         sub.add_argument("-l", "--loglevel", default="info", help="log level (debug, info, warning, error)")
         return sub
 
@@ -61,7 +148,9 @@ def _parser(app: App | None) -> argparse.ArgumentParser:
     add("agents", "list the app's agents")
     add("topics", "list the app's topics")
     for name, fun in app.commands.items() if app is not None else ():
-        add(name, (inspect.getdoc(fun) or "").split("\n")[0])
+        sub = add(name, (inspect.getdoc(fun) or "").split("\n")[0])
+        for declared in getattr(fun, _OPTIONS, []):
+            declared.add_to(sub)
     _add_operations(parser, commands, add)
     return parser
 
@@ -105,9 +194,11 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> None:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
     try:
+        if app is None and not args.app:
+            raise ConfigurationError(f"{args.command}: which app? give -A module:attribute")
         chosen = app if app is not None else load_app(args.app)
         if args.broker:
-            chosen.broker = args.broker
+            chosen.broker = broker_url(args.broker)
         sys.exit(asyncio.run(_run(chosen, args)))
     except ConfigurationError as exc:
         print(f"rxstream: {exc}", file=sys.stderr)
@@ -168,10 +259,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         finally:
             await transport.stop()
         return 0
-    fun = app.commands[command]
-    result = fun()
-    if inspect.isawaitable(result):
-        await result
+    await _call_command(app, app.commands[command], args)
     return 0
 
 

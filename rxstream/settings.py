@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from .codecs import CodecArg, get_codec
@@ -13,10 +15,56 @@ from .transport.kafka_settings import group_timings, parse_url
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .urls import redact
 
-__all__ = ["Settings"]
+__all__ = ["FAUST_GUIDE", "Settings", "faust_settings"]
+
+FAUST_GUIDE = "see 'Coming from Faust' in rxstream's README"
+
+FAUST_RENAMED: Mapping[str, str] = MappingProxyType(
+    {
+        "broker_commit_interval": "commit_interval",
+        "broker_session_timeout": "session_timeout",
+        "broker_heartbeat_interval": "heartbeat_interval",
+        "broker_max_poll_interval": "max_poll_interval",
+        "consumer_group_instance_id": "group_instance_id",
+        "topic_replication_factor": "topic_replicas",
+        "reply_to": "reply_topic",
+    }
+)
+"""Faust's setting names that rxstream spells differently: taken under the Faust name too."""
+
+FAUST_UNNEEDED: Mapping[str, str] = MappingProxyType(
+    {
+        "reply_create_topic": "reply topics are always created",
+        "reply_expires": "an ask waits for its own timeout=",
+        "reply_to_prefix": "the reply topic is reply_topic (default {id}-replies)",
+        "table_cleanup_interval": "windows expire as events pass their expires=",
+        "table_key_index_size": "windowed tables keep no key index",
+        "topic_allow_declare": "topics are created on start when missing",
+        "topic_disable_leader": "the leader topic exists only when on_leader= or is_leader() asks for it",
+        "stream_wait_empty": "a stopping worker always finishes the events it holds",
+        "stream_publish_on_commit": "sends are flushed before every commit",
+        "stream_recovery_delay": "recovery starts at once",
+        "stream_ack_exceptions": "an event an agent raised on is redelivered, never acknowledged",
+        "stream_ack_cancelled_tasks": "an event of a cancelled agent is redelivered, never acknowledged",
+        "web_enabled": "the web server runs when the worker gets --web-port",
+        "web_port": "pass --web-port to the worker",
+        "web_host": "pass --web-host to the worker",
+        "web_bind": "pass --web-host to the worker",
+        "datadir": "rocksdb:// stores take their directory in the store URL",
+        "tabledir": "rocksdb:// stores take their directory in the store URL",
+        "debug": "use the worker's -l debug",
+        "logging_config": "configure logging as usual in Python",
+        "loghandlers": "configure logging as usual in Python",
+        "producer_linger_ms": "sends are batched per agent batch",
+        "producer_acks": "sends wait for every in-sync replica",
+        "broker_client_id": "the client id is the app id",
+        "broker_commit_every": "commits run every commit_interval",
+    }
+)
+"""Faust settings rxstream accepts and does not need, with why (logged when given)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class Settings:
     """What an App was given, durations in seconds (``timedelta`` accepted), checked when it is built.
 
@@ -40,6 +88,15 @@ class Settings:
     member of its group (Kafka only: restarted within ``session_timeout`` it takes its partitions back
     without a rebalance; give each worker its own); ``table_standby_replicas`` [0] keeps warm copies of the
     table partitions this worker does not own, so taking one over replays only the changelog's tail.
+
+    As in Faust: ``version`` [1] names the group, changelogs, repartition, reply and agent topics by
+    ``{id}-v{version}`` from 2 on (`app_id`); ``origin`` [None] is the module the app is defined in, and
+    ``autodiscover`` [False] imports it and its submodules (True) or the listed modules before the worker
+    starts, so agents declared there register; ``key_serializer`` [raw] is the key codec of topics declared
+    without one; ``stream_buffer_maxsize`` [4096] is how many messages a topic's readers hold;
+    ``timezone`` [UTC] is the default of ``@app.crontab``'s. ``ignored`` holds the Faust settings given that
+    rxstream does not need (`FAUST_UNNEEDED`); Faust's names of rxstream's settings (`FAUST_RENAMED`) are
+    taken too.
     """
 
     id: str
@@ -64,6 +121,13 @@ class Settings:
     max_poll_interval: Duration = 300.0
     group_instance_id: str | None = None
     table_standby_replicas: int = 0
+    version: int = 1
+    origin: str | None = None
+    autodiscover: bool | Sequence[str] = False
+    key_serializer: CodecArg = "raw"
+    stream_buffer_maxsize: int = 4096
+    timezone: Any = None
+    ignored: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         owner = f"App {self.id!r}"
@@ -97,6 +161,10 @@ class Settings:
                 raise ConfigurationError(
                     f"{owner}: {name} must be a positive number of seconds or a timedelta, got {value!r}"
                 )
+        for name in ("version", "stream_buffer_maxsize"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
         for name in ("max_partition_backlog", "max_partition_unread", "table_standby_replicas"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -110,7 +178,39 @@ class Settings:
             )
         group_timings(owner, self.group_timings)
         get_codec(self.value_serializer)
+        get_codec(self.key_serializer)
         ErrorPolicy.make(self.on_error, None, self.max_redeliveries)
+        object.__setattr__(self, "ignored", MappingProxyType(dict(self.ignored)))
+        object.__setattr__(self, "_checked", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Settings are read-only once checked, except Faust's that rxstream does not need (kept in
+        ``ignored``, so ``app.conf.table_cleanup_interval = 1.0`` still runs)."""
+        if not self.__dict__.get("_checked"):
+            object.__setattr__(self, name, value)
+        elif name in FAUST_UNNEEDED:
+            self.__dict__["ignored"] = MappingProxyType({**self.ignored, name: value})
+        elif name in {f.name for f in fields(self)} or name in FAUST_RENAMED:
+            raise ConfigurationError(
+                f"App {self.id!r}: app.conf.{name} is read-only: pass "
+                f"{FAUST_RENAMED.get(name, name)}= to App(...) ({FAUST_GUIDE})"
+            )
+        else:
+            raise ConfigurationError(f"App {self.id!r}: {name!r} is not a setting ({FAUST_GUIDE})")
+
+    def __getattr__(self, name: str) -> Any:
+        """A Faust setting rxstream accepts without needing it reads back as given (None when not)."""
+        if name in FAUST_UNNEEDED:
+            return self.__dict__.get("ignored", {}).get(name)
+        if name in FAUST_RENAMED:
+            return getattr(self, FAUST_RENAMED[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def app_id(self) -> str:
+        """The id the app's group, internal topics and stores are named by: ``{id}-v{version}`` from
+        version 2 on (as Faust: raising the version starts over with new changelogs, replies and offsets)."""
+        return self.id if self.version == 1 else f"{self.id}-v{self.version}"
 
     @property
     def group_timings(self) -> dict[str, float]:
@@ -133,3 +233,17 @@ class Settings:
     def reply_topic_name(self) -> str:
         """The topic replies to this app's asks arrive on."""
         return self.reply_topic or f"{self.id}-replies"
+
+
+def faust_settings(owner: str, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Faust's keyword arguments to App: (those renamed, under rxstream's names; those not needed)."""
+    renamed: dict[str, Any] = {}
+    unneeded: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in FAUST_RENAMED:
+            renamed[FAUST_RENAMED[name]] = value
+        elif name in FAUST_UNNEEDED:
+            unneeded[name] = value
+        else:
+            raise ConfigurationError(f"{owner}: App() got an unknown setting {name!r} ({FAUST_GUIDE})")
+    return renamed, unneeded

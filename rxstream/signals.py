@@ -1,0 +1,73 @@
+"""Signals: lists of receivers an app calls at points of its life (configured, started, rebalanced ...).
+
+>>> @app.on_partitions_assigned.connect
+... async def assigned(app, assigned, **kwargs):
+...     print("now reading", sorted(assigned))
+
+Receivers may be plain or ``async`` functions; each gets the app first. Connected on the class
+(``@rxstream.App.on_partitions_revoked.connect``) a receiver hears every app.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+__all__ = ["Signal", "SignalSlot"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Signal:
+    """Receivers called in the order they connected; a receiver's error propagates to the sender."""
+
+    def __init__(self, name: str, parent: Signal | None = None) -> None:
+        self.name = name
+        self.parent = parent
+        self.receivers: list[Callable[..., Any]] = []
+
+    @overload
+    def connect(self, fun: F) -> F: ...
+    @overload
+    def connect(self, fun: None = None) -> Callable[[F], F]: ...
+    def connect(self, fun: Any = None) -> Any:
+        """Connect ``fun`` (usable as ``@signal.connect`` and ``@signal.connect()``)."""
+        if fun is None:
+            return self.connect
+        self.receivers.append(fun)
+        return fun
+
+    def disconnect(self, fun: Callable[..., Any]) -> None:
+        """Stop calling ``fun``."""
+        self.receivers.remove(fun)
+
+    async def send(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Call the class's receivers, then this app's, with ``sender`` first."""
+        inherited = self.parent.receivers if self.parent is not None else []
+        for receiver in [*inherited, *self.receivers]:
+            result = receiver(sender, *args, **kwargs)
+            if inspect.isawaitable(result):
+                await result
+
+    def __repr__(self) -> str:
+        return f"<Signal {self.name}: {len(self.receivers)} receivers>"
+
+
+class SignalSlot:
+    """An App attribute holding a signal: one per app, and one on the class that every app's also calls."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.shared = Signal(f"{owner.__name__}.{name}")
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Signal: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> Signal: ...
+    def __get__(self, instance: object | None, owner: type) -> Signal:
+        if instance is None:
+            return self.shared
+        signal = Signal(self.name, parent=self.shared)
+        instance.__dict__[self.name] = signal  # found there from now on: this slot defines no __set__
+        return signal
