@@ -502,6 +502,10 @@ class App:
         """Answer a page only where ``table`` holds the key the request names (`rxstream.views`)."""
         return self.views.table_route(table, **where)
 
+    def topic_route(self, topic: Any, **where: Any) -> Callable[[F], F]:
+        """Answer a page only where this worker reads the partition of ``topic`` the request's key names."""
+        return self.views.topic_route(topic, **where)
+
     # ------------------------------------------------------------ transport
 
     @property
@@ -709,6 +713,7 @@ class App:
             subscription.reopen()  # a restarted app reads again what its stop closed
         for agent in self.agents.values():
             agent.subscription()
+        self.leader.subscribe()
         specs: dict[str, TopicSpec] = {}
         for topic in self.topics.values():
             for spec in topic.specs(self.topic_partitions):

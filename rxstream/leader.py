@@ -32,9 +32,15 @@ class Leader:
         self.topic: Topic[Any, Any] | None = None
 
     def declare(self) -> None:
-        """Declare and subscribe the leader topic (before start: with the app's group; after: on its own)."""
+        """Declare the leader topic; a running app subscribes it at once (in a group of its own)."""
         if self.topic is None:
             self.topic = self.app.topic(leader_topic_name(self.app.id), partitions=1, on_error="crash")
+            if self.app.started:
+                self.subscribe()
+
+    def subscribe(self) -> None:
+        """Join the leader topic's group (the app does this on start, with its own group, when declared)."""
+        if self.topic is not None:
             self.topic.subscription()
 
     def holds(self) -> bool:

@@ -102,22 +102,45 @@ class Views:
 
         return decorate
 
-    def table_route(
+    def table_route(self, table: Any, **where: Any) -> Callable[[Any], Any]:
+        """Answer only where ``table`` holds the key the request names (see `route`)."""
+        return self.route(f"table {table.name!r}", table.partitions, table.store.partitions, **where)
+
+    def topic_route(self, topic: Any, **where: Any) -> Callable[[Any], Any]:
+        """Answer only where this worker reads the partition of ``topic`` the request's key goes to."""
+        app = self.app
+
+        def held() -> set[int]:
+            return {
+                tp.partition
+                for conductor in app.conductors()
+                if conductor.consumer is not None
+                for tp in conductor.consumer.assignment()
+                if tp.topic == topic.name
+            }
+
+        partitions = topic.partitions or app.topic_partitions
+        return self.route(f"topic {topic.name!r}", partitions, held, **where)
+
+    def route(
         self,
-        table: Any,
+        what: str,
+        partitions: int,
+        held: Callable[[], Any],
         *,
         shard_param: str | None = None,
         query_param: str | None = None,
         match_info: str | None = None,
         exact_key: str | None = None,
     ) -> Callable[[Any], Any]:
-        """Answer only where ``table`` holds the key: taken from the URL (``match_info``), the query string
-        (``query_param``, or Faust's older ``shard_param``) or given (``exact_key``)."""
+        """Answer only where partition ``partition_for(key)`` is ``held()``; the key is taken from the URL
+        (``match_info``), the query string (``query_param``, or Faust's older ``shard_param``) or given
+        (``exact_key``); elsewhere 421 names the partition."""
         names = [n for n in (shard_param, query_param, match_info, exact_key) if n is not None]
         if len(names) != 1:
             raise ConfigurationError(
-                f"@app.table_route({table.name!r}): give one of match_info=, query_param=, shard_param= "
-                f"or exact_key=, got {len(names)}"
+                f"{what}: a route takes one of match_info=, query_param=, shard_param= or exact_key=, "
+                f"got {len(names)}"
             )
 
         def key_of(request: Any) -> Any:
@@ -133,14 +156,13 @@ class Views:
                 try:
                     key = key_of(request)
                 except KeyError:
-                    return view.error(400, f"table {table.name!r}: the request names no key ({names[0]!r})")
-                partition = partition_for(key, table.partitions)
-                if partition not in table.store.partitions():
+                    return view.error(400, f"{what}: the request names no key ({names[0]!r})")
+                partition = partition_for(key, partitions)
+                if partition not in held():
                     return view.error(
                         421,
-                        f"table {table.name!r}: key {key!r} belongs to partition {partition}, which another "
-                        "worker holds: ask it (rxstream answers where the key lives, it does not forward)",
-                        table=table.name,
+                        f"{what}: key {key!r} belongs to partition {partition}, which another worker holds: "
+                        "ask it (rxstream answers where the key lives, it does not forward)",
                         partition=partition,
                     )
                 return await fun(view, request, *args, **kwargs)
