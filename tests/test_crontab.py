@@ -45,7 +45,7 @@ def test_timezones_are_names_zoneinfos_pytz_zones_or_utc() -> None:
 
     assert zone_of(None) is dt.UTC
     assert zone_of("Europe/Oslo") == ZoneInfo("Europe/Oslo") == zone_of(PytzLike())
-    assert zone_of(dt.timezone.utc) is dt.timezone.utc
+    assert zone_of(dt.UTC) is dt.UTC
     with pytest.raises(ConfigurationError, match="unknown timezone 'Mars/Olympus'"):
         zone_of("Mars/Olympus")
 
