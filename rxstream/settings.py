@@ -232,7 +232,7 @@ class Settings:
     @property
     def reply_topic_name(self) -> str:
         """The topic replies to this app's asks arrive on."""
-        return self.reply_topic or f"{self.id}-replies"
+        return self.reply_topic or f"{self.app_id}-replies"
 
 
 def faust_settings(owner: str, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
