@@ -96,7 +96,7 @@ def test_unknown_settings_and_writes_to_real_settings_are_refused_pointing_to_th
     with pytest.raises(ConfigurationError, match=r"unknown setting 'no_such_thing'.*Coming from Faust"):
         App("strict", no_such_thing=1)
     app = App("strict")
-    with pytest.raises(ConfigurationError, match=r"app.conf.topic_partitions is read-only.*topic_partitions="):
+    with pytest.raises(ConfigurationError, match=r"conf.topic_partitions is read-only.*topic_partitions="):
         app.conf.topic_partitions = 3
     with pytest.raises(ConfigurationError, match=r"'bogus' is not a setting.*Coming from Faust"):
         app.conf.bogus = 3
