@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import inspect
 import logging
-import signal
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from . import _rx
+from . import _rx, schedule, views
 from ._deadletter import dead_letter_record
 from ._replies import Replies
 from ._rx import SchedulerBase
-from ._timers import cron, every, gated, watch_broker
+from ._timers import watch_broker
 from .agents import Agent, AgentFun
 from .channels import TOPIC_MAXSIZE, Channel, Topic
 from .codecs import CodecArg
@@ -26,8 +24,9 @@ from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .leader import Leader
 from .monitor import Monitor
+from .schedule import Schedule
 from .settings import Settings, faust_settings
-from .signals import SignalSlot
+from .signals import SignalSlot, configured
 from .streams import Stream, batch_stream, compiled, values_stream
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
@@ -36,7 +35,6 @@ from .tables import Table as _Table
 from .tables import TableManager
 from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
-from .transport.kafka_settings import group_timings
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .transport.validation import check_topic_name
 from .urls import broker_url, redact
@@ -106,42 +104,11 @@ class App:
         timezone: Any = None,
         **faust_options: Any,
     ) -> None:
+        given = {name: value for name, value in locals().items() if name not in ("self", "faust_options")}
         renamed, unneeded = faust_settings(f"App {id!r}", faust_options)
-        broker = broker_url(broker)
-        conf = self.conf = Settings(
-            id=id,
-            broker=broker,
-            store=store,
-            value_serializer=value_serializer,
-            topic_partitions=topic_partitions,
-            topic_replicas=topic_replicas,
-            commit_interval=commit_interval,
-            broker_credentials=broker_credentials,
-            max_redeliveries=max_redeliveries,
-            on_error=on_error,
-            shutdown_timeout=shutdown_timeout,
-            revocation_timeout=revocation_timeout,
-            reply_topic=reply_topic,
-            scheduler=scheduler,
-            broker_availability_timeout=broker_availability_timeout,
-            max_partition_backlog=max_partition_backlog,
-            max_partition_unread=max_partition_unread,
-            session_timeout=session_timeout,
-            heartbeat_interval=heartbeat_interval,
-            max_poll_interval=max_poll_interval,
-            group_instance_id=group_instance_id,
-            table_standby_replicas=table_standby_replicas,
-            version=version,
-            origin=origin,
-            autodiscover=autodiscover,
-            key_serializer=key_serializer,
-            stream_buffer_maxsize=stream_buffer_maxsize,
-            timezone=timezone,
-            ignored=unneeded,
-        )
+        given["broker"] = broker = broker_url(broker)
+        conf = self.conf = Settings(**{**given, **renamed}, ignored=unneeded)
         """The settings this app was given, checked (durations in seconds)."""
-        if renamed:
-            conf = self.conf = dataclasses.replace(conf, **renamed)
         if unneeded:
             logger.info("app %s: Faust settings rxstream does not need: %s", id, ", ".join(unneeded))
         self.id = conf.app_id
@@ -171,10 +138,9 @@ class App:
         self._tables = TableManager(self)
         self.commands: dict[str, Callable[..., Any]] = {}
         self._subscriptions: dict[object, Subscription] = {}
-        self._timers: list[tuple[float, Callable[[], Any], bool]] = []
-        """Timers: interval, call, whether only the leader runs it."""
-        self._crons: list[tuple[Any, Callable[[], Any]]] = []
-        self._tasks: list[Callable[[], Any]] = []
+        self.schedule = Schedule(self)
+        """The timers, cron jobs and tasks this app declared (`timer`, `crontab`, `task`)."""
+        self._timers = self.schedule.timers
         self.leader = Leader(self)
         """Whether this worker leads its group (`is_leader`), for ``on_leader=True`` timers."""
         self.views = Views(self)
@@ -432,79 +398,23 @@ class App:
         for conductor in self.conductors():
             conductor.remove(subscription)
 
-    def timer(
-        self, interval: Duration, *, on_leader: bool = False, name: str | None = None
-    ) -> Callable[[F], F]:
-        """Call the decorated function (sync or async; given the app if it takes an argument) every
-        ``interval`` of ``scheduler`` time; ``on_leader=True``: only on the group's leader (`is_leader`)."""
-        every_s = seconds(interval)
-        if isinstance(every_s, bool) or not isinstance(every_s, (int, float)) or every_s <= 0:
-            raise ConfigurationError(
-                f"app.timer interval must be a positive number of seconds or a timedelta, got {interval!r}"
-            )
-
-        def decorate(fun: F) -> F:
-            if not callable(fun):
-                raise ConfigurationError(f"@app.timer({interval!r}) decorates a function, got {fun!r}")
-            self._timers.append((every_s, self._gated(fun, on_leader), on_leader))
-            return fun
-
-        return decorate
-
-    def crontab(
-        self, cron_format: str, *, timezone: Any = None, tz: Any = None, on_leader: bool = False
-    ) -> Callable[[F], F]:
-        """Call the decorated function at the times a cron expression names (``"0 20 * * *"``), in
-        ``timezone`` (Faust's ``tz=`` too; default the app's ``timezone``, else UTC), on ``scheduler`` time;
-        ``on_leader=True``: only on the group's leader. Needs the ``cron`` extra."""
-        from .crontab import CronSchedule
-
-        schedule = CronSchedule(cron_format, timezone or tz or self.conf.timezone)
-
-        def decorate(fun: F) -> F:
-            self._crons.append((schedule, self._gated(fun, on_leader)))
-            return fun
-
-        return decorate
-
-    def _gated(self, fun: Callable[..., Any], on_leader: bool) -> Callable[[], Any]:
-        if on_leader:
-            self.leader.declare()
-        return gated(fun, self, self.is_leader if on_leader else None)
+    timer = schedule.timer
+    crontab = schedule.crontab
+    task = schedule.task
 
     def is_leader(self) -> bool:
-        """Whether this worker leads its group: it holds the one partition of the app's leader topic
-        (`rxstream.leader`); exactly one worker of a group does while the group is settled."""
+        """Whether this worker leads its group (it holds its leader topic's partition, `rxstream.leader`)."""
         return self.leader.holds()
 
-    def task(self, fun: Any = None, *, on_leader: bool = False) -> Any:
-        """Run the decorated coroutine function once when the app starts (given the app if it takes an
-        argument); ``@app.task()`` works too."""
-        if fun is None:
-            return functools.partial(self.task, on_leader=on_leader)
-        if not inspect.iscoroutinefunction(fun):
-            raise ConfigurationError(f"@app.task decorates an async def function, got {fun!r}")
-        self._tasks.append(self._gated(fun, on_leader))
-        return fun
-
     def command(self, *options: Any, name: str | None = None) -> Any:
-        """Add a custom CLI command (``rxstream NAME -A module:app``) running the decorated function;
-        ``@app.command(argument("x"), option("--n", type=int))`` declares its arguments (`rxstream.cli`)."""
+        """Add a custom CLI command: ``@app.command(argument("x"), option("--n"))`` (`rxstream.cli`)."""
         from .cli import command
 
-        return command(self, options, name)
+        return command(self, *options, name=name)
 
-    def page(self, path: str) -> Callable[[F], F]:
-        """Serve the decorated view at ``path`` on the worker's web server (`rxstream.views`)."""
-        return self.views.page(path)
-
-    def table_route(self, table: Any, **where: Any) -> Callable[[F], F]:
-        """Answer a page only where ``table`` holds the key the request names (`rxstream.views`)."""
-        return self.views.table_route(table, **where)
-
-    def topic_route(self, topic: Any, **where: Any) -> Callable[[F], F]:
-        """Answer a page only where this worker reads the partition of ``topic`` the request's key names."""
-        return self.views.topic_route(topic, **where)
+    page = views.page
+    table_route = views.table_route
+    topic_route = views.topic_route
 
     # ------------------------------------------------------------ transport
 
@@ -512,17 +422,7 @@ class App:
     def transport(self) -> Transport:
         """The transport the broker URL names (created on first use)."""
         if self._transport is None:
-            options: dict[str, Any] = {"default_partitions": self.topic_partitions}
-            if self.broker_credentials is not None:
-                options["credentials"] = self.broker_credentials
-            scheme = self.broker.partition("://")[0].lower()
-            if scheme == "memory":
-                options.update(self.conf.memory_bounds)
-            elif scheme == "kafka":
-                options["availability_timeout"] = self.conf.broker_availability_timeout
-                options["consumer_config"] = group_timings(f"App {self.id!r}", self.conf.group_timings)
-                if self.conf.group_instance_id is not None:
-                    options["group_instance_ids"] = {self.id: self.conf.group_instance_id}
+            options = self.conf.transport_options(self.id, self.broker)
             self._transport = get_transport(self.broker, **options)
         return self._transport
 
@@ -705,9 +605,7 @@ class App:
         if not self._configured:
             self._configured = True
             discover(self.id, self.conf.origin, self.conf.autodiscover)
-            for signal in (self.on_before_configured, self.on_configured, self.on_after_configured):
-                await (signal.send(self, self.conf) if signal is self.on_configured else signal.send(self))
-            await self.on_worker_init.send(self)
+            await configured(self)
         transport = await self.producer()
         for subscription in self._subscriptions.values():
             subscription.reopen()  # a restarted app reads again what its stop closed
@@ -726,16 +624,7 @@ class App:
             await self._conductor.start()
         self._consuming = True  # topics first read from now on get a consumer of their own
         loop = asyncio.get_running_loop()
-        for interval, call, _ in self._timers:
-            timer = every(interval, call, self.scheduler, f"app {self.id}: timer")
-            self._running_tasks.append(loop.create_task(timer, name=f"timer {call.__name__}"))
-        for schedule, call in self._crons:
-            job = cron(schedule, call, self.scheduler, f"app {self.id}: cron job")
-            self._running_tasks.append(loop.create_task(job, name=f"cron job {call.__name__}"))
-        for fun in self._tasks:
-            started = fun()
-            if started is not None:
-                self.spawn(started, f"task {fun.__name__}")
+        self._running_tasks.extend(self.schedule.start())
         reachable = getattr(transport, "reachable", None)
         if reachable is not None:
             limit = seconds(self.conf.broker_availability_timeout)
@@ -846,26 +735,10 @@ class App:
 
     async def run(self, *, install_signal_handlers: bool = True) -> int:
         """Run until SIGINT/SIGTERM or a crash; returns the exit code (0 clean, 1 crashed)."""
-        loop = asyncio.get_running_loop()
-        signalled = asyncio.Event()
-        if install_signal_handlers:  # before start: a signal during start-up stops the app once it is up
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, signalled.set)
-        try:
-            await self.start()
-            assert self._stopped is not None
-            waits = [loop.create_task(signalled.wait()), loop.create_task(self._stopped.wait())]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for wait in waits:
-                    wait.cancel()
-        finally:
-            if install_signal_handlers:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
-            await self.stop()
-        return 1 if self.crashed is not None else 0
+        from .worker import run
+
+        stopped = lambda: cast(asyncio.Event, self._stopped).wait()  # noqa: E731 (set by start, awaited after it)
+        return await run(self, stopped, install_signal_handlers=install_signal_handlers)
 
     def main(self, argv: Sequence[str] | None = None) -> None:
         """The command line for this app: ``python -m yourapp worker``."""

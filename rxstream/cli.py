@@ -80,8 +80,9 @@ class CommandContext:
         print(message)
 
 
-def command(app: App, options: tuple[Any, ...], name: str | None) -> Any:
-    """`App.command`: register a command function, with the arguments and options ``options`` declare."""
+def command(app: App, *options: Any, name: str | None = None) -> Any:
+    """``@app.command``: add a custom CLI command (``rxstream NAME -A module:app``) running the decorated
+    function; ``@app.command(argument("x"), option("--n", type=int))`` declares its arguments."""
 
     def register(fun: Callable[..., Any]) -> Callable[..., Any]:
         setattr(fun, _OPTIONS, [o for o in options if isinstance(o, CommandOption)])

@@ -206,6 +206,21 @@ class Settings:
             return getattr(self, FAUST_RENAMED[name])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def transport_options(self, app_id: str, broker: str) -> dict[str, Any]:
+        """What the transport of ``broker`` (the app's, or the worker's ``--broker``) is built with."""
+        options: dict[str, Any] = {"default_partitions": self.topic_partitions}
+        if self.broker_credentials is not None:
+            options["credentials"] = self.broker_credentials
+        scheme = broker.partition("://")[0].lower()
+        if scheme == "memory":
+            options.update(self.memory_bounds)
+        elif scheme == "kafka":
+            options["availability_timeout"] = self.broker_availability_timeout
+            options["consumer_config"] = group_timings(f"App {app_id!r}", self.group_timings)
+            if self.group_instance_id is not None:
+                options["group_instance_ids"] = {app_id: self.group_instance_id}
+        return options
+
     @property
     def app_id(self) -> str:
         """The id the app's group, internal topics and stores are named by: ``{id}-v{version}`` from

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-__all__ = ["Signal", "SignalSlot"]
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["Signal", "SignalSlot", "configured"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,3 +74,12 @@ class SignalSlot:
         signal = Signal(self.name, parent=self.shared)
         instance.__dict__[self.name] = signal  # found there from now on: this slot defines no __set__
         return signal
+
+
+async def configured(app: App) -> None:
+    """Send the signals Faust sends while it configures an app, once, as the app first starts (rxstream's
+    settings are fixed when the App is built, so there is nothing to change in between)."""
+    await app.on_before_configured.send(app)
+    await app.on_configured.send(app, app.conf)
+    await app.on_after_configured.send(app)
+    await app.on_worker_init.send(app)

@@ -18,7 +18,7 @@ import functools
 import inspect
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .errors import ConfigurationError
 from .transport.partitioner import partition_for
@@ -26,7 +26,25 @@ from .transport.partitioner import partition_for
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["METHODS", "View", "Views", "dumps"]
+__all__ = ["METHODS", "View", "Views", "dumps", "page", "table_route", "topic_route"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def page(app: App, path: str) -> Callable[[F], F]:
+    """``@app.page(path)``: serve the decorated view at ``path`` on the worker's web server."""
+    return app.views.page(path)
+
+
+def table_route(app: App, table: Any, **where: Any) -> Callable[[F], F]:
+    """``@app.table_route(table, match_info=...)``: answer only where ``table`` holds the request's key."""
+    return app.views.table_route(table, **where)
+
+
+def topic_route(app: App, topic: Any, **where: Any) -> Callable[[F], F]:
+    """``@app.topic_route(topic, match_info=...)``: answer only where this worker reads the partition of
+    ``topic`` the request's key goes to."""
+    return app.views.topic_route(topic, **where)
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -84,12 +102,12 @@ class Views:
         self.app = app
         self.pages: dict[str, type[View]] = {}
 
-    def page(self, path: str) -> Callable[[Any], Any]:
+    def page(self, path: str) -> Callable[[F], F]:
         """Declare the view at ``path`` (aiohttp's ``{name}`` placeholders become keyword arguments)."""
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigurationError(f"@app.page: the path must start with '/', got {path!r}")
 
-        def decorate(view: Any) -> Any:
+        def decorate(view: F) -> F:
             if isinstance(view, type) and issubclass(view, View):
                 self.pages[path] = view
             elif inspect.iscoroutinefunction(view):
@@ -102,11 +120,11 @@ class Views:
 
         return decorate
 
-    def table_route(self, table: Any, **where: Any) -> Callable[[Any], Any]:
+    def table_route(self, table: Any, **where: Any) -> Callable[[F], F]:
         """Answer only where ``table`` holds the key the request names (see `route`)."""
         return self.route(f"table {table.name!r}", table.partitions, table.store.partitions, **where)
 
-    def topic_route(self, topic: Any, **where: Any) -> Callable[[Any], Any]:
+    def topic_route(self, topic: Any, **where: Any) -> Callable[[F], F]:
         """Answer only where this worker reads the partition of ``topic`` the request's key goes to."""
         app = self.app
 
@@ -132,7 +150,7 @@ class Views:
         query_param: str | None = None,
         match_info: str | None = None,
         exact_key: str | None = None,
-    ) -> Callable[[Any], Any]:
+    ) -> Callable[[F], F]:
         """Answer only where partition ``partition_for(key)`` is ``held()``; the key is taken from the URL
         (``match_info``), the query string (``query_param``, or Faust's older ``shard_param``) or given
         (``exact_key``); elsewhere 421 names the partition."""
@@ -150,7 +168,7 @@ class Views:
                 return request.match_info[match_info]
             return request.query[query_param or shard_param]
 
-        def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
+        def decorate(fun: F) -> F:
             @functools.wraps(fun)
             async def routed(view: View, request: Any, *args: Any, **kwargs: Any) -> Any:
                 try:
@@ -167,7 +185,7 @@ class Views:
                     )
                 return await fun(view, request, *args, **kwargs)
 
-            return routed
+            return cast(F, routed)
 
         return decorate
 
