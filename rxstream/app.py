@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _rx, schedule, views
 from ._deadletter import dead_letter_record
@@ -23,9 +23,10 @@ from .durations import Duration, seconds
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .leader import Leader
+from .migration import absent, faust_settings
 from .monitor import Monitor
 from .schedule import Schedule
-from .settings import Settings, faust_settings
+from .settings import Settings
 from .signals import SignalSlot, configured
 from .streams import Stream, batch_stream, compiled, values_stream
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
@@ -782,6 +783,11 @@ class App:
         if isinstance(topic, str):
             topic = self.topics.get(topic) or Topic(self, topic)
         return await peek_only_stream(topic).peek(n, events=events, timeout=timeout, latest=latest)
+
+    if not TYPE_CHECKING:  # typed code sees only the App's real attributes
+
+        def __getattr__(self, name: str) -> Any:
+            raise absent(self.__dict__.get("id", "?"), name)
 
     def __repr__(self) -> str:
         broker = redact(self.broker)

@@ -10,59 +10,13 @@ from typing import Any
 from .codecs import CodecArg, get_codec
 from .durations import Duration, seconds
 from .errors import ConfigurationError
+from .migration import FAUST_GUIDE, FAUST_RENAMED, FAUST_UNNEEDED
 from .subscriptions import ErrorPolicy
 from .transport.kafka_settings import group_timings, parse_url
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .urls import redact
 
-__all__ = ["FAUST_GUIDE", "Settings", "faust_settings"]
-
-FAUST_GUIDE = "see 'Coming from Faust' in rxstream's README"
-
-FAUST_RENAMED: Mapping[str, str] = MappingProxyType(
-    {
-        "broker_commit_interval": "commit_interval",
-        "broker_session_timeout": "session_timeout",
-        "broker_heartbeat_interval": "heartbeat_interval",
-        "broker_max_poll_interval": "max_poll_interval",
-        "consumer_group_instance_id": "group_instance_id",
-        "topic_replication_factor": "topic_replicas",
-        "reply_to": "reply_topic",
-    }
-)
-"""Faust's setting names that rxstream spells differently: taken under the Faust name too."""
-
-FAUST_UNNEEDED: Mapping[str, str] = MappingProxyType(
-    {
-        "reply_create_topic": "reply topics are always created",
-        "reply_expires": "an ask waits for its own timeout=",
-        "reply_to_prefix": "the reply topic is reply_topic (default {id}-replies)",
-        "table_cleanup_interval": "windows expire as events pass their expires=",
-        "table_key_index_size": "windowed tables keep no key index",
-        "topic_allow_declare": "topics are created on start when missing",
-        "topic_disable_leader": "the leader topic exists only when on_leader= or is_leader() asks for it",
-        "stream_wait_empty": "a stopping worker always finishes the events it holds",
-        "stream_publish_on_commit": "sends are flushed before every commit",
-        "stream_recovery_delay": "recovery starts at once",
-        "stream_ack_exceptions": "an event an agent raised on is redelivered, never acknowledged",
-        "stream_ack_cancelled_tasks": "an event of a cancelled agent is redelivered, never acknowledged",
-        "web_enabled": "the web server runs when the worker gets --web-port",
-        "web_port": "pass --web-port to the worker",
-        "web_host": "pass --web-host to the worker",
-        "web_bind": "pass --web-host to the worker",
-        "datadir": "rocksdb:// stores take their directory in the store URL",
-        "tabledir": "rocksdb:// stores take their directory in the store URL",
-        "debug": "use the worker's -l debug",
-        "logging_config": "configure logging as usual in Python",
-        "loghandlers": "configure logging as usual in Python",
-        "producer_linger_ms": "sends are batched per agent batch",
-        "producer_acks": "sends wait for every in-sync replica",
-        "broker_client_id": "the client id is the app id",
-        "broker_commit_every": "commits run every commit_interval",
-    }
-)
-"""Faust settings rxstream accepts and does not need, with why (logged when given)."""
-
+__all__ = ["Settings"]
 
 @dataclass(kw_only=True, eq=False)
 class Settings:
@@ -249,16 +203,3 @@ class Settings:
         """The topic replies to this app's asks arrive on."""
         return self.reply_topic or f"{self.app_id}-replies"
 
-
-def faust_settings(owner: str, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Faust's keyword arguments to App: (those renamed, under rxstream's names; those not needed)."""
-    renamed: dict[str, Any] = {}
-    unneeded: dict[str, Any] = {}
-    for name, value in options.items():
-        if name in FAUST_RENAMED:
-            renamed[FAUST_RENAMED[name]] = value
-        elif name in FAUST_UNNEEDED:
-            unneeded[name] = value
-        else:
-            raise ConfigurationError(f"{owner}: App() got an unknown setting {name!r} ({FAUST_GUIDE})")
-    return renamed, unneeded

@@ -469,3 +469,12 @@ def test_commands_take_faust_style_arguments_options_and_self(tmp_path: Path) ->
     assert shouted.stdout.splitlines() == ["OSLO from cli-faust"] * 2
     assert run("quiet", "-A", "faustcli").stdout.strip() == "quiet"
     assert argument("x").dest == "x" and option("--max-latency").dest == "max_latency"
+
+
+def test_faust_attributes_without_a_counterpart_say_what_to_use_instead() -> None:
+    app = App("absent")
+    with pytest.raises(AttributeError, match=r"no 'service' as Faust's: .*@app.task.*Coming from Faust"):
+        app.service  # noqa: B018
+    with pytest.raises(AttributeError, match="'App' object has no attribute 'nothing'$"):
+        app.nothing  # noqa: B018
+    assert not hasattr(app, "start_client")
