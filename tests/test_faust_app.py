@@ -475,6 +475,6 @@ def test_faust_attributes_without_a_counterpart_say_what_to_use_instead() -> Non
     app = App("absent")
     with pytest.raises(AttributeError, match=r"no 'service' as Faust's: .*@app.task.*Coming from Faust"):
         app.service  # noqa: B018
-    with pytest.raises(AttributeError, match="'App' object has no attribute 'nothing'$"):
+    with pytest.raises(AttributeError, match=r"'App' object has no attribute 'nothing'$"):
         app.nothing  # noqa: B018
     assert not hasattr(app, "start_client")
