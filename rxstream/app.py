@@ -229,11 +229,12 @@ class App:
         help: str | None = None,
         key_type: Any = None,
         value_type: Any = None,
-    ) -> Any:
+    ) -> Callable[[AgentFun], Agent]:
         """Decorate ``async def fun(stream)`` as an agent reading ``channel`` (its own topic when None, of
         ``key_type`` and ``value_type``); ``@app.agent`` without parentheses works too."""
         if inspect.iscoroutinefunction(channel) or inspect.isasyncgenfunction(channel):
-            return self.agent()(channel)
+            agent = self.agent()(channel)
+            return cast(Callable[[AgentFun], Agent], agent)  # the bare decorator returns the agent itself
         if isinstance(channel, str):
             channel = self.topic(channel)
 

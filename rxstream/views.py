@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .errors import ConfigurationError
+from .migration import FAUST_GUIDE
 from .transport.partitioner import partition_for
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class Views:
                     return view.error(
                         421,
                         f"{what}: key {key!r} belongs to partition {partition}, which another worker holds: "
-                        "ask it (rxstream answers where the key lives, it does not forward)",
+                        f"ask it (rxstream answers where the key lives, it does not forward; {FAUST_GUIDE})",
                         partition=partition,
                     )
                 return await fun(view, request, *args, **kwargs)
