@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from . import _rx, schedule, views
+from . import _rx, commands, leader, schedule, views
 from ._deadletter import dead_letter_record
 from ._replies import Replies
 from ._rx import SchedulerBase
@@ -27,7 +27,7 @@ from .migration import absent, faust_settings
 from .monitor import Monitor
 from .schedule import Schedule
 from .settings import Settings
-from .signals import SignalSlot, configured
+from .signals import AppSignals, configured
 from .streams import Stream, batch_stream, compiled, values_stream
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class App:
+class App(AppSignals):
     """A stream-processing application: what it declares, and the worker that runs it.
 
     >>> app = App("shop")                         # memory:// broker, no server needed
@@ -59,18 +59,8 @@ class App:
     ...         yield order.amount
 
     Settings are keyword arguments, listed with their defaults in `rxstream.settings.Settings`; the
-    app's own are ``app.conf``. Faust's signals are here too: ``@app.on_partitions_assigned.connect``.
+    app's own are ``app.conf``; its signals (`AppSignals`) are Faust's: ``@app.on_startup.connect``.
     """
-
-    on_before_configured = SignalSlot()
-    on_configured = SignalSlot()
-    on_after_configured = SignalSlot()
-    on_worker_init = SignalSlot()
-    on_startup = SignalSlot()
-    on_partitions_assigned = SignalSlot()
-    on_partitions_revoked = SignalSlot()
-    on_rebalance_complete = SignalSlot()
-    on_shutdown = SignalSlot()
 
     def __init__(
         self,
@@ -404,16 +394,9 @@ class App:
     crontab = schedule.crontab
     task = schedule.task
 
-    def is_leader(self) -> bool:
-        """Whether this worker leads its group (it holds its leader topic's partition, `rxstream.leader`)."""
-        return self.leader.holds()
+    is_leader = leader.is_leader
 
-    def command(self, *options: Any, name: str | None = None) -> Any:
-        """Add a custom CLI command: ``@app.command(argument("x"), option("--n"))`` (`rxstream.cli`)."""
-        from .cli import command
-
-        return command(self, *options, name=name)
-
+    command = commands.command
     page = views.page
     table_route = views.table_route
     topic_route = views.topic_route

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .commands import OPTIONS, argument, call_command, option
 from .errors import ConfigurationError, RxStreamError
 from .progress import Progress
 from .urls import broker_url
@@ -22,87 +23,7 @@ from .urls import broker_url
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["CommandContext", "CommandOption", "argument", "command", "load_app", "main", "option"]
-
-_OPTIONS = "__rxstream_cli_options__"
-"""The attribute of a command function holding its declared arguments and options."""
-
-
-class CommandOption:
-    """A command's argument or option, declared with `argument` or `option` (click's keywords taken)."""
-
-    def __init__(self, names: tuple[str, ...], options: dict[str, Any]) -> None:
-        self.names = names
-        self.options = options
-
-    def add_to(self, parser: argparse.ArgumentParser) -> None:
-        """Add it to the command's parser (click's ``is_flag``, ``multiple`` and ``envvar`` translated)."""
-        options = dict(self.options)
-        envvar = options.pop("envvar", None)
-        if envvar is not None and os.environ.get(envvar) is not None:
-            options["default"] = os.environ[envvar]
-        if options.pop("is_flag", False):
-            options["action"] = "store_true"
-            options.pop("type", None)
-        if options.pop("multiple", False):
-            options["action"] = "append"
-        for ignored in ("show_default", "metavar_help", "callback", "hidden", "prompt"):
-            options.pop(ignored, None)
-        parser.add_argument(*self.names, **options)
-
-    @property
-    def dest(self) -> str:
-        """The keyword argument the command function gets it as."""
-        if "dest" in self.options:
-            return str(self.options["dest"])
-        long = next((n for n in self.names if n.startswith("--")), self.names[0])
-        return long.lstrip("-").replace("-", "_")
-
-
-def argument(*names: str, **options: Any) -> CommandOption:
-    """A positional argument of a custom command: ``@app.command(argument("x"))``."""
-    return CommandOption(names, options)
-
-
-def option(*names: str, **options: Any) -> CommandOption:
-    """An option of a custom command: ``@app.command(option("--n", type=int, default=1))``."""
-    return CommandOption(names, options)
-
-
-class CommandContext:
-    """What a custom command whose first parameter is ``self`` gets: its app and a way to print."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-
-    def say(self, message: Any) -> None:
-        """Print a line for the person running the command."""
-        print(message)
-
-
-def command(app: App, *options: Any, name: str | None = None) -> Any:
-    """``@app.command``: add a custom CLI command (``rxstream NAME -A module:app``) running the decorated
-    function; ``@app.command(argument("x"), option("--n", type=int))`` declares its arguments."""
-
-    def register(fun: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(fun, _OPTIONS, [o for o in options if isinstance(o, CommandOption)])
-        app.commands[name or fun.__name__.replace("_", "-")] = fun
-        return fun
-
-    if len(options) == 1 and callable(options[0]) and not isinstance(options[0], CommandOption):
-        fun, options = options[0], ()
-        return register(fun)
-    return register
-
-
-async def _call_command(app: App, fun: Callable[..., Any], args: argparse.Namespace) -> None:
-    """Call a custom command with its parsed arguments (and ``self`` when its first parameter is named so)."""
-    kwargs = {o.dest: getattr(args, o.dest) for o in getattr(fun, _OPTIONS, [])}
-    parameters = list(inspect.signature(fun).parameters)
-    result = fun(CommandContext(app), **kwargs) if parameters[:1] == ["self"] else fun(**kwargs)
-    if inspect.isawaitable(result):
-        await result
-
+__all__ = ["argument", "load_app", "main", "option"]
 
 def load_app(spec: str) -> App:
     """The App named by ``module:attribute`` (``module`` alone means ``module:app``)."""
@@ -150,7 +71,7 @@ def _parser(app: App | None) -> argparse.ArgumentParser:
     add("topics", "list the app's topics")
     for name, fun in app.commands.items() if app is not None else ():
         sub = add(name, (inspect.getdoc(fun) or "").split("\n")[0])
-        for declared in getattr(fun, _OPTIONS, []):
+        for declared in getattr(fun, OPTIONS, []):
             declared.add_to(sub)
     _add_operations(parser, commands, add)
     return parser
@@ -260,7 +181,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         finally:
             await transport.stop()
         return 0
-    await _call_command(app, app.commands[command], args)
+    await call_command(app, app.commands[command], args)
     return 0
 
 

@@ -16,12 +16,17 @@ if TYPE_CHECKING:
     from .app import App
     from .channels import Topic
 
-__all__ = ["Leader", "leader_topic_name"]
+__all__ = ["Leader", "is_leader", "leader_topic_name"]
 
 
 def leader_topic_name(app_id: str) -> str:
     """The one-partition topic whose owner leads the group of app ``app_id``."""
     return f"{app_id}-__assignor-__leader"
+
+
+def is_leader(app: App) -> bool:
+    """``app.is_leader()``: whether this worker leads its group (it holds the leader topic's partition)."""
+    return app.leader.holds()
 
 
 class Leader:

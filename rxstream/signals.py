@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["Signal", "SignalSlot", "configured"]
+__all__ = ["AppSignals", "Signal", "SignalSlot", "configured"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,6 +74,29 @@ class SignalSlot:
         signal = Signal(self.name, parent=self.shared)
         instance.__dict__[self.name] = signal  # found there from now on: this slot defines no __set__
         return signal
+
+
+class AppSignals:
+    """The signals an App sends (a base of App), with Faust's names and receivers' arguments."""
+
+    on_before_configured = SignalSlot()
+    """``(app)``, once, as the app first starts."""
+    on_configured = SignalSlot()
+    """``(app, conf)``, once, as the app first starts (settings are fixed by then)."""
+    on_after_configured = SignalSlot()
+    """``(app)``, once, as the app first starts."""
+    on_worker_init = SignalSlot()
+    """``(app)``, once, as the app first starts."""
+    on_startup = SignalSlot()
+    """``(app)``, every time the app started."""
+    on_partitions_assigned = SignalSlot()
+    """``(app, assigned=set of TopicPartition)``, after every assignment (tables recovered)."""
+    on_partitions_revoked = SignalSlot()
+    """``(app, revoked=set of TopicPartition)``, at the start of every revocation."""
+    on_rebalance_complete = SignalSlot()
+    """``(app)``, after every assignment."""
+    on_shutdown = SignalSlot()
+    """``(app)``, as the app begins to stop (its agents still run)."""
 
 
 async def configured(app: App) -> None:
