@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from . import _rx, commands, leader, schedule, views
 from ._deadletter import dead_letter_record
@@ -23,7 +23,7 @@ from .durations import Duration, seconds
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .leader import Leader
-from .migration import absent, faust_settings
+from .migration import FaustShapes, faust_settings
 from .monitor import Monitor
 from .schedule import Schedule
 from .settings import Settings
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class App(AppSignals):
+class App(AppSignals, FaustShapes):
     """A stream-processing application: what it declares, and the worker that runs it.
 
     >>> app = App("shop")                         # memory:// broker, no server needed
@@ -767,11 +767,6 @@ class App(AppSignals):
         if isinstance(topic, str):
             topic = self.topics.get(topic) or Topic(self, topic)
         return await peek_only_stream(topic).peek(n, events=events, timeout=timeout, latest=latest)
-
-    if not TYPE_CHECKING:  # typed code sees only the App's real attributes
-
-        def __getattr__(self, name: str) -> Any:
-            raise absent(self.__dict__.get("id", "?"), name)
 
     def __repr__(self) -> str:
         broker = redact(self.broker)

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ConfigurationError
 
-__all__ = ["FAUST_ABSENT", "FAUST_GUIDE", "FAUST_RENAMED", "FAUST_UNNEEDED", "absent", "faust_settings"]
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = [
+    "FAUST_ABSENT",
+    "FAUST_GUIDE",
+    "FAUST_RENAMED",
+    "FAUST_UNNEEDED",
+    "FaustShapes",
+    "absent",
+    "faust_settings",
+]
 
 FAUST_GUIDE = "see 'Coming from Faust' in rxstream's README"
 
@@ -64,7 +75,6 @@ FAUST_ABSENT: Mapping[str, str] = MappingProxyType(
     {
         "service": "rxstream runs no mode services: start background work with @app.task or @app.timer",
         "start_client": "use `async with app:` (or just send: topic.send() starts the producer)",
-        "rebalancing": "read app.monitor.state ('starting', 'recovering', 'running' or 'stopping')",
         "on_produce_message": "wrap topic.send() in a function of your own",
         "web": "declare pages with @app.page and serve them with `rxstream worker --web-port N`",
         "LiveCheck": "test agents with agent.test_context() and rxstream.testing",
@@ -93,3 +103,20 @@ def absent(app_id: str, name: str) -> AttributeError:
         instead = FAUST_ABSENT[name]
         return AttributeError(f"App {app_id!r} has no {name!r} as Faust's: {instead} ({FAUST_GUIDE})")
     return AttributeError(f"'App' object has no attribute {name!r}")
+
+
+class FaustShapes:
+    """Faust's App attributes that only read what rxstream keeps elsewhere (a base of App), and the
+    refusal, saying what to use, of those rxstream has no counterpart for."""
+
+    @property
+    def rebalancing(self) -> bool:
+        """Whether the app is joining its group or recovering tables after an assignment (Faust's flag;
+        ``app.monitor.state`` tells which)."""
+        app = cast("App", self)
+        return app.started and app.monitor.state in ("starting", "recovering")
+
+    if not TYPE_CHECKING:  # typed code sees only the App's real attributes
+
+        def __getattr__(self, name: str) -> Any:
+            raise absent(self.__dict__.get("id", "?"), name)

@@ -478,3 +478,11 @@ def test_faust_attributes_without_a_counterpart_say_what_to_use_instead() -> Non
     with pytest.raises(AttributeError, match=r"'App' object has no attribute 'nothing'$"):
         app.nothing  # noqa: B018
     assert not hasattr(app, "start_client")
+
+
+async def test_rebalancing_holds_while_the_app_joins_and_recovers() -> None:
+    app = App("rebalancing", broker=memory_url())
+    assert not app.rebalancing
+    async with app:
+        await until(lambda: app.monitor.state == "running", "the app to run")
+        assert not app.rebalancing
