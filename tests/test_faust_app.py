@@ -482,7 +482,19 @@ def test_faust_attributes_without_a_counterpart_say_what_to_use_instead() -> Non
 
 async def test_rebalancing_holds_while_the_app_joins_and_recovers() -> None:
     app = App("rebalancing", broker=memory_url())
+    during: list[bool] = []
+
+    @app.agent(app.topic("work", partitions=2))
+    async def work(stream: rxstream.Stream[Any]) -> None:
+        async for _ in stream:
+            pass
+
+    @app.on_partitions_assigned.connect
+    def assigned(sender: App, **kwargs: Any) -> None:
+        during.append(sender.rebalancing)
+
     assert not app.rebalancing
     async with app:
         await until(lambda: app.monitor.state == "running", "the app to run")
         assert not app.rebalancing
+    assert during == [True]
