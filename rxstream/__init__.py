@@ -13,12 +13,16 @@ from .record_fields import FieldDescriptor
 from .records import Record
 from .streams import Stream
 from .tables import GlobalTable, SetTable, Table, WindowedTable, WindowSet
+from .types import AgentT, ChannelT, EventT, StreamT
 
 __all__ = [
     "Agent",
+    "AgentT",
     "App",
     "Channel",
+    "ChannelT",
     "Event",
+    "EventT",
     "FieldDescriptor",
     "GlobalTable",
     "KeyValue",
@@ -29,6 +33,7 @@ __all__ = [
     "SSLCredentials",
     "SetTable",
     "Stream",
+    "StreamT",
     "Table",
     "Topic",
     "WindowSet",

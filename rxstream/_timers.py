@@ -1,17 +1,21 @@
-"""Loops an app runs in the background on its clock: timers, and the watch on the broker's availability."""
+"""Loops an app runs in the background on its clock: timers, cron jobs, and the watch on the broker."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._rx import SchedulerBase
 from .errors import TransportError
 
-__all__ = ["every", "wait", "watch_broker"]
+if TYPE_CHECKING:
+    from .crontab import CronSchedule
+
+__all__ = ["cron", "every", "gated", "wait", "watch_broker"]
 
 logger = logging.getLogger("rxstream.app")
 
@@ -38,18 +42,52 @@ async def wait(seconds: float, scheduler: SchedulerBase | None) -> None:
         scheduled.dispose()
 
 
+def gated(fun: Callable[..., Any], app: Any, gate: Callable[[], bool] | None) -> Callable[[], Any]:
+    """``fun`` called with no argument, or with ``app`` when it takes one (as Faust's tasks and timers are),
+    and only while ``gate()`` holds (``on_leader=True``: while this worker leads)."""
+    try:
+        takes_app = any(
+            p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            for p in inspect.signature(fun).parameters.values()
+        )
+    except (TypeError, ValueError):  # a callable without a signature takes nothing
+        takes_app = False
+
+    @functools.wraps(fun)
+    def call() -> Any:
+        if gate is not None and not gate():
+            return None
+        return fun(app) if takes_app else fun()
+
+    return call
+
+
+async def _run(fun: Callable[[], Any], what: str) -> None:
+    """Call ``fun`` (sync or async); a failure is logged and the loop calling it goes on."""
+    try:
+        result = fun()
+        if inspect.isawaitable(result):
+            await result
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("%s %s failed", what, getattr(fun, "__name__", fun))
+
+
 async def every(interval: float, fun: Callable[..., Any], scheduler: SchedulerBase | None, what: str) -> None:
     """Call ``fun`` (sync or async) every ``interval`` seconds; a failure is logged and the timer goes on."""
     while True:
         await wait(interval, scheduler)
-        try:
-            result = fun()
-            if inspect.isawaitable(result):
-                await result
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("%s %s failed", what, getattr(fun, "__name__", fun))
+        await _run(fun, what)
+
+
+async def cron(
+    schedule: CronSchedule, fun: Callable[[], Any], scheduler: SchedulerBase | None, what: str
+) -> None:
+    """Call ``fun`` at each time ``schedule`` names, on ``scheduler``'s clock; failures are logged."""
+    while True:
+        await wait(schedule.seconds_until_next(scheduler), scheduler)
+        await _run(fun, what)
 
 
 async def watch_broker(

@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -65,6 +65,8 @@ class Agent:
         max_restarts: int = 10,
         restart_window: Duration = 60.0,
         shutdown_timeout: Duration = 10.0,
+        key_type: Any = None,
+        value_type: Any = None,
     ) -> None:
         if not (inspect.iscoroutinefunction(fun) or inspect.isasyncgenfunction(fun)):
             raise ConfigurationError(
@@ -83,7 +85,9 @@ class Agent:
         self.fun = fun
         self.app = app
         self.name = name or f"{fun.__module__}.{fun.__qualname__}"
-        self._channel = channel if channel is not None else app.topic(own_topic_name(app.id, self.name))
+        if channel is None:
+            channel = app.topic(own_topic_name(app.id, self.name), key_type=key_type, value_type=value_type)
+        self._channel = channel
         self._subscription: Subscription | None = None
         self._concurrency = concurrency
         self._sinks = [_sink_for(target, self.name, self._refused) for target in (sink or [])]
@@ -157,15 +161,77 @@ class Agent:
         key: Any = None,
         partition: int | None = None,
         headers: dict[str, bytes | str] | None = None,
+        reply_to: Any = None,
+        correlation_id: str | None = None,
     ) -> RecordMetadata:
-        """Send a value to this agent's channel."""
+        """Send a value to this agent's channel; with ``reply_to`` (a topic name, topic or agent) what the
+        agent yields for it is sent there, keyed by ``correlation_id`` (a new one when None)."""
+        if reply_to is not None:
+            asked = {REPLY_TO: _topic_name(reply_to), CORRELATION_ID: correlation_id or uuid.uuid4().hex}
+            headers = {**(headers or {}), **asked}
         return await self._channel.send(key=key, value=value, partition=partition, headers=headers)
 
-    def cast(self, value: Any = None, *, key: Any = None, partition: int | None = None) -> None:
-        """Send without waiting (fire and forget; failures are logged)."""
-        self.app.spawn(
+    def cast(self, value: Any = None, *, key: Any = None, partition: int | None = None) -> asyncio.Task[None]:
+        """Send without waiting (fire and forget; failures are logged). Awaiting what it returns waits for
+        the send, as Faust's ``await agent.cast(...)`` does; not awaiting it loses nothing."""
+        return self.app.spawn(
             self.send(value, key=key, partition=partition), f"cast to agent {self.name}", send=True
         )
+
+    async def map(
+        self, values: Iterable[Any] | AsyncIterable[Any], *, key: Any = None, timeout: Duration = 30.0
+    ) -> AsyncIterator[Any]:
+        """Ask for each of ``values`` at once and yield the replies as they arrive (in any order)."""
+        async for reply in self.kvmap(_keyed(values, key), timeout=timeout):
+            yield reply
+
+    async def kvmap(
+        self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]], *, timeout: Duration = 30.0
+    ) -> AsyncIterator[Any]:
+        """Ask for each ``(key, value)`` of ``items`` at once and yield the replies as they arrive."""
+        waiters = await self._ask_all(items)
+        try:
+            for reply in asyncio.as_completed(list(waiters.values()), timeout=seconds(timeout)):
+                yield await reply
+        finally:
+            for correlation in waiters:
+                self.app.replies.forget(correlation)
+
+    async def join(
+        self, values: Iterable[Any] | AsyncIterable[Any], *, key: Any = None, timeout: Duration = 30.0
+    ) -> list[Any]:
+        """Ask for each of ``values`` at once; the replies in the order of ``values``."""
+        return await self.kvjoin(_keyed(values, key), timeout=timeout)
+
+    async def kvjoin(
+        self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]], *, timeout: Duration = 30.0
+    ) -> list[Any]:
+        """Ask for each ``(key, value)`` of ``items`` at once; the replies in the order of ``items``."""
+        waiters = await self._ask_all(items)
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*waiters.values()), seconds(timeout)))
+        except TimeoutError:
+            raise TimeoutError(
+                f"agent {self.name} did not reply to all of {len(waiters)} asks within {seconds(timeout)} s"
+            ) from None
+        finally:
+            for correlation in waiters:
+                self.app.replies.forget(correlation)
+
+    async def _ask_all(
+        self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]]
+    ) -> dict[str, asyncio.Future[Any]]:
+        """Send one ask per ``(key, value)``; the replies' futures by correlation id, in sending order."""
+        replies = self.app.replies
+        reply_topic = await replies.topic()
+        waiters: dict[str, asyncio.Future[Any]] = {}
+        pairs = items if isinstance(items, AsyncIterable) else _aiter(items)
+        async for key, value in pairs:
+            correlation = uuid.uuid4().hex
+            waiters[correlation] = replies.expect(correlation)
+            headers = {REPLY_TO: reply_topic, CORRELATION_ID: correlation}
+            await self._channel.send(key=key, value=value, headers=headers)
+        return waiters
 
     async def ask(
         self,
@@ -448,6 +514,28 @@ def own_topic_name(app_id: str, agent: str) -> str:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         valid = f"{valid[: MAX_TOPIC_NAME - len(digest) - 1]}-{digest}"
     return valid.replace(".", "_") if valid in (".", "..") else valid
+
+
+def _topic_name(target: Any) -> str:
+    """The topic a reply goes to: a name, a topic's, or an agent's channel's."""
+    if isinstance(target, Agent):
+        target = target.channel
+    name = target if isinstance(target, str) else getattr(target, "name", None)
+    if not isinstance(name, str):
+        raise ConfigurationError(f"reply_to must be a topic name, a topic or an agent, got {target!r}")
+    return name
+
+
+async def _keyed(values: Iterable[Any] | AsyncIterable[Any], key: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """Each value with ``key``."""
+    source = values if isinstance(values, AsyncIterable) else _aiter(values)
+    async for value in source:
+        yield key, value
+
+
+async def _aiter(values: Iterable[Any]) -> AsyncIterator[Any]:
+    for value in values:
+        yield value
 
 
 def _keys_in(refs: Sequence[Any] | None) -> bool:

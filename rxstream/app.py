@@ -6,25 +6,29 @@ import asyncio
 import functools
 import inspect
 import logging
-import signal
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from . import _rx
+from . import _rx, commands, leader, schedule, views
 from ._deadletter import dead_letter_record
 from ._replies import Replies
 from ._rx import SchedulerBase
-from ._timers import every, watch_broker
+from ._timers import watch_broker
 from .agents import Agent, AgentFun
 from .channels import TOPIC_MAXSIZE, Channel, Topic
 from .codecs import CodecArg
 from .consumer import Conductor
+from .discovery import discover
 from .durations import Duration, seconds
 from .errors import ConfigurationError, RxStreamError, TransportError
 from .events import Message
 from .exactly_once import Outbox
+from .leader import Leader
+from .migration import FaustShapes, faust_settings
 from .monitor import Monitor
+from .schedule import Schedule
 from .settings import Settings
+from .signals import AppSignals, configured
 from .streams import Stream, batch_stream, compiled, values_stream
 from .subscriptions import MAX_BATCH, ErrorPolicy, Subscription
 from .tables import GlobalTable as _GlobalTable
@@ -35,7 +39,8 @@ from .transport import get_transport
 from .transport.base import TopicPartition, TopicSpec, Transport
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .transport.validation import check_topic_name
-from .urls import redact
+from .urls import broker_url, redact
+from .views import Views
 
 __all__ = ["App"]
 
@@ -44,7 +49,7 @@ logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class App:
+class App(AppSignals, FaustShapes):
     """A stream-processing application: what it declares, and the worker that runs it.
 
     >>> app = App("shop")                         # memory:// broker, no server needed
@@ -55,7 +60,7 @@ class App:
     ...         yield order.amount
 
     Settings are keyword arguments, listed with their defaults in `rxstream.settings.Settings`; the
-    app's own are ``app.conf``.
+    app's own are ``app.conf``; its signals (`AppSignals`) are Faust's: ``@app.on_startup.connect``.
     """
 
     def __init__(
@@ -84,39 +89,28 @@ class App:
         group_instance_id: str | None = None,
         table_standby_replicas: int = 0,
         processing_guarantee: str = "at_least_once",
+        version: int = 1,
+        origin: str | None = None,
+        autodiscover: bool | Sequence[str] = False,
+        key_serializer: CodecArg = "raw",
+        stream_buffer_maxsize: int = TOPIC_MAXSIZE,
+        timezone: Any = None,
+        **faust_options: Any,
     ) -> None:
-        conf = self.conf = Settings(
-            id=id,
-            broker=broker,
-            store=store,
-            value_serializer=value_serializer,
-            topic_partitions=topic_partitions,
-            topic_replicas=topic_replicas,
-            commit_interval=commit_interval,
-            broker_credentials=broker_credentials,
-            max_redeliveries=max_redeliveries,
-            on_error=on_error,
-            shutdown_timeout=shutdown_timeout,
-            revocation_timeout=revocation_timeout,
-            reply_topic=reply_topic,
-            scheduler=scheduler,
-            broker_availability_timeout=broker_availability_timeout,
-            max_partition_backlog=max_partition_backlog,
-            max_partition_unread=max_partition_unread,
-            session_timeout=session_timeout,
-            heartbeat_interval=heartbeat_interval,
-            max_poll_interval=max_poll_interval,
-            group_instance_id=group_instance_id,
-            table_standby_replicas=table_standby_replicas,
-            processing_guarantee=processing_guarantee,
-        )
+        given = {name: value for name, value in locals().items() if name not in ("self", "faust_options")}
+        renamed, unneeded = faust_settings(f"App {id!r}", faust_options)
+        given["broker"] = broker = broker_url(broker)
+        conf = self.conf = Settings(**{**given, **renamed}, ignored=unneeded)
         """The settings this app was given, checked (durations in seconds)."""
-        self.id = id
+        if unneeded:
+            logger.info("app %s: Faust settings rxstream does not need: %s", id, ", ".join(unneeded))
+        self.id = conf.app_id
+        """The name of the app's group and internal topics: ``{id}-v{version}`` from version 2 on."""
         self.broker = broker
         self.store = store
         self.value_serializer = value_serializer
         self.topic_partitions = topic_partitions
-        self.topic_replicas = topic_replicas
+        self.topic_replicas = conf.topic_replicas
         self.commit_interval = seconds(conf.commit_interval)
         self.broker_credentials = broker_credentials
         self.max_redeliveries = max_redeliveries
@@ -125,7 +119,7 @@ class App:
         self.revocation_timeout = seconds(conf.revocation_timeout)
         self.broker_availability_timeout = seconds(conf.broker_availability_timeout)
         self.max_partition_backlog = max_partition_backlog
-        self.group_instance_id = group_instance_id
+        self.group_instance_id = conf.group_instance_id
         self.table_standby_replicas = table_standby_replicas
         self.reply_topic_name = conf.reply_topic_name
         self.scheduler = scheduler
@@ -137,8 +131,15 @@ class App:
         self._tables = TableManager(self)
         self.commands: dict[str, Callable[..., Any]] = {}
         self._subscriptions: dict[object, Subscription] = {}
-        self._timers: list[tuple[float, Callable[..., Any], bool]] = []
-        self._tasks: list[Callable[..., Any]] = []
+        self.schedule = Schedule(self)
+        """The timers, cron jobs and tasks this app declared (`timer`, `crontab`, `task`)."""
+        self._timers = self.schedule.timers
+        self.leader = Leader(self)
+        """Whether this worker leads its group (`is_leader`), for ``on_leader=True`` timers."""
+        self.views = Views(self)
+        """The web pages this app declared (`page`, `table_route`), served with ``--web-port``."""
+        self.on_startup_finished: Callable[[], Awaitable[Any]] | None = None
+        """Awaited once the app started (Faust's hook of the same name)."""
         self._transport: Transport | None = None
         self._transport_started = False
         self._conductor: Conductor | None = None
@@ -151,6 +152,7 @@ class App:
         self._running_tasks: list[asyncio.Task[Any]] = []
         self._started = False
         self._stopping = False
+        self._configured = False
         self._consuming = False
         self._stopper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event() if _loop_running() else None
@@ -174,7 +176,7 @@ class App:
         max_redeliveries: int | None = None,
         on_error: str | None = None,
         dead_letter: str | Topic[Any, Any] | None = None,
-        maxsize: int = TOPIC_MAXSIZE,
+        maxsize: int | None = None,
     ) -> Topic[Any, Any]:
         """Declare a topic (created on start if missing); declaring the same name twice returns the first."""
         if names and names[0] in self.topics:
@@ -190,12 +192,12 @@ class App:
             replicas=replicas,
             retention=retention,
             compacting=compacting,
-            key_serializer=key_serializer,
+            key_serializer=key_serializer or self.conf.key_serializer,
             value_serializer=value_serializer,
             max_redeliveries=self.max_redeliveries if max_redeliveries is None else max_redeliveries,
             on_error=on_error or self.on_error,
             dead_letter=dead_letter,
-            maxsize=maxsize,
+            maxsize=self.conf.stream_buffer_maxsize if maxsize is None else maxsize,
         )
         for name in topic.names:
             self.topics[name] = topic
@@ -219,8 +221,14 @@ class App:
         on_error: Callable[[Agent, BaseException], Any] | None = None,
         supervisor_strategy: str | None = None,
         help: str | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
     ) -> Callable[[AgentFun], Agent]:
-        """Decorate ``async def fun(stream)`` as an agent reading ``channel`` (its own topic when None)."""
+        """Decorate ``async def fun(stream)`` as an agent reading ``channel`` (its own topic when None, of
+        ``key_type`` and ``value_type``); ``@app.agent`` without parentheses works too."""
+        if inspect.iscoroutinefunction(channel) or inspect.isasyncgenfunction(channel):
+            agent = self.agent()(channel)
+            return cast(Callable[[AgentFun], Agent], agent)  # the bare decorator returns the agent itself
         if isinstance(channel, str):
             channel = self.topic(channel)
 
@@ -236,6 +244,8 @@ class App:
                 supervisor_strategy=supervisor_strategy,
                 help=help,
                 shutdown_timeout=self.shutdown_timeout,
+                key_type=key_type,
+                value_type=value_type,
             )
             old = self.agents.get(agent.name)
             if old is not None:
@@ -384,33 +394,16 @@ class App:
         for conductor in self.conductors():
             conductor.remove(subscription)
 
-    def timer(self, interval: Duration) -> Callable[[F], F]:
-        """Call the decorated function (sync or async) every ``interval`` of ``scheduler`` time."""
-        every = seconds(interval)
-        if isinstance(every, bool) or not isinstance(every, (int, float)) or every <= 0:
-            raise ConfigurationError(
-                f"app.timer interval must be a positive number of seconds or a timedelta, got {interval!r}"
-            )
+    timer = schedule.timer
+    crontab = schedule.crontab
+    task = schedule.task
 
-        def decorate(fun: F) -> F:
-            if not callable(fun):
-                raise ConfigurationError(f"@app.timer({interval!r}) decorates a function, got {fun!r}")
-            self._timers.append((every, fun, True))
-            return fun
+    is_leader = leader.is_leader
 
-        return decorate
-
-    def task(self, fun: F) -> F:
-        """Run the decorated coroutine function once when the app starts."""
-        if not inspect.iscoroutinefunction(fun):
-            raise ConfigurationError(f"@app.task decorates an async def function, got {fun!r}")
-        self._tasks.append(fun)
-        return fun
-
-    def command(self, fun: F) -> F:
-        """Add a custom CLI command (``rxstream NAME -A module:app``) running the decorated function."""
-        self.commands[fun.__name__.replace("_", "-")] = fun
-        return fun
+    command = commands.command
+    page = views.page
+    table_route = views.table_route
+    topic_route = views.topic_route
 
     # ------------------------------------------------------------ transport
 
@@ -418,17 +411,7 @@ class App:
     def transport(self) -> Transport:
         """The transport the broker URL names (created on first use)."""
         if self._transport is None:
-            options: dict[str, Any] = {"default_partitions": self.topic_partitions}
-            if self.broker_credentials is not None:
-                options["credentials"] = self.broker_credentials
-            scheme = self.broker.partition("://")[0].lower()
-            if scheme == "memory":
-                options.update(self.conf.memory_bounds)
-            elif scheme == "kafka":
-                options["availability_timeout"] = self.conf.broker_availability_timeout
-                options["consumer_config"] = self.conf.kafka_consumer_config
-                if self.conf.group_instance_id is not None:
-                    options["group_instance_ids"] = {self.id: self.conf.group_instance_id}
+            options = self.conf.transport_options(self.id, self.broker)
             self._transport = get_transport(self.broker, **options)
         return self._transport
 
@@ -516,11 +499,15 @@ class App:
 
     def _main_conductor(self) -> Conductor:
         if self._conductor is None:
-            tables = self._tables
             self._conductor = self.conductor(
-                self.id, transactional=True, on_assigned=tables.on_assigned, on_revoked=self._tables_revoked
+                self.id, transactional=True, on_assigned=self._assigned, on_revoked=self._tables_revoked
             )
         return self._conductor
+
+    async def _assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._tables.on_assigned(assigned)
+        await self.on_partitions_assigned.send(self, assigned=set(assigned))
+        await self.on_rebalance_complete.send(self)
 
     def conductor(
         self, group_id: str, *, monitored: bool = True, transactional: bool = False, **hooks: Any
@@ -541,6 +528,7 @@ class App:
         )
 
     async def _tables_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self.on_partitions_revoked.send(self, revoked=set(revoked))
         consumer = self._conductor.consumer if self._conductor is not None else None
         await self._tables.on_revoked(revoked, consumer.assignment() if consumer is not None else frozenset())
 
@@ -607,11 +595,16 @@ class App:
 
     async def _start(self) -> None:
         """The steps of `start` that a failure undoes."""
+        if not self._configured:
+            self._configured = True
+            discover(self.id, self.conf.origin, self.conf.autodiscover)
+            await configured(self)
         transport = await self.producer()
         for subscription in self._subscriptions.values():
             subscription.reopen()  # a restarted app reads again what its stop closed
         for agent in self.agents.values():
             agent.subscription()
+        self.leader.subscribe()
         specs: dict[str, TopicSpec] = {}
         for topic in self.topics.values():
             for spec in topic.specs(self.topic_partitions):
@@ -624,15 +617,7 @@ class App:
             await self._conductor.start()
         self._consuming = True  # topics first read from now on get a consumer of their own
         loop = asyncio.get_running_loop()
-        for interval, fun, _ in self._timers:
-            self._running_tasks.append(
-                loop.create_task(
-                    every(interval, fun, self.scheduler, f"app {self.id}: timer"),
-                    name=f"timer {getattr(fun, '__name__', fun)}",
-                )
-            )
-        for fun in self._tasks:
-            self.spawn(fun(), f"task {fun.__name__}")
+        self._running_tasks.extend(self.schedule.start())
         reachable = getattr(transport, "reachable", None)
         if reachable is not None:
             limit = seconds(self.conf.broker_availability_timeout)
@@ -645,6 +630,9 @@ class App:
             len(self.agents),
             len(self.topics),
         )
+        await self.on_startup.send(self)
+        if self.on_startup_finished is not None:
+            await self.on_startup_finished()
 
     async def stop(self) -> None:
         """Stop cleanly: no new events, in-flight ones finish (bounded), offsets commit, disconnect.
@@ -660,6 +648,7 @@ class App:
         self._stopping = True
         self._consuming = False
         failed: list[BaseException] = []
+        await self._stop_step("on_shutdown", self.on_shutdown.send(self), failed)
         for task in self._running_tasks:
             task.cancel()
         await self._stop_step(
@@ -743,26 +732,10 @@ class App:
 
     async def run(self, *, install_signal_handlers: bool = True) -> int:
         """Run until SIGINT/SIGTERM or a crash; returns the exit code (0 clean, 1 crashed)."""
-        loop = asyncio.get_running_loop()
-        signalled = asyncio.Event()
-        if install_signal_handlers:  # before start: a signal during start-up stops the app once it is up
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, signalled.set)
-        try:
-            await self.start()
-            assert self._stopped is not None
-            waits = [loop.create_task(signalled.wait()), loop.create_task(self._stopped.wait())]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for wait in waits:
-                    wait.cancel()
-        finally:
-            if install_signal_handlers:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
-            await self.stop()
-        return 1 if self.crashed is not None else 0
+        from .worker import run
+
+        stopped = lambda: cast(asyncio.Event, self._stopped).wait()  # noqa: E731 (set by start, awaited after it)
+        return await run(self, stopped, install_signal_handlers=install_signal_handlers)
 
     def main(self, argv: Sequence[str] | None = None) -> None:
         """The command line for this app: ``python -m yourapp worker``."""

@@ -223,6 +223,10 @@ class Topic(Channel[K, V]):
             self._created = True
         return transport
 
+    async def maybe_declare(self) -> None:
+        """Create this topic now if missing (start does it for every declared topic)."""
+        await self._transport()
+
     def encode(self, key: Any, value: Any) -> tuple[Any, Any]:
         """Key and value as the transport wants them (bytes for Kafka, objects in memory)."""
         transport = self.app.transport

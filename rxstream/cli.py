@@ -15,14 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .commands import OPTIONS, argument, call_command, option
 from .errors import ConfigurationError, RxStreamError
 from .progress import Progress
+from .urls import broker_url
 
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["load_app", "main"]
-
+__all__ = ["argument", "load_app", "main", "option"]
 
 def load_app(spec: str) -> App:
     """The App named by ``module:attribute`` (``module`` alone means ``module:app``)."""
@@ -43,12 +44,20 @@ def load_app(spec: str) -> App:
 
 def _parser(app: App | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxstream", description="Stream processing on ReactiveX.")
+    # -A and --broker go before the command (Faust's order) or after it
+    parser.add_argument("-A", "--app", help="the app, as module:attribute")
+    parser.add_argument("-b", "--broker", help="override the app's broker URL")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
-        sub.add_argument("-A", "--app", required=app is None, help="the app, as module:attribute")
-        sub.add_argument("--broker", help="override the app's broker URL (memory:// or kafka://host:port)")
+        sub.add_argument("-A", "--app", default=argparse.SUPPRESS, help="the app, as module:attribute")
+        sub.add_argument(
+            "-b",
+            "--broker",
+            default=argparse.SUPPRESS,
+            help="override the app's broker URL (memory:// or kafka://host:port)",
+        )
         sub.add_argument("-l", "--loglevel", default="info", help="log level (debug, info, warning, error)")
         return sub
 
@@ -61,7 +70,9 @@ def _parser(app: App | None) -> argparse.ArgumentParser:
     add("agents", "list the app's agents")
     add("topics", "list the app's topics")
     for name, fun in app.commands.items() if app is not None else ():
-        add(name, (inspect.getdoc(fun) or "").split("\n")[0])
+        sub = add(name, (inspect.getdoc(fun) or "").split("\n")[0])
+        for declared in getattr(fun, OPTIONS, []):
+            declared.add_to(sub)
     _add_operations(parser, commands, add)
     return parser
 
@@ -105,9 +116,11 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> None:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
     try:
+        if app is None and not args.app:
+            raise ConfigurationError(f"{args.command}: which app? give -A module:attribute")
         chosen = app if app is not None else load_app(args.app)
         if args.broker:
-            chosen.broker = args.broker
+            chosen.broker = broker_url(args.broker)
         sys.exit(asyncio.run(_run(chosen, args)))
     except ConfigurationError as exc:
         print(f"rxstream: {exc}", file=sys.stderr)
@@ -168,10 +181,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         finally:
             await transport.stop()
         return 0
-    fun = app.commands[command]
-    result = fun()
-    if inspect.isawaitable(result):
-        await result
+    await call_command(app, app.commands[command], args)
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from operator import itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, TypeGuard, runtime_checkable
@@ -163,13 +163,33 @@ class Event:
         """Whether this event was rejected through this facade (redelivered, or its error policy applied)."""
         return self._rejected
 
-    def ack(self) -> None:
-        """Mark this event done; idempotent. Its offset becomes committable once all before it are."""
-        if self._acked:
-            return
-        self._acked = True
-        if self._acker is not None and self._ref is not None:
-            self._acker.ack((self._ref,))
+    def ack(self) -> Done:
+        """Mark this event done; idempotent. Its offset becomes committable once all before it are.
+
+        Done at once: ``event.ack()`` and Faust's ``await event.ack()`` both work.
+        """
+        if not self._acked:
+            self._acked = True
+            if self._acker is not None and self._ref is not None:
+                self._acker.ack((self._ref,))
+        return DONE
+
+    async def __aenter__(self) -> Event:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        """``async with event:`` acknowledges it when the block ends without raising (a raise leaves it to
+        the agent's error handling: redelivered, never lost)."""
+        if kind is None:
+            self.ack()
+
+    def __enter__(self) -> Event:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        """``with event:`` acknowledges as ``async with event:`` does."""
+        if kind is None:
+            self.ack()
 
     def reject(self) -> None:
         """Ask for redelivery of this event; after the channel's max_redeliveries its error policy applies."""
@@ -229,6 +249,22 @@ class Event:
         from .display import event_html
 
         return event_html(self)
+
+
+class Done:
+    """What `Event.ack` returns: already done, and awaitable for code that awaits it."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+    def __bool__(self) -> bool:
+        return True
+
+
+DONE: Final = Done()
 
 
 class _EventSource(Protocol):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from .codecs import CodecArg, get_codec
 from .durations import Duration, seconds
 from .errors import ConfigurationError
+from .migration import FAUST_GUIDE, FAUST_RENAMED, FAUST_UNNEEDED
 from .subscriptions import ErrorPolicy
 from .transport.kafka_settings import group_timings, parse_url
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
@@ -19,7 +22,7 @@ PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 """The values of ``processing_guarantee`` (Faust's names)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class Settings:
     """What an App was given, durations in seconds (``timedelta`` accepted), checked when it is built.
 
@@ -46,6 +49,15 @@ class Settings:
 
     ``processing_guarantee`` [at_least_once]: ``exactly_once`` commits what each source partition's events
     sent to sinks and tables together with their offsets, in one transaction (`rxstream.exactly_once`).
+
+    As in Faust: ``version`` [1] names the group, changelogs, repartition, reply and agent topics by
+    ``{id}-v{version}`` from 2 on (`app_id`); ``origin`` [None] is the module the app is defined in, and
+    ``autodiscover`` [False] imports it and its submodules (True) or the listed modules before the worker
+    starts, so agents declared there register; ``key_serializer`` [raw] is the key codec of topics declared
+    without one; ``stream_buffer_maxsize`` [4096] is how many messages a topic's readers hold;
+    ``timezone`` [UTC] is the default of ``@app.crontab``'s. ``ignored`` holds the Faust settings given that
+    rxstream does not need (`FAUST_UNNEEDED`); Faust's names of rxstream's settings (`FAUST_RENAMED`) are
+    taken too.
     """
 
     id: str
@@ -71,6 +83,13 @@ class Settings:
     group_instance_id: str | None = None
     table_standby_replicas: int = 0
     processing_guarantee: str = "at_least_once"
+    version: int = 1
+    origin: str | None = None
+    autodiscover: bool | Sequence[str] = False
+    key_serializer: CodecArg = "raw"
+    stream_buffer_maxsize: int = 4096
+    timezone: Any = None
+    ignored: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         owner = f"App {self.id!r}"
@@ -104,6 +123,10 @@ class Settings:
                 raise ConfigurationError(
                     f"{owner}: {name} must be a positive number of seconds or a timedelta, got {value!r}"
                 )
+        for name in ("version", "stream_buffer_maxsize"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
         for name in ("max_partition_backlog", "max_partition_unread", "table_standby_replicas"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -122,7 +145,54 @@ class Settings:
             )
         group_timings(owner, self.group_timings)
         get_codec(self.value_serializer)
+        get_codec(self.key_serializer)
         ErrorPolicy.make(self.on_error, None, self.max_redeliveries)
+        object.__setattr__(self, "ignored", MappingProxyType(dict(self.ignored)))
+        object.__setattr__(self, "_checked", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Settings are read-only once checked, except Faust's that rxstream does not need (kept in
+        ``ignored``, so ``app.conf.table_cleanup_interval = 1.0`` still runs)."""
+        if not self.__dict__.get("_checked"):
+            object.__setattr__(self, name, value)
+        elif name in FAUST_UNNEEDED:
+            self.__dict__["ignored"] = MappingProxyType({**self.ignored, name: value})
+        elif name in {f.name for f in fields(self)} or name in FAUST_RENAMED:
+            raise ConfigurationError(
+                f"App {self.id!r}: app.conf.{name} is read-only: pass "
+                f"{FAUST_RENAMED.get(name, name)}= to App(...) ({FAUST_GUIDE})"
+            )
+        else:
+            raise ConfigurationError(f"App {self.id!r}: {name!r} is not a setting ({FAUST_GUIDE})")
+
+    def __getattr__(self, name: str) -> Any:
+        """A Faust setting rxstream accepts without needing it reads back as given (None when not)."""
+        if name in FAUST_UNNEEDED:
+            return self.__dict__.get("ignored", {}).get(name)
+        if name in FAUST_RENAMED:
+            return getattr(self, FAUST_RENAMED[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def transport_options(self, app_id: str, broker: str) -> dict[str, Any]:
+        """What the transport of ``broker`` (the app's, or the worker's ``--broker``) is built with."""
+        options: dict[str, Any] = {"default_partitions": self.topic_partitions}
+        if self.broker_credentials is not None:
+            options["credentials"] = self.broker_credentials
+        scheme = broker.partition("://")[0].lower()
+        if scheme == "memory":
+            options.update(self.memory_bounds)
+        elif scheme == "kafka":
+            options["availability_timeout"] = self.broker_availability_timeout
+            options["consumer_config"] = self.kafka_consumer_config
+            if self.group_instance_id is not None:
+                options["group_instance_ids"] = {app_id: self.group_instance_id}
+        return options
+
+    @property
+    def app_id(self) -> str:
+        """The id the app's group, internal topics and stores are named by: ``{id}-v{version}`` from
+        version 2 on (as Faust: raising the version starts over with new changelogs, replies and offsets)."""
+        return self.id if self.version == 1 else f"{self.id}-v{self.version}"
 
     @property
     def group_timings(self) -> dict[str, float]:
@@ -157,4 +227,5 @@ class Settings:
     @property
     def reply_topic_name(self) -> str:
         """The topic replies to this app's asks arrive on."""
-        return self.reply_topic or f"{self.id}-replies"
+        return self.reply_topic or f"{self.app_id}-replies"
+

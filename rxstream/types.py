@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+from .transport.base import TopicPartition
+
 if TYPE_CHECKING:
     from .exactly_once import Outbox
     from .monitor import Monitor
     from .subscriptions import Subscription
     from .transport.base import Transport
 
-__all__ = ["AgentT", "AppServices", "ChannelT", "EventT", "StreamT"]
+__all__ = ["TP", "AgentT", "AppServices", "AppT", "ChannelT", "EventT", "StreamT"]
 
 K_contra = TypeVar("K_contra", contravariant=True)
 V_contra = TypeVar("V_contra", contravariant=True)
@@ -121,3 +123,10 @@ class AppServices(Protocol):
 
     def crash(self, exc: BaseException) -> None:
         """Stop the app because of ``exc``."""
+
+
+AppT = AppServices
+"""Faust's name for the app's type, kept for annotations carried over from Faust (``app: AppT``)."""
+
+TP = TopicPartition
+"""Faust's name for a topic partition."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["redact"]
+__all__ = ["broker_url", "redact"]
 
 MASK = "***"
 
@@ -16,3 +16,20 @@ def redact(url: str) -> str:
     user, colon, _ = userinfo.partition(":")
     masked = f"{user}:{MASK}" if colon else MASK
     return f"{scheme}{sep}{masked}@{hosts}"
+
+
+def broker_url(url: str | list[str] | tuple[str, ...]) -> str:
+    """A broker URL as rxstream reads it: Faust's ``aiokafka://`` is ``kafka://``, a Kafka URL without hosts
+    means ``localhost:9092``, and a list of URLs is one URL of their hosts separated by ``;``."""
+    if isinstance(url, (list, tuple)):
+        hosts = [part.split("://", 1)[-1] for part in url]
+        scheme = url[0].split("://", 1)[0] if url and "://" in url[0] else "kafka"
+        url = f"{scheme}://{';'.join(hosts)}"
+    if not isinstance(url, str):
+        return url
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() == "aiokafka":
+        scheme = "kafka"
+    if sep and scheme.lower() == "kafka" and not rest.strip("/"):
+        rest = "localhost:9092"
+    return f"{scheme}{sep}{rest}" if sep else url

@@ -1,4 +1,6 @@
-"""The worker's web endpoints: Prometheus ``/metrics``, ``/stats`` JSON, ``/health`` and table lookups.
+"""The worker's web endpoints: Prometheus ``/metrics``, ``/stats`` JSON, ``/health``, table lookups, and
+the pages the app declared with ``@app.page`` (`rxstream.views`; ``Request``, ``Response`` and ``View`` are
+importable from here, as in Faust).
 
 >>> server = WebServer(app, port=6066)        # rxstream worker -A shop:app --web-port 6066
 >>> await server.start()
@@ -17,6 +19,7 @@ from .errors import ConfigurationError
 from .monitor import Histogram, Monitor, PartitionStats
 from .tables.stores.base import MISSING
 from .transport.partitioner import partition_for
+from .views import View, dumps
 
 try:
     from aiohttp import web
@@ -35,7 +38,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["WebServer", "metrics_text"]
+__all__ = ["Request", "Response", "View", "WebServer", "metrics_text"]
+
+Request = web.Request
+Response = web.Response
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +229,7 @@ class WebServer:
         application.router.add_get("/stats", self.stats)
         application.router.add_get("/health", self.health)
         application.router.add_get("/tables/{name}/{key}", self.table_value)
+        self.app.views.add_to(application.router)
         return application
 
     async def start(self) -> None:
@@ -282,7 +289,7 @@ class WebServer:
             except TypeError:  # an unhashable candidate
                 continue
             if value is not MISSING:
-                return web.json_response({"table": name, "key": key, "value": value}, dumps=_dumps)
+                return web.json_response({"table": name, "key": key, "value": value}, dumps=dumps)
         partition = partition_for(text, table.partitions)
         if partition in store.partitions():
             return _error(
@@ -306,18 +313,6 @@ def _key_candidates(text: str) -> list[Any]:
         return candidates
     candidates.append(tuple(parsed) if isinstance(parsed, list) else parsed)
     return candidates
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, default=_jsonable)
-
-
-def _jsonable(value: Any) -> Any:
-    for attr in ("to_representation", "asdict", "_asdict"):
-        method = getattr(value, attr, None)
-        if callable(method):
-            return method()
-    return repr(value)
 
 
 def _error(status: int, message: str, **fields: Any) -> web.Response:

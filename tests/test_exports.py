@@ -4,9 +4,12 @@ import rxstream
 
 EXPECTED = [
     "Agent",
+    "AgentT",
     "App",
     "Channel",
+    "ChannelT",
     "Event",
+    "EventT",
     "FieldDescriptor",
     "GlobalTable",
     "KeyValue",
@@ -17,6 +20,7 @@ EXPECTED = [
     "SSLCredentials",
     "SetTable",
     "Stream",
+    "StreamT",
     "Table",
     "Topic",
     "WindowSet",
