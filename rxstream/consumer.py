@@ -82,6 +82,8 @@ class Conductor:
         self._paused: set[TopicPartition] = set()
         self._parked: set[TopicPartition] = set()
         """Partitions revoked by a rebalance that has not assigned yet: fenced, their state kept meanwhile."""
+        self._settled: asyncio.Future[None] | None = None
+        """Resolved once the rebalance under way resumed or forgot the partitions it paused."""
         self._fetched_end: dict[TopicPartition, int] = {}
         self._commit_lock = asyncio.Lock()
         self._running = False
@@ -446,9 +448,12 @@ class Conductor:
             await self._drop(sorted(self._parked))
         where = [(tp.topic, tp.partition) for tp in revoked]
         leases: set[Lease] = set()
+        settled = self._settled
+        if settled is None:
+            settled = self._settled = asyncio.get_running_loop().create_future()
         for subscriptions in self.readers.values():
             for subscription in subscriptions:
-                leases |= subscription.pause(where)
+                leases |= subscription.pause(where, settled)
         cut(leases)
         deadline = time.monotonic() + self.revocation_timeout
         while in_flight(leases):
@@ -480,14 +485,15 @@ class Conductor:
         parked, self._parked = self._parked, set()
         back = [tp for tp in assigned if tp in parked]
         gone = sorted(parked.difference(assigned))
-        if gone:
-            await self._drop(gone)
         if back:
             where = [(tp.topic, tp.partition) for tp in back]
             for subscriptions in self.readers.values():
                 for subscription in subscriptions:
                     subscription.resume(where)
             self._seek_past_fetched(back)
+        if gone:
+            await self._drop(gone)
+        self._settle()
         new = [tp for tp in assigned if tp not in parked]
         if new:
             logger.info("consumer %s: partitions assigned: %s", self.group_id, sorted(new))
@@ -508,6 +514,8 @@ class Conductor:
         for subscriptions in self.readers.values():
             for subscription in subscriptions:
                 subscription.forget(where)
+        if not self._parked:
+            self._settle()
         logger.info("consumer %s: partitions moved away: %s", self.group_id, list(gone))
         if self._on_revoked is not None:
             await self._hook(self._on_revoked, gone, "revoked")
@@ -538,12 +546,13 @@ class Conductor:
         logger.warning("consumer %s: reading %s again from their last commit", self.group_id, tps)
         self._rewinding.update(tps)
         consumer.pause(tps)
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
             where = [(tp.topic, tp.partition) for tp in tps]
             leases: set[Lease] = set()
             for subscriptions in self.readers.values():
                 for subscription in subscriptions:
-                    leases |= subscription.pause(where)
+                    leases |= subscription.pause(where, settled)
             cut(leases)
             deadline = time.monotonic() + self.revocation_timeout
             while in_flight(leases) and time.monotonic() < deadline:
@@ -552,6 +561,7 @@ class Conductor:
                 self._outbox.drop(tps)
             known = {tp: self._committed[tp] for tp in tps if tp in self._committed}
             await self._drop(tps)
+            settled.set_result(None)  # readers waiting on them go on: they were forgotten
             if self._on_assigned is not None:
                 await self._hook(self._on_assigned, tps, "assigned")
             for tp in tps:  # what this worker committed last, else the group's commit
@@ -564,8 +574,16 @@ class Conductor:
         except TransportError as exc:  # moved away meanwhile: the rebalance sorts it out
             logger.warning("consumer %s: reading %s again failed: %s", self.group_id, tps, exc)
         finally:
+            if not settled.done():
+                settled.set_result(None)
             self._rewinding.difference_update(tps)
             consumer.resume(tps)
+
+    def _settle(self) -> None:
+        """The rebalance decided on every paused partition: wake the readers waiting for it."""
+        settled, self._settled = self._settled, None
+        if settled is not None and not settled.done():
+            settled.set_result(None)
 
     def _seek_past_fetched(self, back: Sequence[TopicPartition]) -> None:
         """Fetch partitions that came back from where this worker got to (what it queued is kept)."""

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from . import _rx
 from ._core.acks import Acknowledgments
-from ._core.fence import LIVE, PAUSED, REVOKED, Lease
+from ._core.fence import LIVE, PAUSED, REVOKED, Lease, Settling
 from ._core.redelivery import ErrorPolicy, OnError, Redeliveries
 from ._rx import Batch, Context, Observable
 from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, place_of, value_of
@@ -133,6 +133,10 @@ class Subscription:
         self.redelivered: dict[tuple[str, int], int] = {}
         """Messages redelivered after a reject, per (topic, partition)."""
         self._acks: dict[tuple[str, int], _PartitionAcks] = {}
+        self._paused: set[Lease] = set()
+        """Leases of partitions a rebalance is deciding on: their queued batches wait."""
+        self._timers: dict[int, tuple[Row, asyncio.TimerHandle]] = {}
+        """Redeliveries due, by the identity of the message they redeliver."""
         self._data = asyncio.Event()
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -208,25 +212,34 @@ class Subscription:
         """Every partition's bookkeeping."""
         return self._book.trackers()
 
-    def pause(self, partitions: Sequence[tuple[str, int]]) -> set[Lease]:
-        """Stop readers from processing these partitions' batches until `resume` or `forget`; their leases."""
+    def pause(self, partitions: Sequence[tuple[str, int]], settled: Settling) -> set[Lease]:
+        """Stop readers from processing these partitions' batches until `resume` or `forget`; their leases.
+
+        Whoever pauses resolves ``settled`` once it resumed or forgot them: readers waiting wake up then.
+        """
         leases: set[Lease] = set()
         for where in partitions:
             acks = self._acks.get(where)
             if acks is not None:
                 acks.state = PAUSED
+                acks.settled = settled
                 leases.add(acks)
+        self._paused |= leases
         return leases
 
     def resume(self, partitions: Sequence[tuple[str, int]]) -> None:
         """Let readers process these partitions' batches again (they stayed with this worker)."""
         for where in partitions:
             acks = self._acks.get(where)
-            if acks is not None:
+            if acks is not None and acks.state == PAUSED:
                 acks.state = LIVE
+                acks.settled = None
+                self._paused.discard(acks)
+        self._data.set()  # their queued batches may be read again
 
     def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
-        """Drop the state of partitions that moved to another worker (their queued messages too).
+        """Drop the state of partitions that moved to another worker: queued messages, what readers hold
+        unacknowledged, redeliveries due.
 
         Batches of them already handed to readers are neither processed nor acknowledged any more.
         """
@@ -236,10 +249,22 @@ class Subscription:
             acks = self._acks.pop((topic, partition), None)
             if acks is not None:
                 acks.state = REVOKED
+                acks.settled = None
+                self._paused.discard(acks)
         queue = self._queue  # filtered in place: readers hold this very deque
         kept = [batch for batch in queue if _partition_of(_rows(batch)[0]) not in gone]
         queue.clear()
         queue.extend(kept)
+        for reader in self._readers:
+            outstanding = reader.outstanding
+            held = [rows for rows in outstanding if _partition_of(rows[0]) not in gone]
+            if len(held) < len(outstanding):
+                outstanding.clear()
+                outstanding.extend(held)
+        for key, (message, timer) in list(self._timers.items()):
+            if _partition_of(message) in gone:
+                timer.cancel()
+                del self._timers[key]
         self._update_room()
 
     @property
@@ -282,9 +307,16 @@ class Subscription:
         stale.set()  # readers of this loop waiting on the old event look again
 
     def close(self, *, drain: bool = True) -> None:
-        """End every reader's stream: once the queue is drained, or (``drain=False``) at the next pull."""
+        """End every reader's stream: once the queue is drained, or (``drain=False``) at the next pull.
+
+        Redeliveries not due yet are cancelled: their messages stay unacknowledged, so the partition's
+        commit stays before them and the next start reads them again.
+        """
         self.closed = True
         self._stopping = not drain
+        for _, timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         self._data.set()
         self._update_room()
 
@@ -305,20 +337,34 @@ class Subscription:
     async def _feed(self, reader: _Reader) -> AsyncIterator[Batch]:
         queue = self._queue
         while True:
-            while not queue:
+            while (batch := self._next()) is None:
                 if self.closed or reader.closed:
                     return
                 self._data.clear()
                 await self._data.wait()
             if reader.closed or self._stopping:
+                queue.appendleft(batch)
                 return
-            batch = queue.popleft()
             if self.share > 1 and len(batch.values) > 1 and type(batch) is Batch:
                 batch = self._split(batch)
             self._update_room()
             self._prune(reader)
             reader.outstanding.append(_rows(batch))
             yield batch
+
+    def _next(self) -> Batch | None:
+        """Take the first queued batch of a partition no rebalance is deciding on (the others wait)."""
+        queue = self._queue
+        if not queue:
+            return None
+        paused = self._paused
+        if not paused:
+            return queue.popleft()
+        for i, batch in enumerate(queue):
+            if cast("_PartitionAcks", batch.acker) not in paused:
+                del queue[i]
+                return batch
+        return None
 
     def _split(self, batch: Batch) -> Batch:
         """Cut a batch into one slice per reader: take the first, queue the others first for other readers.
@@ -383,8 +429,11 @@ class Subscription:
         decision = self._redeliveries.failed(message, policy, rejected=how == "rejected")
         action = decision.action
         if action == "redeliver":
+            if self.closed:
+                return  # stopping: it stays unacknowledged, and is read again from the commit
             lease = self._acks.get((message[TOPIC], message[PARTITION]))
-            asyncio.get_running_loop().call_later(decision.delay, self._redeliver, message, lease)
+            timer = asyncio.get_running_loop().call_later(decision.delay, self._redeliver, message, lease)
+            self._timers[id(message)] = (message, timer)
             return
         if action == "retry":
             return
@@ -395,6 +444,7 @@ class Subscription:
         self._spawn(self._apply_policy(message, reason, action, f"{how} {attempts} times at {where}"))
 
     def _redeliver(self, message: Row, lease: _PartitionAcks | None) -> None:
+        self._timers.pop(id(message), None)
         where = (message[TOPIC], message[PARTITION])
         if lease is None or self._acks.get(where) is not lease:
             return  # its partition moved away since (and maybe back): it is delivered again from the commit

@@ -10,7 +10,7 @@ import pytest
 
 import rxstream
 from rxstream import App
-from rxstream._core.fence import LIVE, PAUSED, REVOKED, RUNS, Lease, Run, cut, in_flight, lease_of
+from rxstream._core.fence import LIVE, PAUSED, REVOKED, Lease, Run, cut, in_flight, lease_of
 from rxstream.errors import ConfigurationError
 from rxstream.transport.partitioner import partition_for
 from tests.test_app import eventually, memory_url, read_all
@@ -169,17 +169,13 @@ def test_revocation_timeout_must_not_be_negative() -> None:
 def test_a_cut_run_ends_after_the_value_in_hand_and_only_its_lease_is_in_flight() -> None:
     kept, revoked = Lease(), Lease()
     mine, other = Run(), Run()
-    mine.lease, mine.values = revoked, [1, 2, 3]
-    other.lease, other.values = kept, [4, 5]
-    RUNS.update((mine, other))
-    try:
-        assert in_flight({revoked}) == 1
-        cut({revoked})
-        assert mine.values == [] and other.values == [4, 5]
-        mine.lease = None  # the consumer asked for its next value
-        assert in_flight({revoked}) == 0
-    finally:
-        RUNS.difference_update((mine, other))
+    mine.enter([1, 2, 3], (revoked,))
+    other.enter([4, 5], (kept,))
+    assert in_flight({revoked}) == 1
+    cut({revoked})
+    assert mine.values == [] and other.values == [4, 5]
+    mine.leave()  # the consumer asked for its next value
+    assert in_flight({revoked}) == 0 and in_flight({kept}) == 1
 
 
 def test_a_batch_lease_is_found_through_wrapping_acknowledgers() -> None:

@@ -9,7 +9,8 @@ Modules: ``batch`` (Batch, its references and failures; the reference types and 
 ``rxstream._core.refs``), ``flow`` (Context, backpressure), ``sources``, ``operators`` (map, filter, side
 effects; which references a filter acknowledges when is ``rxstream._core.sift``), ``expand`` (flat_map),
 ``timing`` (take, buffer, rate_limit), ``joins``, ``pipe`` (raw reactivex operators), ``grouping``
-(group_by), ``sink`` (async iteration, collect, subscribe).
+(group_by), ``sink`` (async iteration, collect, subscribe), ``fencing`` (batches of partitions a rebalance
+is deciding on wait, and what it revoked is dropped: ``rxstream._core.fence``).
 """
 
 from reactivex import Observable

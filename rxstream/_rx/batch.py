@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from itertools import islice
 from typing import Any
 
+from .._core.fence import GroupLeases
 from .._core.refs import GROUP_ACKER, Group, Item, Pair, Ref, Source, describe_ref, last_source
 from ..events import (
     KEY,
@@ -61,7 +62,7 @@ class Batch:
         refs = self.refs
         if refs is None:
             return []
-        if self.acker is GROUP_ACKER:
+        if self.acker is GROUP_ACKER or type(self.acker) is GroupLeases:
             return [pair for group in refs[start:stop] if isinstance(group, Group) for pair in group.pairs]
         acker = self.acker
         return [(acker, ref) for ref in refs[start:stop] if ref is not None]

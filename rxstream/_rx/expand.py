@@ -9,7 +9,8 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
 
-from .._core.refs import GROUP_ACKER, ITEM_ACKER, Expanded, Group, Item, Ref, SharedRefs
+from .._core.fence import GroupLeases, leases_of
+from .._core.refs import ITEM_ACKER, Expanded, Group, Item, Ref, SharedRefs
 from .._core.sift import shares_refs
 from ..events import (
     Acknowledger,
@@ -40,7 +41,7 @@ def unshared(batch: Batch) -> Batch:
             groups.extend(Group([(ITEM_ACKER, Item(expanded))]) for _ in range(i - start + 1))
         start = i + 1
     groups.extend(Group([]) for _ in range(len(refs) - start))  # items whose input is in a later batch
-    return Batch(batch.values, groups, GROUP_ACKER)
+    return Batch(batch.values, groups, GroupLeases(leases_of(acker)))
 
 
 def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Ref) -> Observable[Batch]:
@@ -48,6 +49,7 @@ def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Ref) -> Observ
 
     def subscribe(observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None) -> Any:
         origin = Expanded(acker, ref)
+        leases = frozenset(leases_of(acker))
 
         def on_next(batch: Batch) -> None:
             n = len(batch.values)
@@ -55,7 +57,9 @@ def _carrying(inner: Observable[Batch], acker: Acknowledger, ref: Ref) -> Observ
             groups: list[Ref] = [
                 Group([*batch.pairs(i, i + 1), (ITEM_ACKER, Item(origin))]) for i in range(n)
             ]
-            observer.on_next(Batch(batch.values, groups, GROUP_ACKER))
+            inner = leases_of(batch.acker)
+            held = GroupLeases(leases.union(inner) if inner else leases)
+            observer.on_next(Batch(batch.values, groups, held))
 
         def on_completed() -> None:
             origin.complete()

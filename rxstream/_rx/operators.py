@@ -15,6 +15,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from .._core.sift import sift
 from .batch import Batch, failed
+from .fencing import admitted
 from .flow import Context, Operator
 from .sink import subscribe_values
 
@@ -65,7 +66,8 @@ class _Serial:
         observer = self._observer
         try:
             while pending and not self._stopped:
-                out, exc = await self._process(pending[0])
+                batch = await admitted(pending[0])  # batches wait here while a rebalance decides
+                out, exc = await self._process(batch) if batch is not None else (None, None)
                 pending.popleft()
                 flow.inflight -= 1
                 flow.release()

@@ -9,7 +9,8 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable
 
-from .._core.refs import GROUP_ACKER, Group, Pair, ack_pairs
+from .._core.fence import GroupLeases, Lease, leases_of
+from .._core.refs import Group, Pair, ack_pairs
 from .batch import Batch
 from .flow import Operator
 
@@ -26,12 +27,15 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
             observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             pending: list[Pair] = []
+            leases: set[Lease] = set()  # those of the pending inputs
             values: reactivex.Subject[Any] = reactivex.Subject()
 
             def emit(value: Any) -> None:
                 group = Group(pending[:])
                 pending.clear()
-                observer.on_next(Batch([value], [group], GROUP_ACKER))
+                held = GroupLeases(frozenset(leases))
+                leases.clear()
+                observer.on_next(Batch([value], [group], held))
 
             def on_completed() -> None:
                 if pending:
@@ -45,8 +49,12 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
             def on_next(batch: Batch) -> None:
                 # an input joins the pending ones just before it is pushed: an output it causes at once
                 # must not carry the inputs after it
+                current = leases_of(batch.acker)
+                leases.update(current)
                 for i, value in enumerate(batch.values):
                     pending.extend(batch.pairs(i, i + 1))
+                    if not leases:  # an output took the pending inputs' leases: this batch's come back
+                        leases.update(current)
                     values.on_next(value)
 
             outer = source.subscribe(on_next, values.on_error, values.on_completed, scheduler=scheduler)

@@ -14,7 +14,7 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import SerialDisposable
 
-from .._core.fence import PAUSED, RUNS, Run, lease_of
+from .._core.fence import Run, leases_of, state_of
 from ..errors import StreamError
 from ..events import (
     KEY,
@@ -26,12 +26,10 @@ from ..events import (
     set_event_source,
 )
 from .batch import ACK_EVERY, Batch
+from .fencing import admitted, fenced, tail
 from .flow import Context
 
 logger = logging.getLogger(__name__)
-
-_PAUSED_POLL = 0.01
-"""Seconds between looks at a paused partition's lease (only while a rebalance is under way)."""
 
 
 class Sink(abc.ObserverBase[Batch]):
@@ -152,8 +150,7 @@ async def iterate(
     subscription = observable.subscribe(sink)
     queue = sink.queue
     token = set_event_source(cursor)
-    run = Run()  # where a rebalance sees which partition's values this consumer is going through
-    RUNS.add(run)
+    run = Run()  # where a rebalance sees which partitions' values this consumer is going through
     try:
         while True:
             if not queue:
@@ -182,35 +179,45 @@ async def iterate(
                 if on_batch is not None:
                     on_batch(len(values), perf_counter() - began)
                 continue
-            cursor.batch = batch
             n = len(values)
+            leases = leases_of(batch.acker)
+            if leases and state_of(leases):  # a rebalance is deciding on, or took, its partitions
+                kept = await admitted(batch, leases)
+                if kept is None:
+                    continue
+                batch, values = kept, kept.values
+            cursor.batch = batch
+            count = len(values)
             i = acked = 0
-            lease = lease_of(batch.acker)
             try:
-                while i < n:  # in runs of ACK_EVERY, each acknowledged once the consumer moved past it
-                    if lease is not None and lease.state:
-                        while lease.state == PAUSED:  # a rebalance decides whether the partition stays
-                            await asyncio.sleep(_PAUSED_POLL)
-                        if lease.state:
+                while i < count:  # in runs of ACK_EVERY, each acknowledged once the consumer moved past it
+                    if leases and state_of(leases):
+                        if auto_ack:
+                            batch.ack_range(acked, i)  # a paused partition's acknowledgments still count
+                        rest = await admitted(tail(batch, i), leases)
+                        if rest is None:
+                            acked = i
                             break  # revoked: another worker processes the rest
-                    run.values = values[i : i + ACK_EVERY]  # a rebalance may cut it short (in place)
-                    run.lease = lease
+                        batch, values, count, i = rest, rest.values, len(rest.values), 0
+                        acked = 0
+                        cursor.batch = batch
+                    run.enter(values[i : i + ACK_EVERY], leases)  # a rebalance may cut it short (in place)
                     for value in run.values:
                         cursor.index = i
                         yield value
                         i += 1
-                    run.lease = None
-                    if auto_ack and i < n:
+                    run.leave()
+                    if auto_ack and i < count:
                         batch.ack_range(acked, i)
                         acked = i
             finally:
-                run.lease = None
+                run.leave()
                 if auto_ack:
                     batch.ack_range(acked, i)
             if on_batch is not None:
                 on_batch(n, perf_counter() - began)
     finally:
-        RUNS.discard(run)
+        run.leave()
         cursor.batch = None
         subscription.dispose()
         try:
@@ -258,7 +265,7 @@ async def collect(observable: Observable[Batch], ctx: Context, limit: int | None
         if not done.done():
             done.set_result(None)
 
-    subscription.disposable = observable.subscribe(on_next, on_error, on_completed)
+    subscription.disposable = observable.pipe(fenced()).subscribe(on_next, on_error, on_completed)
     try:
         await done
     finally:
@@ -272,7 +279,11 @@ def subscribe_values(
     on_error: Callable[[Exception], Any] | None,
     on_completed: Callable[[], Any] | None,
 ) -> abc.DisposableBase:
-    """Call ``on_next`` per value; each value is acknowledged once the callback returned."""
+    """Call ``on_next`` per value; each value is acknowledged once the callback returned.
+
+    Without ``on_next`` (forwarding: the values were handed on upstream) batches are acknowledged as they
+    come, a paused partition's too; with it, batches of a paused partition wait for their rebalance.
+    """
 
     def batch_next(batch: Batch) -> None:
         done = 0
@@ -292,7 +303,8 @@ def subscribe_values(
         else:
             logger.error("unhandled stream error: %r", exc, exc_info=exc)
 
-    return observable.subscribe(batch_next, report, on_completed)
+    source = observable if on_next is None else observable.pipe(fenced())
+    return source.subscribe(batch_next, report, on_completed)
 
 
 def events_of(observable: Observable[Batch]) -> Observable[Event]:
@@ -301,4 +313,4 @@ def events_of(observable: Observable[Batch]) -> Observable[Event]:
     def expand(batch: Batch) -> Observable[Event]:
         return reactivex.from_iterable([batch.event_at(i) for i in range(len(batch.values))])
 
-    return observable.pipe(ops.concat_map(expand))
+    return observable.pipe(fenced(), ops.concat_map(expand))

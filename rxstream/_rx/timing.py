@@ -10,8 +10,9 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
+from .._core.fence import GroupLeases, Lease, leases_of
 from .._core.limits import TokenBucket
-from .._core.refs import GROUP_ACKER, Group
+from .._core.refs import Group
 from ..events import (
     Acknowledger,
 )
@@ -24,6 +25,7 @@ class _Gathering:
 
     __slots__ = (
         "_generation",
+        "_leases",
         "_max",
         "_observer",
         "_pairs",
@@ -49,6 +51,8 @@ class _Gathering:
         self._periodic = periodic
         self._values: list[Any] = []
         self._pairs: list[tuple[Acknowledger | None, Any]] = []
+        self._leases: set[Lease] = set()
+        """The leases of the open list's inputs (see `rxstream._core.fence`)."""
         self._timer = SerialDisposable()
         self._generation = 0  # a timer set for an earlier list must not close the current one
 
@@ -61,12 +65,17 @@ class _Gathering:
     def _flush(self) -> None:
         self._generation += 1
         if self._values:
-            out = Batch([self._values[:]], [Group(self._pairs[:])], GROUP_ACKER)
+            out = self._closed()
             self._values.clear()
             self._pairs.clear()
             self._observer.on_next(out)
         if self._periodic:
             self._start_timer()
+
+    def _closed(self) -> Batch:
+        """The open list as a batch of one value, and a new open list's leases."""
+        leases, self._leases = self._leases, set()
+        return Batch([self._values[:]], [Group(self._pairs[:])], GroupLeases(leases))
 
     def _start_timer(self) -> None:
         if self._within is None:
@@ -83,6 +92,7 @@ class _Gathering:
         values = self._values
         start = 0
         n = len(batch.values)
+        leases = leases_of(batch.acker)
         while start < n:
             if not values and not self._periodic:
                 self._start_timer()
@@ -90,6 +100,7 @@ class _Gathering:
             stop = min(n, start + room)
             values.extend(batch.values[start:stop])
             self._pairs.extend(batch.pairs(start, stop))
+            self._leases.update(leases)
             start = stop
             if len(values) >= self._max:
                 self._flush()
@@ -98,7 +109,7 @@ class _Gathering:
         self._timer.dispose()
         self._generation += 1
         if self._values:
-            self._observer.on_next(Batch([self._values[:]], [Group(self._pairs[:])], GROUP_ACKER))
+            self._observer.on_next(self._closed())
         self._observer.on_completed()
 
 

@@ -1,0 +1,133 @@
+"""Batches at the fence: they wait while a rebalance decides on their partitions; what was revoked is dropped.
+
+The rules are `rxstream._core.fence`'s; this is where batches meet them, once per batch: `admitted` for
+whoever can wait (the async-for consumer, async operators), `fenced` for consumers that cannot (callbacks,
+collecting), which hold a batch back until its rebalance is decided.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection
+from typing import Any
+
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+
+from .._core.fence import LIVE, PAUSED, Lease, Settling, admit, leases_of, state_of
+from .batch import Batch
+from .flow import Operator
+
+
+def _paused(leases: Collection[Lease]) -> Settling | None:
+    """What to wait for before a batch holding ``leases`` may go on (None: none of them is paused)."""
+    for lease in leases:
+        if lease.state == PAUSED and lease.settled is not None:
+            return lease.settled
+    return None
+
+
+def trimmed(batch: Batch, leases: Collection[Lease]) -> Batch | None:
+    """``batch`` less the values whose inputs were all revoked (None: nothing is left); none is paused."""
+    kept = admit(batch.values, batch.refs, leases)
+    if kept is None:
+        return batch
+    values, refs = kept
+    return Batch(values, refs, batch.acker) if values else None
+
+
+async def admitted(batch: Batch, leases: Collection[Lease] | None = None) -> Batch | None:
+    """``batch`` once none of its partitions is paused, less what was revoked meanwhile (None: all of it)."""
+    if leases is None:
+        leases = leases_of(batch.acker)
+    while (settled := _paused(leases)) is not None:
+        await settled
+    return trimmed(batch, leases)
+
+
+def tail(batch: Batch, start: int) -> Batch:
+    """The values of ``batch`` from ``start`` on, with their references."""
+    refs = batch.refs
+    return Batch(batch.values[start:], refs[start:] if refs is not None else None, batch.acker)
+
+
+class _Gate:
+    """One consumption's fence for a consumer that cannot wait: batches of a paused partition are held back
+    (with every later batch of that partition) until the rebalance is decided, in order."""
+
+    __slots__ = ("_disposed", "_done", "_held", "_holding", "_observer", "_waits")
+
+    def __init__(self, observer: abc.ObserverBase[Batch]) -> None:
+        self._observer = observer
+        self._held: deque[Batch] = deque()
+        self._holding: set[Lease] = set()
+        self._waits: set[int] = set()
+        self._done = False
+        self._disposed = False
+
+    def on_next(self, batch: Batch) -> None:
+        leases = leases_of(batch.acker)
+        if not leases:
+            self._observer.on_next(batch)
+            return
+        holding = self._holding
+        if holding and not holding.isdisjoint(leases):
+            self._hold(batch, leases, None)
+            return
+        state = state_of(leases)
+        if state == LIVE:
+            self._observer.on_next(batch)
+        elif state == PAUSED:
+            self._hold(batch, leases, _paused(leases))
+        else:
+            kept = trimmed(batch, leases)
+            if kept is not None:
+                self._observer.on_next(kept)
+
+    def _hold(self, batch: Batch, leases: Collection[Lease], settled: Settling | None) -> None:
+        self._held.append(batch)
+        self._holding.update(leases)
+        if settled is not None and id(settled) not in self._waits:
+            self._waits.add(id(settled))
+            settled.add_done_callback(self._release)
+
+    def _release(self, _: Any = None) -> None:
+        """A rebalance was decided: pass on (or hold again) what was held, in order."""
+        if self._disposed:
+            return
+        held, self._held = self._held, deque()
+        self._holding = set()
+        self._waits = set()
+        for batch in held:
+            self.on_next(batch)
+        if self._done and not self._held:
+            self._observer.on_completed()
+
+    def on_error(self, exc: Exception) -> None:
+        self._observer.on_error(exc)
+
+    def on_completed(self) -> None:
+        if self._held:
+            self._done = True  # completes once what is held was passed on
+        else:
+            self._observer.on_completed()
+
+    def dispose(self) -> None:
+        self._disposed = True
+        self._held.clear()
+
+
+def fenced() -> Operator:
+    """Hold back batches of paused partitions until their rebalance is decided; drop what was revoked."""
+
+    def operator(source: Observable[Batch]) -> Observable[Batch]:
+        def subscribe(
+            observer: abc.ObserverBase[Batch], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            gate = _Gate(observer)
+            sub = source.subscribe(gate.on_next, gate.on_error, gate.on_completed, scheduler=scheduler)
+            return CompositeDisposable(sub, Disposable(gate.dispose))
+
+        return Observable(subscribe)
+
+    return operator
