@@ -500,7 +500,11 @@ class App(AppSignals, FaustShapes):
     def _main_conductor(self) -> Conductor:
         if self._conductor is None:
             self._conductor = self.conductor(
-                self.id, transactional=True, on_assigned=self._assigned, on_revoked=self._tables_revoked
+                self.id,
+                transactional=True,
+                on_assigned=self._assigned,
+                on_revoked=self._tables_revoked,
+                on_fenced=self._tables.on_fenced,
             )
         return self._conductor
 

@@ -50,6 +50,7 @@ class Conductor:
         commit_every: int = 100_000,
         on_assigned: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
         on_revoked: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
+        on_fenced: Callable[[Sequence[TopicPartition]], Awaitable[None]] | None = None,
         on_crash: Callable[[BaseException], None] | None = None,
         monitor: Monitor | None = None,
         revocation_timeout: float = 10.0,
@@ -64,6 +65,7 @@ class Conductor:
         """Fetched messages after which a commit starts early; on memory:// what it trims bounds memory."""
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
+        self._on_fenced = on_fenced
         self._on_crash = on_crash
         self.monitor = monitor
         self.revocation_timeout = revocation_timeout
@@ -470,6 +472,8 @@ class Conductor:
         try:
             await self._flush()  # what the finished events changed is stored before the new owner reads it
             await self.commit(only=revoked)
+            if self._on_fenced is not None:  # still their only writer: table standbys note where they stand
+                await self._hook(self._on_fenced, revoked, "fenced")
         except TransportError as exc:  # e.g. the group already moved on: the new owners replay them
             logger.warning(
                 "consumer %s: commit on revocation of %s failed: %s", self.group_id, list(revoked), exc

@@ -79,6 +79,10 @@ class TableManager:
                 await table.revoke(partitions)
             self.standbys.update(revoked=partitions)
 
+    async def on_fenced(self, revoked: Sequence[TopicPartition]) -> None:
+        """Partitions being revoked are fenced and their writes stored: standbys note where they stand."""
+        await self.standbys.fenced({tp.partition for tp in revoked})
+
     async def checkpoint(self) -> None:
         """Persist persistent stores with their changelog offsets (the app does this before commits)."""
         for table in list(self.app.tables.values()):

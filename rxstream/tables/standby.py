@@ -4,7 +4,9 @@ With ``App(table_standby_replicas=N)`` (N >= 1) every worker tails the changelog
 not own into a store of their own, so taking one over replays only the changelog's tail from the standby's
 position. A worker keeps a standby of every partition it does not own (with few workers, the simple
 choice that holds N copies); a group of W workers thus holds W - 1 standbys of each partition. A
-partition the worker gives up stays in its standby as it was, so it is never replayed from the start.
+partition the worker gives up stays in its standby as it was, so it is never replayed from the start: at
+the changelog offset read when the partition was fenced (its events done and its writes stored, while this
+worker was still its only writer), from where the standby follows what the new owner writes.
 Standbys are kept for tables with a memory store (a RocksDB store already replays only what came after
 its checkpoint) and not for windowed or global tables.
 """
@@ -16,7 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import DecodeError
+from ..errors import DecodeError, TransportError
 from ..events import OFFSET, TOPIC, Row
 from ..transport.base import TopicPartition
 from .changelog import ChangelogReader
@@ -40,6 +42,8 @@ class Standby:
         self.store = MemoryStore()
         self.offsets: dict[int, int] = {}
         """Per standby partition, the next changelog offset to apply."""
+        self._fenced_at: dict[int, int] = {}
+        """Per owned partition being revoked, the changelog's end while this worker was its only writer."""
         self._following: frozenset[int] = frozenset()
         self._reader: ChangelogReader | None = None
         self._task: asyncio.Task[None] | None = None
@@ -63,27 +67,47 @@ class Standby:
         self.store.apply_changelog(partition, records, messages[-1][OFFSET] + 1)
         self.offsets[partition] = messages[-1][OFFSET] + 1
 
-    async def adopt(self, partitions: Iterable[int], store: Store) -> None:
-        """Keep the state of ``partitions`` the table gives up (after the app's flush), at the changelog end.
+    async def fenced(self, partitions: Iterable[int]) -> None:
+        """Note where the changelog of ``partitions`` ends now: they are being revoked, their events are done
+        and their writes stored, and nobody else writes to them before the rebalance assigns them.
 
-        A table without ``use_partitioner`` is the only writer of the partitions it owns, so once its writes
-        are stored its values are the changelog's up to the end offsets: the standby follows on from there
-        instead of replaying the partitions from the start, and a partition that comes back is handed over
-        with only what its owner wrote meanwhile to replay.
+        What the table holds of them is then exactly the changelog up to there, whoever writes next.
+        """
+        owned = self.table.store.partitions()
+        taken = [p for p in partitions if p in owned]
+        if self.table.use_partitioner or not taken:
+            return
+        topic = self.table.changelog.name
+        try:
+            ends = await self.table.app.transport.end_offsets(topic)
+        except TransportError as exc:  # the partitions are then followed from the start if they go
+            logger.warning("standby of table %r: cannot read the end of %r: %s", self.table.name, topic, exc)
+            for partition in taken:
+                self._fenced_at.pop(partition, None)
+            return
+        for partition in taken:
+            self._fenced_at[partition] = ends.get(TopicPartition(topic, partition), 0)
+
+    async def adopt(self, partitions: Iterable[int], store: Store) -> None:
+        """Keep the state of ``partitions`` the table gives up, at the changelog offset noted when they were
+        fenced (`fenced`), and follow on from there.
+
+        A table without ``use_partitioner`` is the only writer of the partitions it owns, so its values are
+        the changelog's up to that offset: the standby follows on from there instead of replaying the
+        partitions from the start (what the new owner wrote since, even before this call, included), and a
+        partition that comes back is handed over with only the tail the standby has not applied to replay.
+        A partition never noted is left to be followed from the start.
         """
         if self.table.use_partitioner:
             return  # other workers' writes to these partitions were never applied here
-        taken = sorted(partitions)
-        if not taken:
-            return
-        topic = self.table.changelog.name
-        ends = await self.table.app.transport.end_offsets(topic)
-        for partition in taken:
+        for partition in sorted(partitions):
+            start = self._fenced_at.pop(partition, None)
+            if start is None:
+                continue
             self.store.revoke([partition])
             self.store.assign([partition])
-            end = ends.get(TopicPartition(topic, partition), 0)
-            self.store.apply_changelog(partition, store.items([partition]), end)
-            self.offsets[partition] = end
+            self.store.apply_changelog(partition, store.items([partition]), start)
+            self.offsets[partition] = start
 
     def hand_over(self, partitions: Iterable[int], store: Store) -> dict[int, int]:
         """Move what the standby holds of ``partitions`` into ``store``; the offsets to replay them from."""
@@ -168,6 +192,7 @@ class Standby:
         await self.close()
         self.store.revoke(self.store.partitions())
         self.offsets.clear()
+        self._fenced_at.clear()
         self._following = frozenset()
 
     async def close(self) -> None:
@@ -203,6 +228,13 @@ class Standbys:
         for table in self._tables():
             if table.standby is None:
                 table.standby = Standby(table)
+
+    async def fenced(self, partitions: Iterable[int]) -> None:
+        """Partitions are being revoked: every standby notes where their changelogs end now."""
+        numbers = set(partitions)
+        for table in self._tables():
+            if table.standby is not None:
+                await table.standby.fenced(numbers)
 
     def update(self, assigned: Iterable[int] = (), revoked: Iterable[int] = ()) -> None:
         """Follow, for every table, the partitions this worker does not own after a rebalance."""

@@ -112,6 +112,35 @@ async def test_a_partition_given_away_stays_in_the_standby_and_comes_back_with_n
         assert counts_a.as_dict() == Counter(batch)
 
 
+async def test_a_change_landing_between_the_revocation_and_the_hand_over_is_replayed_on_take_over() -> None:
+    """The standby adopts a partition as of its revocation, so what its next owner writes from then on (here
+    one change landing while the old owner is still dropping the partition) is applied before take-over."""
+    url = memory_url()
+    a, words, counts_a, seen_a = word_count_app(url)
+    b, _, counts_b, _seen_b = word_count_app(url)
+    batch = [WORDS[i % len(WORDS)] for i in range(200)]
+    revoke = counts_a.revoke
+
+    async def revoke_after_a_late_change(partitions: set[int]) -> None:
+        for partition in partitions:  # as if the new owner wrote it before the old one was done dropping
+            counts_a.changelog.put(f"late-{partition}", 1000 + partition, partition)
+        await counts_a.changelog.flush()
+        await revoke(partitions)
+
+    counts_a.revoke = revoke_after_a_late_change  # type: ignore[method-assign]
+    async with a:
+        await send_words(words, batch)
+        await eventually(lambda: len(seen_a) == len(batch))
+        await b.start()
+        moved = counts_b.store.partitions()
+        assert moved and counts_a.standby.partitions == moved
+        await b.stop()  # the partitions come back to a, from its standby
+        await eventually(lambda: counts_a.store.partitions() == frozenset(range(PARTITIONS)))
+        for partition in moved:
+            assert counts_a[f"late-{partition}"] == 1000 + partition
+        assert {w: counts_a[w] for w in WORDS} == Counter(batch)
+
+
 async def test_windowed_and_global_tables_keep_no_standbys() -> None:
     app = App("plain", broker=memory_url(), table_standby_replicas=1)
     words = app.topic("words", partitions=2)
