@@ -134,6 +134,40 @@ async def test_batches_pulled_ahead_into_an_async_operator_wait_for_the_rebalanc
         task.cancel()
 
 
+@pytest.mark.parametrize(
+    "timed",
+    [
+        pytest.param(lambda s: s.take(100, within=0.05), id="take within"),
+        pytest.param(lambda s: s.rate_limit(1, per=0.02, within=0.02), id="rate_limit"),
+    ],
+)
+async def test_functions_after_an_operator_on_its_own_clock_never_run_on_a_revoked_partition(
+    timed: Callable[[Stream[Any]], Stream[Any]],
+) -> None:
+    sub = subscription()
+    deliver(sub, 0, range(0, 3))
+    settled = asyncio.get_running_loop().create_future()
+    before: list[Any] = []
+    after: list[Any] = []
+
+    def enter(value: Any) -> Any:
+        before.append(value)
+        if not settled.done():
+            pause(sub, 0, settled)  # the rebalance begins once the batch is inside the chain
+        return value
+
+    stream = timed(sub.stream().map(enter)).map(after.append)
+    task = asyncio.create_task(consume(stream.__aiter__(), []))
+    try:
+        await asyncio.sleep(0.15)  # the operator passes its values on meanwhile
+        sub.forget(where(0))
+        await settle(settled)
+        await asyncio.sleep(0.05)
+        assert len(before) == 3 and after == []
+    finally:
+        task.cancel()
+
+
 # ------------------------------------------------------------ values made of several inputs
 
 

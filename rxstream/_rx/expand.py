@@ -16,6 +16,7 @@ from ..events import (
     Acknowledger,
 )
 from .batch import Batch, failed
+from .fencing import fenced
 from .flow import Operator
 
 
@@ -77,8 +78,10 @@ def flat_map_values(
 
     ``inner_of`` turns a result into an observable of batches, or None for a plain iterable, which expands
     in place (an input is acknowledged with its last item). Observables are merged as they produce, and an
-    input is acknowledged when its inner stream completed and each of its items was acknowledged.
+    input is acknowledged when its inner stream completed and each of its items was acknowledged. Items
+    of inner streams, which come at any time, meet the fence again (`fenced`).
     """
+    fence = fenced()
 
     def expand(batch: Batch) -> Observable[Batch]:
         parts: list[Observable[Batch]] = []
@@ -126,4 +129,4 @@ def flat_map_values(
             parts.append(reactivex.throw(error))
         return reactivex.merge(*parts)
 
-    return ops.flat_map(expand)
+    return lambda source: fence(source.pipe(ops.flat_map(expand)))

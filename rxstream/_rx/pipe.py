@@ -12,6 +12,7 @@ from reactivex.disposable import CompositeDisposable
 from .._core.fence import GroupLeases, Lease, leases_of
 from .._core.refs import Group, Pair, ack_pairs
 from .batch import Batch
+from .fencing import fenced
 from .flow import Operator
 
 
@@ -20,7 +21,9 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
 
     Values leave their batches; an input is acknowledged once an output emitted after it was consumed
     (or when the stream completes), since raw operators do not say which input an output came from.
+    Outputs, which raw operators may emit at any time, meet the fence again (`fenced`).
     """
+    fence = fenced()
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
         def subscribe(
@@ -60,7 +63,7 @@ def with_values_operators(operators: Sequence[Callable[[Observable[Any]], Observ
             outer = source.subscribe(on_next, values.on_error, values.on_completed, scheduler=scheduler)
             return CompositeDisposable(inner, outer)
 
-        return Observable(subscribe)
+        return fence(Observable(subscribe))
 
     return operator
 

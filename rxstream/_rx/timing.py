@@ -17,6 +17,7 @@ from ..events import (
     Acknowledger,
 )
 from .batch import Batch
+from .fencing import fenced
 from .flow import Context, Flow, Operator, now
 
 
@@ -119,8 +120,9 @@ def take_batches(
     """Gather values into lists of at most ``max_``, closed early by time; never emits an empty list.
 
     With ``periodic`` the clock restarts at every flush (buffer); without it a list closes ``within``
-    seconds after its first value (take).
+    seconds after its first value (take). A list closed by time meets the fence again (`fenced`).
     """
+    fence = fenced()
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
         def subscribe(
@@ -128,7 +130,7 @@ def take_batches(
         ) -> abc.DisposableBase:
             return _Gathering(observer, max_, within, scheduler, periodic).subscribe(source)
 
-        return Observable(subscribe)
+        return fence(Observable(subscribe))
 
     return operator
 
@@ -214,10 +216,14 @@ class _Throttle:
 def rate_limited(
     rate: int, per: float, within: float, scheduler: abc.SchedulerBase, ctx: Context
 ) -> Operator:
-    """Delay values so that at most ``rate`` pass per ``per`` seconds, bursting up to ``within``'s share."""
+    """Delay values so that at most ``rate`` pass per ``per`` seconds, bursting up to ``within``'s share.
+
+    Values passed on later meet the fence again (`fenced`).
+    """
     capacity = max(1.0, rate * within / per)
     refill = rate / per
     flow = ctx.flow
+    fence = fenced()
 
     def operator(source: Observable[Batch]) -> Observable[Batch]:
         def subscribe(
@@ -226,7 +232,7 @@ def rate_limited(
             bucket = TokenBucket(capacity, refill, now(scheduler))
             return _Throttle(observer, bucket, scheduler, flow).subscribe(source)
 
-        return Observable(subscribe)
+        return fence(Observable(subscribe))
 
     return operator
 
