@@ -340,6 +340,31 @@ async def test_through_sends_nothing_of_a_paused_or_revoked_partition() -> None:
         disposable.dispose()
 
 
+async def test_a_tee_hands_its_targets_nothing_of_a_paused_or_revoked_partition() -> None:
+    sub = subscription()
+    deliver(sub, 0, range(0, 4))
+    teed: list[Any] = []
+    iterator = sub.stream().tee(teed.append).__aiter__()
+    assert await iterator.__anext__() == (0, 0)
+    settled = asyncio.get_running_loop().create_future()
+    cut(pause(sub, 0, settled))
+    step = asyncio.create_task(iterator.__anext__())
+    await asyncio.sleep(0.02)
+    assert teed == [(0, 0)] and not step.done()
+    sub.resume(where(0))
+    await settle(settled)
+    assert await asyncio.wait_for(step, 1) == (0, 1) and teed == [(0, 0), (0, 1)]
+    settled = asyncio.get_running_loop().create_future()
+    cut(pause(sub, 0, settled))
+    step = asyncio.create_task(iterator.__anext__())
+    await asyncio.sleep(0.02)
+    sub.forget(where(0))
+    await settle(settled)
+    await asyncio.sleep(0.02)
+    assert teed == [(0, 0), (0, 1)] and not step.done()
+    step.cancel()
+
+
 # ------------------------------------------------------------ waking up, per-app bookkeeping
 
 

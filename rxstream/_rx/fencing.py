@@ -2,13 +2,14 @@
 
 The rules are `rxstream._core.fence`'s; this is where batches meet them, once per batch: `admitted` for
 whoever can wait (the async-for consumer, async operators), `fenced` for consumers that cannot (callbacks,
-collecting), which hold a batch back until its rebalance is decided.
+collecting), which hold a batch back until its rebalance is decided, and `Turnstile` for those that hand
+on one value at a time (taps).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from reactivex import Observable, abc
@@ -49,6 +50,46 @@ def tail(batch: Batch, start: int) -> Batch:
     """The values of ``batch`` from ``start`` on, with their references."""
     refs = batch.refs
     return Batch(batch.values[start:], refs[start:] if refs is not None else None, batch.acker)
+
+
+WAIT = object()
+"""What `Turnstile.admit` answers while a rebalance decides on the batch."""
+
+
+class Turnstile:
+    """The fence for a consumer that hands on a batch's values one at a time as they are asked for and cannot
+    wait: a batch is checked when it comes first, then again only once a lease of it changed state."""
+
+    __slots__ = ("_batch", "_leases", "_state", "_waits", "_wake")
+
+    def __init__(self, wake: Callable[[], object]) -> None:
+        self._wake = wake
+        self._batch: Batch | None = None
+        self._leases: Collection[Lease] = ()
+        self._state = LIVE
+        self._waits: set[int] = set()
+
+    def admit(self, batch: Batch, start: int) -> Batch | object | None:
+        """What to go on with from value ``start`` of ``batch``: the batch itself, `WAIT` (``wake`` is called
+        once the rebalance decided), None (all of it was revoked) or a new batch of what is left from
+        ``start`` on."""
+        if batch is not self._batch:
+            self._batch, self._leases, self._state = batch, leases_of(batch.acker), LIVE
+        leases = self._leases
+        if not leases:
+            return batch
+        state = state_of(leases)
+        if state == self._state:
+            return batch
+        if state == PAUSED:
+            settled = _paused(leases)
+            if settled is not None and id(settled) not in self._waits:
+                self._waits.add(id(settled))
+                settled.add_done_callback(lambda _: self._wake())
+            return WAIT
+        kept = trimmed(tail(batch, start), leases)
+        self._batch, self._state = kept, state
+        return kept
 
 
 class _Gate:

@@ -18,6 +18,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from .batch import Batch, failed
+from .fencing import WAIT, Turnstile
 from .flow import Context, Flow, Operator
 
 
@@ -69,6 +70,7 @@ class _Tap:
         "_ctx",
         "_demand",
         "_done",
+        "_fence",
         "_fun",
         "_index",
         "_observer",
@@ -97,6 +99,8 @@ class _Tap:
         self._stopped = False
         self._awaiting: tuple[Batch, int] | None = None
         """The value whose function's result is being awaited (nothing else is handed on meanwhile)."""
+        self._fence = Turnstile(self._kick)
+        """Nothing is handed on while a rebalance decides on its partition; what it revoked is dropped."""
         self._worker: asyncio.Task[None] | None = None
 
     def pump(self) -> Awaitable[Any] | None:
@@ -107,6 +111,15 @@ class _Tap:
         wanted = self._demand.wanted
         while pending and not self._stopped and wanted():
             batch = pending[0]
+            kept = self._fence.admit(batch, self._index)
+            if kept is not batch:
+                if kept is WAIT:
+                    return None
+                self._index = 0
+                if not isinstance(kept, Batch):
+                    self._drop_first()
+                    continue
+                pending[0] = batch = kept
             i = self._index
             try:
                 result = self._fun(batch.values[i])
@@ -153,6 +166,13 @@ class _Tap:
         self._observer.on_next(
             Batch([value], refs[i : i + 1], batch.acker) if refs is not None else Batch([value])
         )
+
+    def _drop_first(self) -> None:
+        """Drop the first pending batch (its partition was revoked)."""
+        self._pending.popleft()
+        flow = self._ctx.flow
+        flow.inflight -= 1
+        flow.release()
 
     def _fail(self, exc: Exception, batch: Batch, i: int) -> None:
         self._stopped = True
