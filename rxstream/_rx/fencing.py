@@ -60,14 +60,14 @@ class Turnstile:
     """The fence for a consumer that hands on a batch's values one at a time as they are asked for and cannot
     wait: a batch is checked when it comes first, then again only once a lease of it changed state."""
 
-    __slots__ = ("_batch", "_leases", "_state", "_waits", "_wake")
+    __slots__ = ("_batch", "_leases", "_state", "_waiting", "_wake")
 
     def __init__(self, wake: Callable[[], object]) -> None:
         self._wake = wake
         self._batch: Batch | None = None
         self._leases: Collection[Lease] = ()
         self._state = LIVE
-        self._waits: set[int] = set()
+        self._waiting: Settling | None = None
 
     def admit(self, batch: Batch, start: int) -> Batch | object | None:
         """What to go on with from value ``start`` of ``batch``: the batch itself, `WAIT` (``wake`` is called
@@ -83,8 +83,8 @@ class Turnstile:
             return batch
         if state == PAUSED:
             settled = _paused(leases)
-            if settled is not None and id(settled) not in self._waits:
-                self._waits.add(id(settled))
+            if settled is not None and settled is not self._waiting:
+                self._waiting = settled
                 settled.add_done_callback(lambda _: self._wake())
             return WAIT
         kept = trimmed(tail(batch, start), leases)
@@ -102,7 +102,7 @@ class _Gate:
         self._observer = observer
         self._held: deque[Batch] = deque()
         self._holding: set[Lease] = set()
-        self._waits: set[int] = set()
+        self._waits: list[Settling] = []
         self._done = False
         self._disposed = False
 
@@ -128,8 +128,8 @@ class _Gate:
     def _hold(self, batch: Batch, leases: Collection[Lease], settled: Settling | None) -> None:
         self._held.append(batch)
         self._holding.update(leases)
-        if settled is not None and id(settled) not in self._waits:
-            self._waits.add(id(settled))
+        if settled is not None and not any(wait is settled for wait in self._waits):
+            self._waits.append(settled)
             settled.add_done_callback(self._release)
 
     def _release(self, _: Any = None) -> None:
@@ -138,7 +138,7 @@ class _Gate:
             return
         held, self._held = self._held, deque()
         self._holding = set()
-        self._waits = set()
+        self._waits = []
         for batch in held:
             self.on_next(batch)
         if self._done and not self._held:
