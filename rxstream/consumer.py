@@ -66,6 +66,8 @@ class Conductor:
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._on_fenced = on_fenced
+        """Told of the revoked partitions fenced cleanly (events done, writes stored, offsets committed, this
+        worker still their only writer), then of none once the rebalance decided on them."""
         self._on_crash = on_crash
         self.monitor = monitor
         self.revocation_timeout = revocation_timeout
@@ -473,7 +475,9 @@ class Conductor:
             await self._flush()  # what the finished events changed is stored before the new owner reads it
             await self.commit(only=revoked)
             if self._on_fenced is not None:  # still their only writer: table standbys note where they stand
-                await self._hook(self._on_fenced, revoked, "fenced")
+                void = {tp.partition for tp in self._aborted | self._refused}  # their state is dropped
+                clean = [tp for tp in revoked if tp.partition not in void]
+                await self._hook(self._on_fenced, clean, "fenced")
         except TransportError as exc:  # e.g. the group already moved on: the new owners replay them
             logger.warning(
                 "consumer %s: commit on revocation of %s failed: %s", self.group_id, list(revoked), exc
@@ -498,6 +502,8 @@ class Conductor:
         if gone:
             await self._drop(gone)
         self._settle()
+        if self._on_fenced is not None:  # decided: what the revocation noted no longer holds
+            await self._hook(self._on_fenced, [], "fenced")
         new = [tp for tp in assigned if tp not in parked]
         if new:
             logger.info("consumer %s: partitions assigned: %s", self.group_id, sorted(new))

@@ -80,7 +80,8 @@ class TableManager:
             self.standbys.update(revoked=partitions)
 
     async def on_fenced(self, revoked: Sequence[TopicPartition]) -> None:
-        """Partitions being revoked are fenced and their writes stored: standbys note where they stand."""
+        """Partitions being revoked are fenced and their writes stored: standbys note where they stand
+        (none: the rebalance decided, and what they noted no longer holds)."""
         await self.standbys.fenced({tp.partition for tp in revoked})
 
     async def checkpoint(self) -> None:

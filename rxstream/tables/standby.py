@@ -71,8 +71,11 @@ class Standby:
         """Note where the changelog of ``partitions`` ends now: they are being revoked, their events are done
         and their writes stored, and nobody else writes to them before the rebalance assigns them.
 
-        What the table holds of them is then exactly the changelog up to there, whoever writes next.
+        What the table holds of them is then exactly the changelog up to there, whoever writes next, until
+        the rebalance decided (a partition that stays is written again): each call replaces what the one
+        before noted, and one with no partitions forgets it.
         """
+        self._fenced_at.clear()
         owned = self.table.store.partitions()
         taken = [p for p in partitions if p in owned]
         if self.table.use_partitioner or not taken:
@@ -82,8 +85,6 @@ class Standby:
             ends = await self.table.app.transport.end_offsets(topic)
         except TransportError as exc:  # the partitions are then followed from the start if they go
             logger.warning("standby of table %r: cannot read the end of %r: %s", self.table.name, topic, exc)
-            for partition in taken:
-                self._fenced_at.pop(partition, None)
             return
         for partition in taken:
             self._fenced_at[partition] = ends.get(TopicPartition(topic, partition), 0)

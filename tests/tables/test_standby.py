@@ -141,6 +141,23 @@ async def test_a_change_landing_between_the_revocation_and_the_hand_over_is_repl
         assert {w: counts_a[w] for w in WORDS} == Counter(batch)
 
 
+async def test_what_a_revocation_noted_holds_only_until_its_rebalance_decided() -> None:
+    """A partition that stayed is written again: dropped later (outside a rebalance), it is not adopted."""
+    a, words, counts_a, seen_a = word_count_app(memory_url())
+    async with a:
+        await send_words(words, WORDS)
+        await eventually(lambda: len(seen_a) == len(WORDS))
+        standby = counts_a.standby
+        partition = partition_for(WORDS[0], PARTITIONS)
+        await standby.fenced({partition})
+        await standby.fenced(set())  # the rebalance gave it back
+        await standby.adopt({partition}, counts_a.store)
+        assert partition not in standby.offsets
+        await standby.fenced({partition})
+        await standby.adopt({partition}, counts_a.store)
+        assert standby.offsets[partition] > 0 and dict(standby.store.items())[WORDS[0]] >= 1
+
+
 async def test_windowed_and_global_tables_keep_no_standbys() -> None:
     app = App("plain", broker=memory_url(), table_standby_replicas=1)
     words = app.topic("words", partitions=2)
