@@ -499,13 +499,9 @@ class App(AppSignals, FaustShapes):
 
     def _main_conductor(self) -> Conductor:
         if self._conductor is None:
-            self._conductor = self.conductor(
-                self.id,
-                transactional=True,
-                on_assigned=self._assigned,
-                on_revoked=self._tables_revoked,
-                on_fenced=self._tables.on_fenced,
-            )
+            hooks: dict[str, Any] = {"on_assigned": self._assigned, "on_revoked": self._tables_revoked}
+            hooks["on_fenced"] = self._tables.on_fenced
+            self._conductor = self.conductor(self.id, transactional=True, **hooks)
         return self._conductor
 
     async def _assigned(self, assigned: Sequence[TopicPartition]) -> None:
