@@ -113,12 +113,20 @@ class BatchingProducer:
 
     def put(self, key: Any, value: Any, partition: int | None, headers: Headers | None = None) -> None:
         """Queue a record (encoded on a byte transport) for the next batched send; never waits."""
-        if not self._raw_objects:
+        objects = self._objects
+        if objects is None:
+            objects = self._raw_objects
+            if self.app.existing_transport is not None:
+                self._objects = objects
+        if not objects:
             key, value = self.topic.encode(key, value)
         outbox = self.app.outbox
         if outbox is not None and outbox.hold(self.name, (key, value, partition, headers)):
             return
-        self._buffer_record((key, value, partition, headers))
+        if self._buffer_keyed:
+            self._buffer.append((key, value, partition, headers))
+        else:
+            self._buffer_record((key, value, partition, headers))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)

@@ -17,7 +17,8 @@ from ..channels import Topic
 from ..errors import TableError
 from ..events import OFFSET, Headers, Row
 from ..progress import Progress
-from ..transport.base import Consumer, TopicPartition, Transport
+from ..transport.base import Consumer, TopicPartition, TopicSpec, Transport
+from .provenance import COMPACTION_LAG
 
 if TYPE_CHECKING:
     from ..app import App
@@ -46,6 +47,11 @@ class ChangelogTopic(Topic[Any, Any]):
             internal=True,
         )
 
+    def specs(self, default_partitions: int) -> list[TopicSpec]:
+        """The compacted topic, whose records compaction leaves alone for `COMPACTION_LAG` seconds."""
+        lag = {"min.compaction.lag.ms": str(round(COMPACTION_LAG * 1000))}
+        return [spec._replace(config={**spec.config, **lag}) for spec in super().specs(default_partitions)]
+
     def put(self, key: Any, value: Any, partition: int, headers: Headers | None = None) -> None:
         """Queue one change (``value`` None is a deletion) for the next batched send; never waits."""
         self.batching.put(key, value, partition, headers)
@@ -56,11 +62,12 @@ class ChangelogTopic(Topic[Any, Any]):
 
 
 class RecoveryStats(NamedTuple):
-    """What one recovery did: partitions, records applied, seconds taken."""
+    """What one recovery did: partitions, records read, seconds taken, records not applied (uncommitted)."""
 
     partitions: tuple[int, ...]
     records: int
     seconds: float
+    skipped: int = 0
 
     @property
     def rate(self) -> float:

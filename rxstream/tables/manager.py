@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import ConfigurationError
@@ -33,7 +33,7 @@ class TableManager:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.standbys = Standbys(app)
+        self.standbys = Standbys(app, self.committed)
 
     def add(self, table: T) -> T:
         """Register a declared table and its changelog topic."""
@@ -64,8 +64,24 @@ class TableManager:
         partitions = {tp.partition for tp in assigned}
         tables = list(self.app.tables.values())
         if tables and partitions:
-            await asyncio.gather(*(table.recover(partitions) for table in tables))
+            committed = await self.committed(partitions)
+            await asyncio.gather(*(table.recover(partitions, committed) for table in tables))
         self.standbys.update(assigned=partitions)
+
+    async def committed(self, partitions: Iterable[int]) -> dict[TopicPartition, int]:
+        """The app's committed offsets of ``partitions`` of every topic it consumes (0: nothing committed).
+
+        Recovery applies no table change made by an event at or past them: that event is processed again.
+        """
+        wanted = [
+            (consumer, TopicPartition(topic, partition))
+            for conductor in self.app.conductors()
+            if (consumer := conductor.consumer) is not None
+            for topic in conductor.readers
+            for partition in sorted(set(partitions))
+        ]
+        found = await asyncio.gather(*(consumer.committed(tp) for consumer, tp in wanted))
+        return {tp: offset or 0 for (_, tp), offset in zip(wanted, found, strict=True)}
 
     async def on_revoked(self, revoked: Sequence[TopicPartition], owned: frozenset[TopicPartition]) -> None:
         """Drop table state of partition numbers no longer owned through any topic (kept when stopping)."""

@@ -7,6 +7,8 @@ choice that holds N copies); a group of W workers thus holds W - 1 standbys of e
 partition the worker gives up stays in its standby as it was, so it is never replayed from the start: at
 the changelog offset read when the partition was fenced (its events done and its writes stored, while this
 worker was still its only writer), from where the standby follows what the new owner writes.
+A standby applies a change only once the consumer group committed the event that made it, so taking a
+partition over never counts an event that is processed again.
 Standbys are kept for tables with a memory store (a RocksDB store already replays only what came after
 its checkpoint) and not for windowed or global tables.
 """
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import DecodeError, TransportError
-from ..events import OFFSET, TOPIC, Row
+from ..errors import TransportError
+from ..events import OFFSET, Row
 from ..transport.base import TopicPartition
 from .changelog import ChangelogReader
+from .provenance import Committed
 from .stores import Store
 from .stores.memory import MemoryStore
 
@@ -34,16 +37,29 @@ __all__ = ["Standby", "Standbys"]
 logger = logging.getLogger(__name__)
 
 
-class Standby:
-    """One table's standby partitions: a changelog reader following them into a memory store."""
+Committing = Callable[[Iterable[int]], Awaitable[Mapping[TopicPartition, int]]]
+"""The consumer group's committed offsets of some partitions of every consumed topic."""
 
-    def __init__(self, table: Table) -> None:
+
+class Standby:
+    """One table's standby partitions: a changelog reader following them into a memory store.
+
+    The store holds only changes whose source events the consumer group committed: the others wait in
+    ``pending`` (in changelog order) until a look at the committed offsets, every commit interval, lets them
+    in; taking a partition over applies those of its pending changes that the final commit covers.
+    """
+
+    def __init__(self, table: Table, committed: Committing | None = None) -> None:
         self.table = table
         self.store = MemoryStore()
         self.offsets: dict[int, int] = {}
-        """Per standby partition, the next changelog offset to apply."""
+        """Per standby partition, the next changelog offset to read."""
         self._fenced_at: dict[int, int] = {}
         """Per owned partition being revoked, the changelog's end while this worker was its only writer."""
+        self.pending: dict[int, list[Row]] = {}
+        """Per standby partition, changes read but not applied: their events were not known committed."""
+        self._committed = committed
+        self._known = Committed({})
         self._following: frozenset[int] = frozenset()
         self._reader: ChangelogReader | None = None
         self._task: asyncio.Task[None] | None = None
@@ -56,16 +72,47 @@ class Standby:
     def _apply(self, partition: int, messages: Sequence[Row]) -> None:
         if partition not in self._following:
             return  # handed over while a fetched batch was on its way
-        table = self.table
-        try:
-            records = [table.record_of(m) for m in messages]
-        except DecodeError as exc:
-            first = messages[0]
-            raise DecodeError(
-                exc.reason, topic=first[TOPIC], partition=partition, offset=first[OFFSET]
-            ) from exc
-        self.store.apply_changelog(partition, records, messages[-1][OFFSET] + 1)
         self.offsets[partition] = messages[-1][OFFSET] + 1
+        waiting = self.pending.get(partition)
+        if waiting:
+            waiting.extend(messages)
+            self._release(partition)
+            return
+        applies = self._known.applies
+        for i, message in enumerate(messages):
+            if not applies(message):
+                self.pending[partition] = list(messages[i:])
+                messages = messages[:i]
+                break
+        if messages:
+            self.store.apply_changelog(partition, self.table.records_of(partition, messages), 0)
+
+    def _release(self, partition: int) -> None:
+        """Apply the pending changes of ``partition`` up to the first one not known committed."""
+        waiting = self.pending.get(partition)
+        if not waiting:
+            return
+        applies = self._known.applies
+        n = 0
+        while n < len(waiting) and applies(waiting[n]):
+            n += 1
+        if n:
+            self.store.apply_changelog(partition, self.table.records_of(partition, waiting[:n]), 0)
+            del waiting[:n]
+        if not waiting:
+            del self.pending[partition]
+
+    async def _refresh(self) -> None:
+        """Every commit interval, learn the committed offsets and apply the pending changes they cover."""
+        committed = self._committed
+        if committed is None:
+            return
+        while True:
+            await asyncio.sleep(self.table.app.commit_interval)
+            if self.pending:
+                self._known = Committed(await committed(self._following))
+                for partition in list(self.pending):
+                    self._release(partition)
 
     async def fenced(self, partitions: Iterable[int]) -> None:
         """Note where the changelog of ``partitions`` ends now: they are being revoked, their events are done
@@ -110,14 +157,25 @@ class Standby:
             self.store.apply_changelog(partition, store.items([partition]), start)
             self.offsets[partition] = start
 
-    def hand_over(self, partitions: Iterable[int], store: Store) -> dict[int, int]:
-        """Move what the standby holds of ``partitions`` into ``store``; the offsets to replay them from."""
+    def hand_over(
+        self, partitions: Iterable[int], store: Store, committed: Committed | None = None
+    ) -> dict[int, int]:
+        """Move what the standby holds of ``partitions`` into ``store``; the offsets to replay them from.
+
+        Pending changes apply if ``committed`` (the group's offsets now) covers their events.
+        """
         taken = frozenset(partitions) & (self._following | self.offsets.keys())
         if not taken:
             return {}
         self._following -= taken
         starts: dict[int, int] = {}
         for partition in sorted(taken):
+            waiting = self.pending.pop(partition, [])
+            if waiting:
+                rule = committed or Committed({})
+                kept = rule.keep(waiting)
+                if kept:
+                    self.store.apply_changelog(partition, self.table.records_of(partition, kept), 0)
             start = self.offsets.pop(partition, 0)
             if start:
                 store.apply_changelog(partition, self.store.items([partition]), start)
@@ -148,6 +206,7 @@ class Standby:
             self.store.revoke(dropped)
             for partition in dropped:
                 self.offsets.pop(partition, None)
+                self.pending.pop(partition, None)
         self._following = partitions
         if not partitions:
             if previous is not None:
@@ -178,8 +237,10 @@ class Standby:
     ) -> None:
         try:
             await self._retire(previous, old_reader)
+            if self._committed is not None:
+                self._known = Committed(await self._committed(self._following))
             await reader.catch_up({p: self.offsets.get(p, 0) for p in self._following}, follow=True)
-            await reader.follow()
+            await asyncio.gather(reader.follow(), self._refresh())
         except asyncio.CancelledError:
             await reader.close()
             raise
@@ -194,6 +255,7 @@ class Standby:
         self.store.revoke(self.store.partitions())
         self.offsets.clear()
         self._fenced_at.clear()
+        self.pending.clear()
         self._following = frozenset()
 
     async def close(self) -> None:
@@ -210,8 +272,9 @@ class Standby:
 class Standbys:
     """The app's standby replicas: which partitions this worker owns, and a `Standby` per table."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, committed: Committing | None = None) -> None:
         self.app = app
+        self.committed = committed
         self.owned: set[int] = set()
         """Partition numbers this worker owns (through any consumed topic)."""
 
@@ -228,7 +291,7 @@ class Standbys:
         """Give each table that keeps standbys its `Standby` (before the first assignment)."""
         for table in self._tables():
             if table.standby is None:
-                table.standby = Standby(table)
+                table.standby = Standby(table, self.committed)
 
     async def fenced(self, partitions: Iterable[int]) -> None:
         """Partitions are being revoked: every standby notes where their changelogs end now."""

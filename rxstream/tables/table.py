@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, MutableMapping, MutableSet, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, MutableSet, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode_value
 from ..durations import Duration
 from ..errors import ConfigurationError, DecodeError, TableError
-from ..events import KEY, OFFSET, TOPIC, VALUE, Row, current_event
+from ..events import KEY, OFFSET, PARTITION, TOPIC, VALUE, Row, current_event, current_source
 from ..records import decoder_for
 from ..transport.base import TopicPartition
 from ..transport.partitioner import partition_for
 from .changelog import ChangelogReader, ChangelogTopic, RecoveryStats
+from .provenance import Committed, stamp
 from .stores import MISSING, Store, store_for
 from .stores.rocksdb import hashable
 from .views import ansitable
@@ -115,6 +116,10 @@ class Table(MutableMapping[Any, Any]):
         """Changes dropped because their partition had moved to another worker."""
         self.standby: Standby | None = None
         """Warm copies of partitions another worker owns (``App(table_standby_replicas=N)``)."""
+        self.skipped_records = 0
+        """Changelog records recovery did not apply: their events were not committed (see `provenance`)."""
+        self._written: dict[tuple[int, str], int] | None = {} if self._store.persistent else None
+        """For a persistent store, per (partition, source topic), the last source offset of a change."""
 
     # ------------------------------------------------------------ properties
 
@@ -149,22 +154,28 @@ class Table(MutableMapping[Any, Any]):
                 f"table {self.name!r}: cannot store None for key {key!r}: None marks a deletion in the "
                 "changelog; use `del table[key]`"
             )
-        partition = self._write_partition(key)
-        if partition in self._revoked and not self.use_partitioner:
+        if self.use_partitioner:
+            partition = partition_for(key, self._partitions)
+            self._store.set(key, value, partition)
+            self.changelog.put(key, value, partition)
+            return
+        row = current_source()
+        if row is None or row[PARTITION] >= self._partitions:
+            self._write_partition(key)  # raises the error that says why there is no partition
+            return
+        partition = row[PARTITION]
+        if partition in self._revoked:
             self.fenced_writes += 1
             return
         self._store.set(key, value, partition)
-        self.changelog.put(key, value, partition)
+        if self._written is not None:
+            self._written[partition, row[TOPIC]] = row[OFFSET]
+        self.changelog.put(key, value, partition, stamp(row))
 
     def __delitem__(self, key: Any) -> None:
         if self._store.get(key) is MISSING:
             raise KeyError(key)
-        partition = self._write_partition(key)
-        if partition in self._revoked and not self.use_partitioner:
-            self.fenced_writes += 1
-            return
-        self._store.delete(key, partition)
-        self.changelog.put(key, None, partition)
+        self.delete_in(key, self._write_partition(key))
 
     def __contains__(self, key: object) -> bool:
         return self._store.get(key) is not MISSING
@@ -209,44 +220,57 @@ class Table(MutableMapping[Any, Any]):
         """The partition a change of ``key`` belongs to: the current event's, or the key's hash."""
         if self.use_partitioner:
             return partition_for(key, self._partitions)
-        try:
-            event = current_event()
-        except RuntimeError:
-            raise TableError(
-                f"table {self.name!r}: cannot change key {key!r} outside of a stream iteration: a change is "
-                "written to the changelog partition of the event being processed. Change the table inside "
-                "an agent's `async for`, or create it with use_partitioner=True to pick the partition by key"
-            ) from None
-        message = event.message
-        if message is None:
+        row = current_source()
+        if row is None:
+            try:
+                current_event()
+            except RuntimeError:
+                raise TableError(
+                    f"table {self.name!r}: cannot change key {key!r} outside of a stream iteration: a change "
+                    "is written to the changelog partition of the event being processed. Change the table "
+                    "inside an agent's `async for`, or create it with use_partitioner=True to pick the "
+                    "partition by key"
+                ) from None
             raise TableError(
                 f"table {self.name!r}: cannot change key {key!r}: the current event has no message (a "
                 "stream of plain values), so it has no partition; use use_partitioner=True"
             )
-        partition = message.partition
+        partition: int = row[PARTITION]
         if partition >= self._partitions:
             raise TableError(
-                f"table {self.name!r}: key {key!r} comes from topic {message.topic!r} partition "
+                f"table {self.name!r}: key {key!r} comes from topic {row[TOPIC]!r} partition "
                 f"{partition} but the table has {self._partitions} partitions; declare the table with the "
                 "partition count of its source topic (partitions=...)"
             )
         return partition
 
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
+        """``headers`` plus the source of the event being processed (none for ``use_partitioner`` tables)."""
+        row = None if self.use_partitioner else current_source()
+        if row is None:
+            return headers
+        if self._written is not None:
+            self._written[row[PARTITION], row[TOPIC]] = row[OFFSET]
+        return stamp(row) if not headers else {**headers, **stamp(row)}
+
     def set_in(self, key: Any, value: Any, partition: int, headers: dict[str, str] | None = None) -> None:
-        """Store and log a change in a given partition (windows use this for their own bookkeeping)."""
+        """Store and log a change in a given partition (windows use this for their own bookkeeping).
+
+        The change carries the source of the event being processed, if any (see `provenance`).
+        """
         if partition in self._revoked and not self.use_partitioner:
             self.fenced_writes += 1
             return
         self._store.set(key, value, partition)
-        self.changelog.put(key, value, partition, headers)
+        self.changelog.put(key, value, partition, self._headers(headers))
 
     def delete_in(self, key: Any, partition: int, headers: dict[str, str] | None = None) -> None:
-        """Delete and log a deletion in a given partition."""
+        """Delete and log a deletion in a given partition (with the current event's source, if any)."""
         if partition in self._revoked and not self.use_partitioner:
             self.fenced_writes += 1
             return
         self._store.delete(key, partition)
-        self.changelog.put(key, None, partition, headers)
+        self.changelog.put(key, None, partition, self._headers(headers))
 
     # ------------------------------------------------------------ windows
 
@@ -395,17 +419,25 @@ class Table(MutableMapping[Any, Any]):
             value = decode_value(bytes(value), self.changelog.value_serializer)
         return self._decode_key(key), self._decode_value(value)
 
-    def _apply_changelog(self, partition: int, messages: Sequence[Row]) -> None:
-        """Apply recovered changelog messages of one partition."""
+    def records_of(self, partition: int, messages: Sequence[Row]) -> list[tuple[Any, Any]]:
+        """Decoded (key, value) records of changelog messages; a DecodeError names the first message."""
         try:
-            records = [self.record_of(m) for m in messages]
+            return [self.record_of(m) for m in messages]
         except DecodeError as exc:
             first = messages[0]
             raise DecodeError(
                 exc.reason, topic=first[TOPIC], partition=partition, offset=first[OFFSET]
             ) from exc
-        self._store.apply_changelog(partition, records, messages[-1][OFFSET] + 1)
-        if self._windowing is not None:
+
+    def _apply_changelog(
+        self, partition: int, messages: Sequence[Row], committed: Committed | None = None
+    ) -> None:
+        """Apply recovered changelog messages of one partition (with ``committed``, only those that apply)."""
+        next_offset = messages[-1][OFFSET] + 1
+        if committed is not None:
+            messages = committed.keep(messages)
+        self._store.apply_changelog(partition, self.records_of(partition, messages), next_offset)
+        if self._windowing is not None and messages:
             self._windowing.recovered_headers(partition, messages)
 
     # ------------------------------------------------------------ lifecycle (called by the TableManager)
@@ -417,25 +449,45 @@ class Table(MutableMapping[Any, Any]):
         self._store.open()
         self._partitions = await self.app.transport.partitions_for(self.changelog.name)
 
-    async def recover(self, partitions: set[int]) -> RecoveryStats | None:
-        """Take over ``partitions``: replay their changelog (from what the store persisted) into the store."""
+    async def recover(
+        self, partitions: set[int], committed: Mapping[TopicPartition, int] | None = None
+    ) -> RecoveryStats | None:
+        """Take over ``partitions``: replay their changelog (from what the store persisted) into the store.
+
+        ``committed`` holds the consumer group's committed offsets of the source partitions: a change made by
+        an event at or past them is not applied, since that event is processed again (see `provenance`).
+        """
         self._revoked.difference_update(partitions)
         new = sorted(p for p in partitions if p < self._partitions and p not in self._store.partitions())
         if not new:
             return None
+        rule = Committed(committed or {})
+        if self._written:
+            self._written = {k: o for k, o in self._written.items() if k[0] not in new}
         self._store.assign(new)
-        starts = {p: self._store.persisted_offset(p) or 0 for p in new}
+        starts = {p: self._resume_from(p, rule) for p in new}
         if self.standby is not None:
-            starts.update(self.standby.hand_over(new, self._store))
+            starts.update(self.standby.hand_over(new, self._store, rule))
         reader = ChangelogReader(
             self.app.transport,
             self.changelog.name,
-            self._apply_changelog,
+            partial(self._apply_changelog, committed=rule),
             label=f"table {self.name!r}",
             progress=self.app.monitor.recovery(self.name),
             group_prefix=f"{self.app.id}-{self.name}-recovery",
         )
         stats = await reader.catch_up(starts)
+        if rule.skipped:
+            stats = stats._replace(skipped=rule.skipped)
+            self.skipped_records += rule.skipped
+            logger.info(
+                "table %r: %d changelog records of partitions %s not applied: changes by events after the "
+                "committed offsets %s, which are processed again",
+                self.name,
+                rule.skipped,
+                new,
+                {f"{tp.topic}[{tp.partition}]": o for tp, o in sorted(rule.offsets.items())},
+            )
         self.last_recovery = stats
         self.recovered_records += stats.records
         if self._windowing is not None:
@@ -458,6 +510,34 @@ class Table(MutableMapping[Any, Any]):
             self._windowing.forget(gone)
         logger.info("table %r: dropped the state of revoked partitions %s", self.name, sorted(gone))
 
+    def _resume_from(self, partition: int, committed: Committed) -> int:
+        """Where recovery of ``partition`` starts: the store's checkpoint, if it holds only committed changes.
+
+        A checkpoint taken while events past the committed offsets had changed the partition (a crash
+        before their commit) is dropped, and the whole changelog is replayed under the commit rule.
+        """
+        store = self._store
+        offset = store.persisted_offset(partition)
+        if offset is None:
+            return 0
+        written = store.persisted_sources(partition) or {}
+        ahead = {
+            topic: last
+            for topic, last in written.items()
+            if last >= committed.offsets.get(TopicPartition(topic, partition), last + 1)
+        }
+        if not ahead:
+            return offset
+        logger.info(
+            "table %r: the store's checkpoint of partition %d holds changes by uncommitted events %s: "
+            "replaying its changelog from the start",
+            self.name,
+            partition,
+            ahead,
+        )
+        store.reset([partition])
+        return 0
+
     async def checkpoint(self) -> None:
         """Persist what a persistent store holds with the changelog offsets it reflects (after a flush)."""
         store = self._store
@@ -465,7 +545,13 @@ class Table(MutableMapping[Any, Any]):
             return
         await self.changelog.flush()
         ends = await self.app.transport.end_offsets(self.changelog.name)
-        store.checkpoint({p: ends[TopicPartition(self.changelog.name, p)] for p in store.partitions()})
+        sources: dict[int, dict[str, int]] = {}
+        for (partition, topic), offset in (self._written or {}).items():
+            sources.setdefault(partition, {})[topic] = offset
+        store.checkpoint(
+            {p: ends[TopicPartition(self.changelog.name, p)] for p in store.partitions()},
+            {p: sources.get(p, {}) for p in store.partitions()},
+        )
 
     async def close(self) -> None:
         """Checkpoint and close the store (a memory table keeps its values readable after the app stops)."""
@@ -547,7 +633,9 @@ class GlobalTable(Table):
             assert error is not None
             self.app.crash(error)
 
-    async def recover(self, partitions: set[int]) -> RecoveryStats | None:
+    async def recover(
+        self, partitions: set[int], committed: Mapping[TopicPartition, int] | None = None
+    ) -> RecoveryStats | None:
         return None  # a global table holds every partition from the start
 
     async def revoke(self, partitions: set[int]) -> None:

@@ -128,16 +128,27 @@ def check_record(
     _check_size(topic, _size(key, "key", topic) + _size(value, "value", topic), max_message_bytes)
 
 
+def _plain_headers(headers: Any) -> bool:
+    """Whether ``headers`` are a dict of ASCII text names and values (which no broker refuses)."""
+    if type(headers) is not dict:
+        return False
+    for name, value in headers.items():
+        if type(name) is not str or type(value) is not str or not name.isascii() or not value.isascii():
+            return False
+    return True
+
+
 def check_records(topic: str, records: Sequence[Any], max_message_bytes: int) -> None:
     """Check the topic name once, then each (key, value, partition, headers) record.
 
-    Records a broker cannot refuse take one inline test each: an int or no partition, no headers, and a key
-    and value that are objects (memory://), or ASCII text or bytes of at most a quarter of the limit.
+    Records a broker cannot refuse take one inline test each: an int or no partition, no headers (or a dict of
+    ASCII text), and a key and value that are objects (memory://), or ASCII text or bytes of at most a quarter
+    of the limit.
     """
     check_topic_name(topic)
     quarter = max_message_bytes // 4
     for key, value, partition, headers in records:
-        if not headers and (partition is None or type(partition) is int):
+        if (not headers or _plain_headers(headers)) and (partition is None or type(partition) is int):
             kind = type(key)
             if (
                 kind not in _SIZED

@@ -79,8 +79,18 @@ class Store(ABC):
         """The changelog offset recovery of ``partition`` may start from (None: from the beginning)."""
         return None
 
-    def checkpoint(self, offsets: Mapping[int, int]) -> None:  # noqa: B027 (optional hook)
-        """Persist every write so far together with, per partition, the changelog offset it reflects."""
+    def persisted_sources(self, partition: int) -> dict[str, int] | None:
+        """Per source topic, the last source offset of a change the partition's checkpoint holds."""
+        return None
+
+    def reset(self, partitions: Iterable[int]) -> None:  # noqa: B027 (optional hook)
+        """Drop what is persisted of held ``partitions``: their recovery starts from the beginning."""
+
+    def checkpoint(  # noqa: B027 (optional hook)
+        self, offsets: Mapping[int, int], sources: Mapping[int, Mapping[str, int]] | None = None
+    ) -> None:
+        """Persist every write so far with, per partition, the changelog offset it reflects and, per source
+        topic, the last source offset of a change in it (a checkpoint with uncommitted ones is replayed)."""
 
     def __len__(self) -> int:
         return sum(1 for _ in self.items())

@@ -1,10 +1,12 @@
 """The RocksDB store (extra ``rocksdb``): values and changelog offsets on disk; recovery is incremental.
 
-Layout of one database per table: ``b"d" + partition (4 bytes) + key`` holds a value and
-``b"o" + partition`` the changelog offset the partition's values reflect. Keys and values are JSON (never
-pickle). Writes made while processing stay in memory until the next checkpoint, which writes them and the
-offsets in one atomic batch, so the files always hold exactly a prefix of the changelog: a crash loses
-nothing the changelog does not have, and the next recovery replays from the checkpointed offset.
+Layout of one database per table: ``b"d" + partition (4 bytes) + key`` holds a value,
+``b"o" + partition`` the changelog offset the partition's values reflect and ``b"s" + partition`` (JSON),
+per source topic, the last source offset of a change they hold. Keys and values are JSON (never pickle).
+Writes made while processing stay in memory until the next checkpoint, which writes them and the offsets in
+one atomic batch, so the files always hold exactly a prefix of the changelog: a crash loses nothing the
+changelog does not have, and the next recovery replays from the checkpointed offset, unless the checkpoint
+holds changes by events the consumer group had not committed (then the partition is replayed whole).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = ["RocksDBStore"]
 _PART = struct.Struct(">I")
 _DATA = b"d"
 _OFFSET = b"o"
+_SOURCES = b"s"
 
 
 def _prefix(partition: int) -> bytes:
@@ -213,8 +216,25 @@ class RocksDBStore(Store):
         data = self.db.get(_OFFSET + _PART.pack(partition))
         return int(data) if data is not None else None
 
-    def checkpoint(self, offsets: Mapping[int, int]) -> None:
-        """Write pending changes and the offsets they reflect in one atomic batch."""
+    def persisted_sources(self, partition: int) -> dict[str, int] | None:
+        """Per source topic, the last source offset of a change the partition's files hold."""
+        data = self.db.get(_SOURCES + _PART.pack(partition))
+        return {str(k): int(v) for k, v in decode_value(data, "json").items()} if data is not None else None
+
+    def reset(self, partitions: Iterable[int]) -> None:
+        """Delete the files' values and offsets of ``partitions`` (their changelog is replayed whole)."""
+        db = self.db
+        for partition in partitions:
+            db.delete_range(_prefix(partition), _prefix(partition + 1))
+            db.delete(_OFFSET + _PART.pack(partition))
+            db.delete(_SOURCES + _PART.pack(partition))
+            self._cache = {k: v for k, v in self._cache.items() if v[0] != partition}
+            self._dirty = {pk: v for pk, v in self._dirty.items() if pk[0] != partition}
+
+    def checkpoint(
+        self, offsets: Mapping[int, int], sources: Mapping[int, Mapping[str, int]] | None = None
+    ) -> None:
+        """Write pending changes, the offsets they reflect and their last sources in one atomic batch."""
         import rocksdict
 
         if self._db is None or (not self._dirty and not offsets):
@@ -230,5 +250,9 @@ class RocksDBStore(Store):
                 batch.put(raw, data)
         for partition, offset in offsets.items():
             batch.put(_OFFSET + _PART.pack(partition), str(offset).encode())
+        for partition, last in (sources or {}).items():
+            data = encode_value(dict(last), "json")
+            assert data is not None
+            batch.put(_SOURCES + _PART.pack(partition), data)
         self._db.write(batch)
         self._dirty.clear()
