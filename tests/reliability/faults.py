@@ -28,6 +28,9 @@ class FaultPlan:
     """Fetch numbers at which another member joins the group for a moment (taking partitions away)."""
     rebalance_commit: set[int] = field(default_factory=set)
     """Commit numbers at which that happens after the flush (changelog and sink writes), before the commit."""
+    kill_commit: set[int] = field(default_factory=set)
+    """Commit numbers at which the worker dies after the flush, before the commit: from then on none of its
+    fetches, sends or commits reach the broker (a SIGKILL between the changelog write and the commit)."""
     fetches: int = 0
     sends: int = 0
     commits: int = 0
@@ -41,6 +44,7 @@ class FaultPlan:
         """No faults from now on (the checks of the end state run on a quiet system)."""
         self.fail_fetch, self.fail_send, self.fail_commit = set(), set(), set()
         self.unavailable, self.rebalance, self.rebalance_commit = {}, set(), set()
+        self.kill_commit = set()
         self.away_until = 0.0
 
 
@@ -58,9 +62,13 @@ class FaultyTransport(MemoryTransport):
         self.plan = plan
         self.on_commit = on_commit
         self.extra_members: list[asyncio.Task[None]] = []
+        self.killed = False
+        """Whether the worker died (`FaultPlan.kill_commit`): nothing of it reaches the broker any more."""
 
     async def _send_fault(self, topic: str) -> None:
         plan = self.plan
+        if self.killed:
+            raise TransportError(f"injected: the worker was killed; its send to {topic!r} is lost")
         while plan.away():  # a Kafka producer retries within its request timeout: sends wait
             await asyncio.sleep(0.01)
         plan.sends += 1
@@ -111,6 +119,8 @@ class FaultyConsumer(MemoryConsumer):
 
     async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Row]]:
         plan = self.transport.plan
+        if self.transport.killed:
+            raise TransportError(f"injected: the worker of group {self.group_id!r} was killed")
         plan.fetches += 1
         number = plan.fetches
         if number in plan.unavailable:
@@ -132,7 +142,13 @@ class FaultyConsumer(MemoryConsumer):
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         plan = self.transport.plan
+        if self.transport.killed:
+            raise TransportError(f"injected: the worker of group {self.group_id!r} was killed")
         plan.commits += 1
+        if plan.commits in plan.kill_commit and self.group_id.endswith("-main"):
+            self.transport.killed = True
+            plan.injected.append(f"killed at commit {plan.commits}")
+            raise RuntimeError(f"injected: the worker died before commit {plan.commits} of {self.group_id!r}")
         if plan.commits in plan.rebalance_commit:
             self._rebalance(f"rebalance at commit {plan.commits}")
             await asyncio.sleep(0)  # the other member starts joining before this commit lands
