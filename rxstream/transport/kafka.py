@@ -568,6 +568,8 @@ class KafkaConsumer:
         self.on_rebalance = on_rebalance
         self.auto_offset_reset = auto_offset_reset
         self._consumer: Any = None
+        self._joining: Any = None
+        """The aiokafka consumer while `start` waits for the first assignment (its listener may ask it)."""
         self._stopped = False
         self._listener_error: BaseException | None = None
         self._joined = asyncio.Event()
@@ -635,6 +637,7 @@ class KafkaConsumer:
         consumer.subscribe(list(self.topics), listener=_ListenerAdapter(self, consumer))
         # joining waits for the other members to rejoin, which Kafka bounds by the rebalance timeout
         rebalance_ms = config.get("rebalance_timeout_ms") or config.get("session_timeout_ms", 10_000)
+        self._joining = consumer
         try:
             await transport._bounded(
                 consumer.start(),
@@ -650,6 +653,8 @@ class KafkaConsumer:
         except BaseException:
             await consumer.stop()
             raise
+        finally:
+            self._joining = None
         self._consumer = consumer
 
     async def stop(self) -> None:
@@ -755,8 +760,11 @@ class KafkaConsumer:
         return offset
 
     async def committed(self, tp: TopicPartition) -> int | None:
-        """The offset this group last committed for ``tp``, or None (bounded by connect_timeout)."""
-        consumer = self._started()
+        """The offset this group last committed for ``tp``, or None (bounded by connect_timeout).
+
+        A rebalance listener may ask during the first assignment, while `start` still waits for it.
+        """
+        consumer = self._joining or self._started()
         offset: int | None = await self.transport._bounded(
             consumer.committed(to_kafka_tp(tp)),
             f"reading the committed offset of {tp} for {self._describe()}",

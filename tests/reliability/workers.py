@@ -13,16 +13,17 @@ from pathlib import Path
 from rxstream.transport.kafka import KafkaTransport
 
 REPO = Path(__file__).resolve().parents[2]
+WORKER_APP = "tests.reliability.worker_app:app"
 
 
 class Worker:
-    """One ``rxstream worker`` process of tests/reliability/worker_app.py, logging to a file."""
+    """One ``rxstream worker`` process of ``target`` (tests/reliability/worker_app.py), logging to a file."""
 
-    def __init__(self, label: str, url: str, log_dir: Path, **env: str) -> None:
+    def __init__(self, label: str, url: str, log_dir: Path, target: str = WORKER_APP, **env: str) -> None:
         self.label = label
         self.log_path = log_dir / f"{label}.log"
         settings = {f"RXSTREAM_REL_{name.upper()}": value for name, value in env.items()}
-        cmd = [sys.executable, "-m", "rxstream.cli", "worker", "-A", "tests.reliability.worker_app:app"]
+        cmd = [sys.executable, "-m", "rxstream.cli", "worker", "-A", target]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [*cmd, "--broker", url, "-l", "info"],
