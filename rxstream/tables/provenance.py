@@ -51,20 +51,32 @@ class Committed:
     app consumes; a record from any other source is applied.
     """
 
-    __slots__ = ("offsets", "skipped")
+    __slots__ = ("_by_prefix", "offsets", "skipped")
 
     def __init__(self, offsets: Mapping[TopicPartition, int]) -> None:
         self.offsets = dict(offsets)
         self.skipped = 0
         """Records not applied so far (their events are processed again)."""
+        self._by_prefix: dict[str | bytes, int] = {}
+        """The committed offsets by the header's ``topic/partition`` part, as text and as bytes (Kafka)."""
+        for tp, offset in self.offsets.items():
+            prefix = f"{tp.topic}/{tp.partition}"
+            self._by_prefix[prefix] = self._by_prefix[prefix.encode()] = offset
 
     def applies(self, message: Row) -> bool:
         """Whether a changelog record stays: it has no source, or its source event was committed."""
-        source = source_of(message[HEADERS])
-        if source is None:
+        headers = message[HEADERS]
+        value = headers.get(SOURCE_HEADER) if headers else None
+        if value is None:
             return True
-        committed = self.offsets.get(source[0])
-        return committed is None or source[1] < committed
+        if isinstance(value, str):
+            prefix, _, offset = value.rpartition("/")
+            committed = self._by_prefix.get(prefix)
+        else:
+            raw, _, offset_bytes = bytes(value).rpartition(b"/")
+            committed = self._by_prefix.get(raw)
+            offset = offset_bytes.decode()
+        return committed is None or int(offset) < committed
 
     def keep(self, messages: Sequence[Row]) -> Sequence[Row]:
         """The records of ``messages`` that apply, in order (``messages`` itself when all do)."""

@@ -28,8 +28,8 @@ from ..records import decoder_for
 from ..transport.base import TopicPartition
 from ..transport.partitioner import partition_for
 from .changelog import ChangelogReader, ChangelogTopic, RecoveryStats
-from .provenance import Committed, stamp
-from .stores import MISSING, Store, store_for
+from .provenance import SOURCE_HEADER, Committed, stamp
+from .stores import MISSING, MemoryStore, Store, store_for
 from .stores.rocksdb import hashable
 from .views import ansitable
 
@@ -120,6 +120,9 @@ class Table(MutableMapping[Any, Any]):
         """Changelog records recovery did not apply: their events were not committed (see `provenance`)."""
         self._written: dict[tuple[int, str], int] | None = {} if self._store.persistent else None
         """For a persistent store, per (partition, source topic), the last source offset of a change."""
+        memory = self._store if isinstance(self._store, MemoryStore) else None
+        self._values: dict[Any, Any] | None = memory.data if memory is not None else None
+        """A memory store's dict, read directly by ``table[key]`` (the hot path of counting)."""
 
     # ------------------------------------------------------------ properties
 
@@ -141,7 +144,8 @@ class Table(MutableMapping[Any, Any]):
     # ------------------------------------------------------------ mapping
 
     def __getitem__(self, key: Any) -> Any:
-        value = self._store.get(key)
+        values = self._values
+        value = self._store.get(key) if values is None else values.get(key, MISSING)
         if value is MISSING:
             if self.default is None:
                 raise KeyError(key)
@@ -170,7 +174,7 @@ class Table(MutableMapping[Any, Any]):
         self._store.set(key, value, partition)
         if self._written is not None:
             self._written[partition, row[TOPIC]] = row[OFFSET]
-        self.changelog.put(key, value, partition, stamp(row))
+        self.changelog.put(key, value, partition, {SOURCE_HEADER: f"{row[TOPIC]}/{partition}/{row[OFFSET]}"})
 
     def __delitem__(self, key: Any) -> None:
         if self._store.get(key) is MISSING:
