@@ -34,9 +34,11 @@ MAX_RESTARTS = 10
 class StoreWorld(World):
     """The fault-plan world with the table in a given store; keeps every worker's table."""
 
-    def __init__(self, url: str, store: str) -> None:
+    def __init__(self, url: str, store: str, *, windowed: bool = False) -> None:
         super().__init__(url)
         self.store = store
+        self.windowed = windowed
+        """Count in hour-long tumbling windows (the counts are then summed per key)."""
         self.tables: list[Table] = []
 
     def app(self, plan: FaultPlan) -> tuple[App, Any]:
@@ -45,7 +47,8 @@ class StoreWorld(World):
         app._transport = self.transport
         source = app.topic("source", partitions=PARTITIONS, maxsize=MAXSIZE)
         out = app.topic("out", partitions=1)
-        counts = app.Table("counts", default=int, store=self.store)
+        table = app.Table("counts", default=int, store=self.store)
+        counts: Any = table.tumbling(3600) if self.windowed else table
         processed = self.processed
 
         @app.agent(source, sink=[out])
@@ -59,8 +62,8 @@ class StoreWorld(World):
                     await asyncio.sleep(0.002)  # the work spans several commits
                 yield [row[1], row[2]]
 
-        self.tables.append(counts)
-        return app, counts
+        self.tables.append(table)
+        return app, table
 
 
 async def _run_until_done(world: StoreWorld, plan: FaultPlan) -> tuple[dict[Any, Any], int]:
@@ -77,7 +80,9 @@ async def _run_until_done(world: StoreWorld, plan: FaultPlan) -> tuple[dict[Any,
                 await asyncio.sleep(0.02)
         if not runner.done():
             plan.end()
-            final = counts.as_dict()
+            final: Counter[Any] = Counter()
+            for key, n in counts.as_dict().items():
+                final[key[0] if world.windowed else key] += n  # a windowed key is (key, window)
             await app.stop()
             assert await runner == 0
             return final, runs
@@ -85,19 +90,20 @@ async def _run_until_done(world: StoreWorld, plan: FaultPlan) -> tuple[dict[Any,
     pytest.fail(f"not done after {MAX_RESTARTS} restarts; injected: {plan.injected}")
 
 
-@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+@pytest.mark.parametrize("store", ["memory", "rocksdb", "memory-windowed"])
 async def test_counts_are_exact_after_dying_between_changelog_write_and_commit(
     store: str, tmp_path: Path
 ) -> None:
     if store == "rocksdb":
         pytest.importorskip("rocksdict")
     url = f"memory://exact-{uuid.uuid4().hex[:8]}"
-    world = StoreWorld(url, "memory://" if store == "memory" else f"rocksdb://{tmp_path}")
+    where = f"rocksdb://{tmp_path}" if store == "rocksdb" else "memory://"
+    world = StoreWorld(url, where, windowed=store.endswith("windowed"))
     plan = FaultPlan(kill_commit={2, 3, 5})
     last, runs = await _run_until_done(world, plan)
     truth = Counter(f"k{i % KEYS}" for i in range(EVENTS))
     assert runs >= 3 and len(plan.injected) == runs - 1, plan.injected  # deaths, then one that finishes
-    assert last == dict(truth), "the table counts differ from the true counts"
+    assert dict(last) == dict(truth), "the table counts differ from the true counts"
     skipped = sum(t.skipped_records for t in world.tables)
     assert skipped > 0, "each death left changes of uncommitted events, which recovery leaves out"
     print(f"{store}: {runs} runs, {skipped} changelog records of uncommitted events not applied")
