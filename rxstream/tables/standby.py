@@ -109,10 +109,15 @@ class Standby:
             return
         while True:
             await asyncio.sleep(self.table.app.commit_interval)
-            if self.pending:
+            if not self.pending:
+                continue
+            try:
                 self._known = Committed(await committed(self._following))
-                for partition in list(self.pending):
-                    self._release(partition)
+            except TransportError as exc:  # the changes wait for the next look
+                logger.warning("standby of table %r: reading committed offsets: %s", self.table.name, exc)
+                continue
+            for partition in list(self.pending):
+                self._release(partition)
 
     async def fenced(self, partitions: Iterable[int]) -> None:
         """Note where the changelog of ``partitions`` ends now: they are being revoked, their events are done
