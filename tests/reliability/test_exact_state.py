@@ -19,7 +19,7 @@ import pytest
 
 import rxstream
 from rxstream import App
-from rxstream.events import current_row
+from rxstream.events import current_source
 from rxstream.tables import Table
 from rxstream.transport import TopicSpec
 from rxstream.transport.kafka import KafkaTransport
@@ -54,7 +54,7 @@ class StoreWorld(World):
         @app.agent(source, sink=[out])
         async def count(stream: rxstream.Stream[Any]) -> AsyncIterator[list[int]]:
             async for key, _ in stream.items():
-                row = current_row()
+                row = current_source()
                 assert row is not None
                 counts[key] += 1
                 processed.add((row[1], row[2]))
