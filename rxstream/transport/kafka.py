@@ -568,8 +568,7 @@ class KafkaConsumer:
         self.on_rebalance = on_rebalance
         self.auto_offset_reset = auto_offset_reset
         self._consumer: Any = None
-        self._joining: Any = None
-        """The aiokafka consumer while `start` waits for the first assignment (its listener may ask it)."""
+        self._joining: Any = None  # the aiokafka consumer while start waits for the first assignment
         self._stopped = False
         self._listener_error: BaseException | None = None
         self._joined = asyncio.Event()
@@ -760,10 +759,7 @@ class KafkaConsumer:
         return offset
 
     async def committed(self, tp: TopicPartition) -> int | None:
-        """The offset this group last committed for ``tp``, or None (bounded by connect_timeout).
-
-        A rebalance listener may ask during the first assignment, while `start` still waits for it.
-        """
+        """The offset this group last committed for ``tp``, or None (bounded; also while `start` waits)."""
         consumer = self._joining or self._started()
         offset: int | None = await self.transport._bounded(
             consumer.committed(to_kafka_tp(tp)),
