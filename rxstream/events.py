@@ -290,6 +290,11 @@ def current_event() -> Event:
     return event
 
 
+def event_source() -> Any:
+    """What tells this context's current event (a consumer's cursor), or None outside a stream iteration."""
+    return _current.get()
+
+
 def current_source() -> Row | None:
     """The record the value being processed in this context came from (None outside a stream, or for a
     value without one), without materialising its event: what it produces is routed by it."""

@@ -20,7 +20,7 @@ from ..events import (
     KEY,
     Event,
     Row,
-    _current,
+    event_source,
     is_row,
     reset_event_source,
     set_event_source,
@@ -113,7 +113,7 @@ def refuse_output(exc: Exception, what: str) -> None:
     For an output that can never be stored: a redelivery would fail again. ``exc`` is raised again outside a
     stream iteration, or when the value has no message whose acknowledger takes refusals.
     """
-    cursor = _current.get()
+    cursor = event_source()
     if not isinstance(cursor, Cursor) or cursor.batch is None:
         raise exc
     index = cursor.index
