@@ -117,6 +117,16 @@ async def poll_until(
             await asyncio.gather(*(probe.poll() for probe in running))
 
 
+@contextlib.asynccontextmanager
+async def _started(transport: Transport) -> AsyncIterator[Transport]:
+    """``transport`` started, and stopped on leaving (each bounded by PHASE_TIMEOUT)."""
+    await asyncio.wait_for(transport.start(), PHASE_TIMEOUT)
+    try:
+        yield transport
+    finally:
+        await asyncio.wait_for(transport.stop(), PHASE_TIMEOUT)
+
+
 def _by_partition(messages: Iterable[Message]) -> dict[int, list[Message]]:
     """Messages grouped by partition, in the order they were fetched."""
     grouped: dict[int, list[Message]] = {}
@@ -141,12 +151,8 @@ class TransportConformance:
     @pytest.fixture
     async def transport(self, transport_url: str) -> AsyncIterator[Transport]:
         """A started transport, stopped after the test."""
-        transport = self.make_transport(transport_url)
-        await asyncio.wait_for(transport.start(), PHASE_TIMEOUT)
-        try:
+        async with _started(self.make_transport(transport_url)) as transport:
             yield transport
-        finally:
-            await asyncio.wait_for(transport.stop(), PHASE_TIMEOUT)
 
     def make_committed_transport(self, url: str) -> Transport:
         """The transport for the exactly-once cases: its readers see committed records only."""
@@ -155,12 +161,8 @@ class TransportConformance:
     @pytest.fixture
     async def committed_transport(self, transport_url: str) -> AsyncIterator[Transport]:
         """A started transport of `make_committed_transport`, stopped after the test."""
-        transport = self.make_committed_transport(transport_url)
-        await asyncio.wait_for(transport.start(), PHASE_TIMEOUT)
-        try:
+        async with _started(self.make_committed_transport(transport_url)) as transport:
             yield transport
-        finally:
-            await asyncio.wait_for(transport.stop(), PHASE_TIMEOUT)
 
     @pytest.fixture
     async def cleanup(self, transport: Transport) -> AsyncIterator[contextlib.AsyncExitStack]:

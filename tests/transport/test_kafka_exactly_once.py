@@ -23,8 +23,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped,unused-ignore]
-from aiokafka import TopicPartition as KafkaTP
 
 import rxstream
 from rxstream import App
@@ -32,7 +30,7 @@ from rxstream.transport import TopicSpec
 from rxstream.transport.kafka import KafkaTransport
 from tests.transport import test_kafka_app as kafka_app
 from tests.transport.test_kafka_app import Workers, admin, producer, workers
-from tests.transport.test_kafka_rebalance import _send_keys, _wait_joined
+from tests.transport.test_kafka_rebalance import _read_topic, _send_keys, _wait_joined
 
 __all__ = ["admin", "producer", "workers"]  # fixtures shared with the other Kafka app tests
 
@@ -77,23 +75,7 @@ def eos_workers(workers: Workers, monkeypatch: pytest.MonkeyPatch) -> Workers:
 
 async def _read_committed(bootstrap: str, topic: str, partitions: int, quiet: float = 1.0) -> list[Any]:
     """Every committed record of ``topic`` (aiokafka records), read until ``quiet`` s bring nothing."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await asyncio.wait_for(consumer.start(), 20)
-    records: list[Any] = []
-    try:
-        tps = [KafkaTP(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        last = time.monotonic()
-        while time.monotonic() - last < quiet:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
-                last = time.monotonic()
-    finally:
-        await asyncio.wait_for(consumer.stop(), 20)
-    return records
+    return await _read_topic(bootstrap, topic, partitions, quiet, isolation_level="read_committed")
 
 
 async def test_two_workers_one_killed_three_times_leave_every_output_once_and_exact_counts(

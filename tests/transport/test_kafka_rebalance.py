@@ -82,9 +82,13 @@ async def _wait_joined(admin: Any, group: str, members: int, timeout: float = 40
             await asyncio.sleep(0.2)
 
 
-async def _read_topic(bootstrap: str, topic: str, partitions: int, quiet: float = 1.0) -> list[Any]:
+async def _read_topic(
+    bootstrap: str, topic: str, partitions: int, quiet: float = 1.0, isolation_level: str = "read_uncommitted"
+) -> list[Any]:
     """Every record of ``topic`` (aiokafka ConsumerRecords), read until ``quiet`` seconds bring nothing."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level
+    )
     await asyncio.wait_for(consumer.start(), 20)
     records: list[Any] = []
     try:
