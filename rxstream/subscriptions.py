@@ -186,23 +186,28 @@ class Subscription:
         """A queueable batch of one partition's messages."""
         return Batch(list(map(value_of, rows)), rows, self._acker(*_partition_of(rows[0])))
 
-    def deliver_one(self, message: Row) -> None:
-        """Queue one message (a channel send), joining the last queued batch of its partition if it can."""
+    def offer(self, message: Row, *, wait_free: bool = True) -> bool:
+        """Queue one message (a channel send), joining the last queued batch of its partition if it can.
+
+        False, and nothing queued, when the queue is full or a sender waits for room (see `wait_for_room`);
+        ``wait_free=False`` queues it all the same (a sender whose turn came).
+        """
+        queue = self._queue
+        if wait_free and (len(queue) >= self.maxsize or self._room_waiters) and not self.closed:
+            return False
         topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
         self._book.tracker(topic, partition, offset).delivered(offset, offset)
-        queue = self._queue
-        last = _rows(queue[-1]) if queue else None
-        if (
-            last is not None
-            and len(last) < CHANNEL_BATCH
-            and last[-1][TOPIC] == topic
-            and last[-1][PARTITION] == partition
-        ):
-            last.append(message)
-            queue[-1].values.append(message[VALUE])
-        else:
-            queue.append(self._batch_of([message]))
+        if queue:
+            last = queue[-1]
+            rows: list[Row] = last.refs  # type: ignore[assignment]  # queued batches carry their rows
+            tail = rows[-1]
+            if len(rows) < CHANNEL_BATCH and tail[PARTITION] == partition and tail[TOPIC] == topic:
+                rows.append(message)
+                last.values.append(message[VALUE])
+                return True  # readers wait only on an empty queue: this one was not
+        queue.append(self._batch_of([message]))
         self._data.set()
+        return True
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
         """The offset bookkeeping of one partition, created at ``start`` when first needed."""
