@@ -334,7 +334,12 @@ def _confluent_loop(
                 if record.error():
                     continue
                 value = json.dumps(transform(json.loads(record.value()))).encode()
-                producer.produce(sink, value, partition=next_partition)
+                while True:
+                    try:
+                        producer.produce(sink, value, partition=next_partition)
+                        break
+                    except BufferError:  # librdkafka's local queue is full: let deliveries drain it
+                        producer.poll(0.1)
                 next_partition = (next_partition + 1) % PARTITIONS
             producer.poll(0)
             if time.monotonic() - last_commit >= COMMIT_INTERVAL:
