@@ -138,6 +138,8 @@ class Subscription:
         self._timers: dict[int, tuple[Row, asyncio.TimerHandle]] = {}
         """Redeliveries due, by the identity of the message they redeliver."""
         self._data = asyncio.Event()
+        self._joining: tuple[Batch, OffsetTracker] | None = None
+        """The batch the last `offer` queued, which later ones may join, and its partition's bookkeeping."""
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -196,16 +198,21 @@ class Subscription:
         if wait_free and (len(queue) >= self.maxsize or self._room_waiters) and not self.closed:
             return False
         topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
-        self._book.tracker(topic, partition, offset).delivered(offset, offset)
-        if queue:
-            last = queue[-1]
+        joining = self._joining
+        if joining is not None and queue and queue[-1] is joining[0]:
+            last, tracker = joining
             rows: list[Row] = last.refs  # type: ignore[assignment]  # queued batches carry their rows
             tail = rows[-1]
             if len(rows) < CHANNEL_BATCH and tail[PARTITION] == partition and tail[TOPIC] == topic:
+                tracker.delivered(offset, offset)
                 rows.append(message)
                 last.values.append(message[VALUE])
                 return True  # readers wait only on an empty queue: this one was not
-        queue.append(self._batch_of([message]))
+        tracker = self._book.tracker(topic, partition, offset)
+        tracker.delivered(offset, offset)
+        batch = self._batch_of([message])
+        queue.append(batch)
+        self._joining = (batch, tracker)
         self._data.set()
         return True
 
