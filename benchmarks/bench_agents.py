@@ -134,6 +134,8 @@ async def channel_handoff(n: int) -> float:
 def compare_handoff(n: int, repeat: int) -> None:
     """The channel hand-off against the queue hand-off, alternating which runs first."""
     times: dict[str, list[float]] = {"queue": [], "channel": []}
+    for fun in (queue_handoff, channel_handoff):  # a process's first runs are slower: warm up both
+        asyncio.run(fun(min(n, 20_000)))
     for i in range(repeat):
         for which in ("queue", "channel") if i % 2 == 0 else ("channel", "queue"):
             fun = queue_handoff if which == "queue" else channel_handoff
