@@ -1,9 +1,12 @@
-"""Events/s through topic -> agent (map, filter) -> sink topic on memory://, acks and commits on.
+"""Events/s through topic -> agent (map, filter) -> sink topic on memory://, acks and commits on, and
+through a channel hand-off to an agent.
 
 Run: python benchmarks/bench_agents.py [--events N] [--repeat R] [--monitor]
 The source topic is filled first; the clock runs from app start until every result is in the sink topic.
 The baseline is a plain `async for` loop over an async generator doing the same map and filter and
-appending to a list, measured in the same run; peak RSS is reported after the largest run.
+appending to a list, measured in the same run; RSS is reported with the log filled and at its peak.
+The channel hand-off sends each value with one `await channel.send(value=...)` to an agent doing the same
+map and filter; its baseline is an `asyncio.Queue` of the same size read by a task doing the same work.
 With --monitor the pipeline runs with app.monitor on and off, alternating, and both ratios are printed.
 """
 
@@ -74,6 +77,75 @@ async def pipeline(n: int, monitor: bool = True) -> float:
 
 FILLED_RSS: list[float] = []
 
+CHANNEL_SIZE = 1000
+"""The channel's default maxsize, given to the queue of the hand-off baseline too."""
+
+
+async def queue_handoff(n: int) -> float:
+    """Each value put on an `asyncio.Queue` read by a task doing the map and filter, until all are seen."""
+    queue: asyncio.Queue[int] = asyncio.Queue(CHANNEL_SIZE)
+    expected = len(range(0, 2 * n, 6))
+    done = asyncio.Event()
+
+    async def reader() -> None:
+        kept = 0
+        while True:
+            y = double(await queue.get())
+            if divisible_by_three(y):
+                kept += 1
+                if kept == expected:
+                    done.set()
+
+    task = asyncio.get_running_loop().create_task(reader())
+    start = time.perf_counter()
+    for i in range(n):
+        await queue.put(i)
+    await done.wait()
+    took = time.perf_counter() - start
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return took
+
+
+async def channel_handoff(n: int) -> float:
+    """Each value sent with one `await channel.send(value=...)` to an agent doing the map and filter."""
+    app = App(f"bench-{uuid.uuid4().hex[:6]}", broker=f"memory://bench-{uuid.uuid4().hex}")
+    channel = app.channel(maxsize=CHANNEL_SIZE)
+    expected = len(range(0, 2 * n, 6))
+    done = asyncio.Event()
+
+    @app.agent(channel)
+    async def process(stream: Stream[int]) -> None:
+        kept = 0
+        async for _ in stream.map(double).filter(divisible_by_three):
+            kept += 1
+            if kept == expected:
+                done.set()
+
+    async with app:
+        start = time.perf_counter()
+        for i in range(n):
+            await channel.send(value=i)
+        await done.wait()
+        took = time.perf_counter() - start
+    return took
+
+
+def compare_handoff(n: int, repeat: int) -> None:
+    """The channel hand-off against the queue hand-off, alternating which runs first."""
+    times: dict[str, list[float]] = {"queue": [], "channel": []}
+    for fun in (queue_handoff, channel_handoff):  # a process's first runs are slower: warm up both
+        asyncio.run(fun(min(n, 20_000)))
+    for i in range(repeat):
+        for which in ("queue", "channel") if i % 2 == 0 else ("channel", "queue"):
+            fun = queue_handoff if which == "queue" else channel_handoff
+            times[which].append(asyncio.run(fun(n)))
+    base, ours = statistics.median(times["queue"]), statistics.median(times["channel"])
+    print(
+        f"channel -> agent(map, filter), one await send() per value: {n / ours:,.0f} events/s, "
+        f"asyncio.Queue + task loop {n / base:,.0f} events/s, ratio {base / ours:.2f}"
+    )
+
 
 def current_rss_mib() -> float:
     """This process's resident memory now (Linux), in MiB."""
@@ -105,6 +177,7 @@ def main() -> None:
         f"RSS with {n:,} events in the memory log: {filled:,.0f} MiB; peak while processing them: "
         f"{peak:,.0f} MiB (+{peak - filled:,.0f} MiB for the pipeline, bounded by its buffers)"
     )
+    compare_handoff(n, args.repeat)
 
 
 def compare_monitor(n: int, repeat: int) -> None:

@@ -13,8 +13,14 @@ at-least-once aiokafka loop with the same client settings (rxstream's producer a
 getmany of up to 2048 records): decode, map, encode, pack per-partition batches with ``create_batch``,
 ``send_batch`` them, and commit consumed offsets every 2.8 s once the batches before are stored.
 
+The ceiling a librdkafka client reaches on this machine: the same loop written with confluent-kafka
+(``pip install -e '.[bench]'``; the line is skipped with a message when it is not installed), run in a
+thread, with the producer's batching settings mapped to librdkafka's.
+
 Latency: a producer in the same process sends R messages per second for S seconds (2,000/s for 5 s by
-default), each stamped with its send time; the latency is the time until the App's agent sees it.
+default), each stamped with its send time; the latency is the time until the App's agent sees it. The
+reference, measured in the same run on a topic of its own, is a raw aiokafka consume loop (getmany with the
+App's consumer settings) stamping each record as it comes.
 """
 
 from __future__ import annotations
@@ -263,12 +269,94 @@ async def _raw_loop(consumer: Any, producer: Any, sink: str, first: list[float])
                 last_commit = time.monotonic()
 
 
+def confluent_kafka_module() -> Any:
+    """confluent_kafka, or None when the ``bench`` extra is not installed."""
+    try:
+        import confluent_kafka  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    return confluent_kafka
+
+
+async def through_confluent(bootstrap: str, n: int) -> float:
+    """Seconds from a confluent-kafka loop's first record until all N results are in its sink topic."""
+    ck = confluent_kafka_module()
+    s = uuid.uuid4().hex[:8]
+    source, sink = f"ck-src-{s}", f"ck-sink-{s}"
+    await _topics(bootstrap, source, sink)
+    await _prefill(bootstrap, source, n)
+    first: list[float] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    running = loop.run_in_executor(None, _confluent_loop, ck, bootstrap, source, sink, s, first, stop)
+    try:
+        done = await _until_complete(bootstrap, sink, n, 600)
+    finally:
+        loop.call_soon(stop.set)
+        await running
+    return done - first[0]
+
+
+def _confluent_loop(
+    ck: Any, bootstrap: str, source: str, sink: str, s: str, first: list[float], stop: asyncio.Event
+) -> None:
+    """consume, map, produce; every COMMIT_INTERVAL commit once what came before is delivered."""
+    consumer = ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"ck-{s}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": CONSUMER_DEFAULTS["session_timeout_ms"],
+            "heartbeat.interval.ms": CONSUMER_DEFAULTS["heartbeat_interval_ms"],
+        }
+    )
+    producer = ck.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": PRODUCER_DEFAULTS["acks"],
+            "enable.idempotence": PRODUCER_DEFAULTS["enable_idempotence"],
+            "linger.ms": PRODUCER_DEFAULTS["linger_ms"],
+            "batch.size": PRODUCER_DEFAULTS["max_batch_size"],
+        }
+    )
+    consumer.subscribe([source])
+    next_partition = 0
+    last_commit = time.monotonic()
+    try:
+        while not stop.is_set():
+            records = consumer.consume(num_messages=MAX_RECORDS, timeout=0.1)
+            if not records:
+                continue
+            if not first:
+                first.append(time.perf_counter())
+            for record in records:
+                if record.error():
+                    continue
+                value = json.dumps(transform(json.loads(record.value()))).encode()
+                while True:
+                    try:
+                        producer.produce(sink, value, partition=next_partition)
+                        break
+                    except BufferError:  # librdkafka's local queue is full: let deliveries drain it
+                        producer.poll(0.1)
+                next_partition = (next_partition + 1) % PARTITIONS
+            producer.poll(0)
+            if time.monotonic() - last_commit >= COMMIT_INTERVAL:
+                producer.flush()
+                consumer.commit(asynchronous=False)
+                last_commit = time.monotonic()
+        producer.flush()
+    finally:
+        consumer.close()
+
+
 # ---------------------------------------------------------------------------------------------------
 # latency
 
 
 async def latency(bootstrap: str, rate: int, seconds: float) -> list[float]:
-    """Milliseconds from send to the agent, for ``rate`` messages/s during ``seconds``."""
+    """Milliseconds from send to the App's agent, for ``rate`` messages/s during ``seconds``."""
     s = uuid.uuid4().hex[:8]
     source = f"lat-src-{s}"
     await _topics(bootstrap, source)
@@ -280,35 +368,75 @@ async def latency(bootstrap: str, rate: int, seconds: float) -> list[float]:
         async for order in stream:
             seen.append((time.perf_counter() - order["t"]) * 1000)
 
+    async with app:
+        await _send_at(bootstrap, source, rate, seconds, seen)
+    return seen
+
+
+async def latency_aiokafka(bootstrap: str, rate: int, seconds: float) -> list[float]:
+    """Milliseconds from send to a raw aiokafka consume loop, measured the same way."""
+    s = uuid.uuid4().hex[:8]
+    source = f"raw-lat-src-{s}"
+    await _topics(bootstrap, source)
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-lat-{s}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # the topic is new: nothing sent before counts
+        **CONSUMER_DEFAULTS,
+    )
+    await consumer.start()
+    seen: list[float] = []
+
+    async def consume() -> None:
+        while True:
+            fetched = await consumer.getmany(timeout_ms=100, max_records=MAX_RECORDS)
+            for records in fetched.values():
+                for record in records:
+                    seen.append((time.perf_counter() - json.loads(record.value)["t"]) * 1000)
+
+    task = asyncio.get_running_loop().create_task(consume())
+    try:
+        while not consumer.assignment():  # as the App does before it counts as started
+            await asyncio.sleep(0.01)
+        await _send_at(bootstrap, source, rate, seconds, seen)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+    return seen
+
+
+async def _send_at(bootstrap: str, topic: str, rate: int, seconds: float, seen: list[float]) -> None:
+    """Send ``rate`` stamped messages per second for ``seconds``, then wait until ``seen`` has them all."""
     total = int(rate * seconds)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # aiokafka's defaults: linger 0, acks=1
     await producer.start()
     try:
-        async with app:
-            tick = 0.01
-            per_tick = max(1, round(rate * tick))
-            start = time.perf_counter()
-            sent = 0
-            while sent < total:
-                for _ in range(min(per_tick, total - sent)):
-                    value = json.dumps({"id": f"o{sent}", "t": time.perf_counter()}).encode()
-                    await producer.send(source, value)  # queued: delivery is not awaited here
-                    sent += 1
-                delay = start + (sent / rate) - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await producer.flush()
-            await _wait_for(lambda: len(seen) >= total, 30)
+        tick = 0.01
+        per_tick = max(1, round(rate * tick))
+        start = time.perf_counter()
+        sent = 0
+        while sent < total:
+            for _ in range(min(per_tick, total - sent)):
+                value = json.dumps({"id": f"o{sent}", "t": time.perf_counter()}).encode()
+                await producer.send(topic, value)  # queued: delivery is not awaited here
+                sent += 1
+            delay = start + (sent / rate) - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await producer.flush()
+        await _wait_for(lambda: len(seen) >= total, 30)
     finally:
         await producer.stop()
-    return seen
 
 
 async def _wait_for(check: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise SystemExit("the agent did not see every message in time")
+            raise SystemExit("not every message sent arrived within the time allowed")
         await asyncio.sleep(0.01)
 
 
@@ -320,6 +448,7 @@ def percentile(values: list[float], q: float) -> float:
 async def main_async(args: argparse.Namespace) -> None:
     async with Broker(args.bootstrap or os.environ.get("RXSTREAM_KAFKA_BOOTSTRAP")) as broker:
         n = args.events
+        await through_aiokafka(broker.bootstrap, min(n, 2000))  # warm up: a fresh broker is slow at first
         raw, ours = [], []
         for _ in range(args.repeat):  # interleaved, so a noisy moment hits both
             raw.append(await through_aiokafka(broker.bootstrap, n))
@@ -328,12 +457,26 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"raw aiokafka getmany -> map -> send_batch loop: {n / base:,.0f} events/s")
         print(f"App: topic -> agent(map) -> sink topic, acks+commits: {n / app:,.0f} events/s")
         print(f"ratio App / raw loop: {base / app:.2f}")
+        if confluent_kafka_module() is None:
+            print("raw confluent-kafka loop: skipped (pip install -e '.[bench]' installs confluent-kafka)")
+        else:
+            ceiling = statistics.median(
+                [await through_confluent(broker.bootstrap, n) for _ in range(args.repeat)]
+            )
+            print(
+                f"raw confluent-kafka consume -> map -> produce loop (librdkafka's ceiling here): "
+                f"{n / ceiling:,.0f} events/s, {base / ceiling:.2f}x the raw aiokafka loop"
+            )
+        raw_seen = await latency_aiokafka(broker.bootstrap, args.rate, args.seconds)
         seen = await latency(broker.bootstrap, args.rate, args.seconds)
-        print(
-            f"latency send -> agent at {args.rate:,}/s for {args.seconds:g}s ({len(seen):,} messages): "
-            f"p50 {percentile(seen, 0.5):.1f} ms, p99 {percentile(seen, 0.99):.1f} ms, "
-            f"max {max(seen):.1f} ms"
-        )
+        for label, values in (("raw aiokafka getmany loop", raw_seen), ("App agent", seen)):
+            print(
+                f"latency send -> {label} at {args.rate:,}/s for {args.seconds:g}s "
+                f"({len(values):,} messages): p50 {percentile(values, 0.5):.1f} ms, "
+                f"p99 {percentile(values, 0.99):.1f} ms, max {max(values):.1f} ms"
+            )
+        p99, raw_p99 = percentile(seen, 0.99), percentile(raw_seen, 0.99)
+        print(f"ratio of p99 latencies, App / raw aiokafka loop: {p99 / raw_p99:.2f}")
 
 
 def main() -> None:

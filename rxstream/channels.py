@@ -14,7 +14,6 @@ from .errors import ConfigurationError, DecodeError, EncodeError
 from .events import (
     HEADERS,
     KEY,
-    NO_HEADERS,
     OFFSET,
     PARTITION,
     RAW_KEY,
@@ -23,7 +22,6 @@ from .events import (
     TOPIC,
     VALUE,
     Headers,
-    Message,
     Row,
     value_of,
 )
@@ -38,6 +36,9 @@ if TYPE_CHECKING:
     from .types import AppServices
 
 __all__ = ["Channel", "Topic"]
+
+_metadata = functools.partial(tuple.__new__, RecordMetadata)
+"""A `RecordMetadata` from a tuple of its fields, without the Python-level ``__new__`` of a named tuple."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -91,14 +92,18 @@ class Channel(Generic[K, V]):
         headers: Headers | None = None,
     ) -> RecordMetadata:
         """Put a message on the channel, waiting while it is full."""
-        subscription = self.subscription()
-        await subscription.wait_for_room()
+        subscription = self._subscription or self.subscription()
         offset = self._offset
-        self._offset = offset + 1
         stamp = time.time() if timestamp is None else timestamp
-        message = Message(self.name, 0, offset, stamp, key, value, dict(headers) if headers else NO_HEADERS)
-        subscription.deliver_one(message)
-        return RecordMetadata(self.name, 0, offset, stamp)
+        headers = dict(headers) if headers else None
+        name = self.name
+        if not subscription.offer((name, 0, offset, stamp, key, value, headers, None, None)):
+            await subscription.wait_for_room()
+            offset = self._offset  # others may have sent meanwhile
+            stamp = time.time() if timestamp is None else timestamp
+            subscription.offer((name, 0, offset, stamp, key, value, headers, None, None), wait_free=False)
+        self._offset = offset + 1
+        return _metadata((name, 0, offset, stamp))
 
     def send_soon(self, *, key: K | None = None, value: V | None = None, **kwargs: Any) -> None:
         """Send without waiting (the send runs in the background; errors are logged)."""

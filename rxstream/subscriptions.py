@@ -138,6 +138,8 @@ class Subscription:
         self._timers: dict[int, tuple[Row, asyncio.TimerHandle]] = {}
         """Redeliveries due, by the identity of the message they redeliver."""
         self._data = asyncio.Event()
+        self._joining: tuple[Batch, OffsetTracker] | None = None
+        """The batch the last `offer` queued, which later ones may join, and its partition's bookkeeping."""
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -186,23 +188,33 @@ class Subscription:
         """A queueable batch of one partition's messages."""
         return Batch(list(map(value_of, rows)), rows, self._acker(*_partition_of(rows[0])))
 
-    def deliver_one(self, message: Row) -> None:
-        """Queue one message (a channel send), joining the last queued batch of its partition if it can."""
-        topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
-        self._book.tracker(topic, partition, offset).delivered(offset, offset)
+    def offer(self, message: Row, *, wait_free: bool = True) -> bool:
+        """Queue one message (a channel send), joining the last queued batch of its partition if it can.
+
+        False, and nothing queued, when the queue is full or a sender waits for room (see `wait_for_room`);
+        ``wait_free=False`` queues it all the same (a sender whose turn came).
+        """
         queue = self._queue
-        last = _rows(queue[-1]) if queue else None
-        if (
-            last is not None
-            and len(last) < CHANNEL_BATCH
-            and last[-1][TOPIC] == topic
-            and last[-1][PARTITION] == partition
-        ):
-            last.append(message)
-            queue[-1].values.append(message[VALUE])
-        else:
-            queue.append(self._batch_of([message]))
+        if wait_free and (len(queue) >= self.maxsize or self._room_waiters) and not self.closed:
+            return False
+        topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
+        joining = self._joining
+        if joining is not None and queue and queue[-1] is joining[0]:
+            last, tracker = joining
+            rows: list[Row] = last.refs  # type: ignore[assignment]  # queued batches carry their rows
+            tail = rows[-1]
+            if len(rows) < CHANNEL_BATCH and tail[PARTITION] == partition and tail[TOPIC] == topic:
+                tracker.delivered(offset, offset)
+                rows.append(message)
+                last.values.append(message[VALUE])
+                return True  # readers wait only on an empty queue: this one was not
+        tracker = self._book.tracker(topic, partition, offset)
+        tracker.delivered(offset, offset)
+        batch = self._batch_of([message])
+        queue.append(batch)
+        self._joining = (batch, tracker)
         self._data.set()
+        return True
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
         """The offset bookkeeping of one partition, created at ``start`` when first needed."""
