@@ -15,6 +15,7 @@ from reactivex import operators as ops
 from reactivex.disposable import SerialDisposable
 
 from .._core.fence import Run, leases_of, state_of
+from .._core.refs import Group, last_source
 from ..errors import StreamError
 from ..events import (
     KEY,
@@ -104,7 +105,11 @@ class Cursor:
         ref = batch.ref_at(self.index)
         if type(ref) is tuple:
             return ref
-        return batch.event_at(self.index).message
+        if isinstance(ref, Group):
+            ref = last_source(ref)  # a group's metadata is its last input's
+        if isinstance(ref, Event):
+            return ref.message
+        return ref if type(ref) is tuple else None
 
 
 def refuse_output(exc: Exception, what: str) -> None:
