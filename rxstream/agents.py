@@ -161,7 +161,7 @@ class Agent:
         key: Any = None,
         partition: int | None = None,
         headers: dict[str, bytes | str] | None = None,
-        reply_to: Any = None,
+        reply_to: Agent | Channel[Any, Any] | str | None = None,
         correlation_id: str | None = None,
     ) -> RecordMetadata:
         """Send a value to this agent's channel; with ``reply_to`` (a topic name, topic or agent) what the
@@ -516,7 +516,7 @@ def own_topic_name(app_id: str, agent: str) -> str:
     return valid.replace(".", "_") if valid in (".", "..") else valid
 
 
-def _topic_name(target: Any) -> str:
+def _topic_name(target: Agent | Channel[Any, Any] | str) -> str:
     """The topic a reply goes to: a name, a topic's, or an agent's channel's."""
     if isinstance(target, Agent):
         target = target.channel

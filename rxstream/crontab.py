@@ -17,7 +17,7 @@ from .errors import ConfigurationError
 __all__ = ["CronSchedule", "zone_of"]
 
 
-def zone_of(timezone: Any) -> dt.tzinfo:
+def zone_of(timezone: dt.tzinfo | str | None) -> dt.tzinfo:
     """``timezone`` as a tzinfo cron arithmetic can trust: a name, a zoneinfo, a pytz zone, or None (UTC)."""
     if timezone is None:
         return dt.UTC
@@ -35,7 +35,7 @@ def zone_of(timezone: Any) -> dt.tzinfo:
 class CronSchedule:
     """A cron expression in a timezone: how long from a moment to its next run."""
 
-    def __init__(self, spec: str, timezone: Any = None) -> None:
+    def __init__(self, spec: str, timezone: dt.tzinfo | str | None = None) -> None:
         try:
             from cronsim import CronSim, CronSimError
         except ImportError as exc:

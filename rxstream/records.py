@@ -42,6 +42,9 @@ from typing_extensions import dataclass_transform
 from .errors import ConfigurationError, EncodeError, ValidationError
 from .record_fields import install_descriptors, keep_inherited_defaults
 
+if typing.TYPE_CHECKING:
+    from .codecs import CodecArg
+
 __all__ = ["Record", "decoder_for", "represent"]
 
 _Decoder = Callable[[Any], Any]
@@ -613,7 +616,7 @@ class Record:
         validation: bool | None = None,
         frozen: bool | None = None,
         coerce: bool | None = None,
-        serializer: Any = None,
+        serializer: CodecArg | None = None,
         isodates: bool | None = None,
         include_metadata: bool | None = None,
         **kwargs: Any,
@@ -659,7 +662,9 @@ class Record:
             raise ValidationError(exc.describe(cls.__name__)) from exc.__cause__
 
     @classmethod
-    def loads(cls, data: bytes, *, serializer: Any = None, default_serializer: Any = None) -> Self:
+    def loads(
+        cls, data: bytes, *, serializer: CodecArg | None = None, default_serializer: CodecArg | None = None
+    ) -> Self:
         """A record from bytes written by `dumps`, validated: through ``serializer``, else the class's,
         else ``default_serializer``, else JSON."""
         from .codecs import decode_value
@@ -668,7 +673,7 @@ class Record:
         record: Self = decode_value(data, codec, cls)
         return record
 
-    def dumps(self, *, serializer: Any = None) -> bytes:
+    def dumps(self, *, serializer: CodecArg | None = None) -> bytes:
         """The record as bytes through ``serializer``, else the class's, else JSON (what a topic sends)."""
         from .codecs import encode_value
 

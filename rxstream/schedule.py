@@ -11,6 +11,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._timers import cron, every, gated
@@ -35,7 +36,12 @@ def timer(
 
 
 def crontab(
-    app: App, cron_format: str, *, timezone: Any = None, tz: Any = None, on_leader: bool = False
+    app: App,
+    cron_format: str,
+    *,
+    timezone: tzinfo | str | None = None,
+    tz: tzinfo | str | None = None,
+    on_leader: bool = False,
 ) -> Callable[[F], F]:
     """``@app.crontab("0 20 * * *")``: call the decorated function at the times a cron expression names, in
     ``timezone`` (Faust's ``tz=`` too; default the app's, else UTC). Needs the ``cron`` extra."""
@@ -76,7 +82,7 @@ class Schedule:
 
         return decorate
 
-    def crontab(self, cron_format: str, timezone: Any, on_leader: bool) -> Callable[[F], F]:
+    def crontab(self, cron_format: str, timezone: tzinfo | str | None, on_leader: bool) -> Callable[[F], F]:
         """`App.crontab`."""
         from .crontab import CronSchedule
 

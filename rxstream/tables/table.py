@@ -35,6 +35,7 @@ from .views import ansitable
 
 if TYPE_CHECKING:
     from ..app import App
+    from ..channels import Topic
     from .standby import Standby
     from .windowed import WindowedTable, _Windowing
 
@@ -67,7 +68,7 @@ class Table(MutableMapping[Any, Any]):
         use_partitioner: bool = False,
         help: str | None = None,
         on_window_close: Callable[[Any, Any], Any] | None = None,
-        changelog_topic: Any = None,
+        changelog_topic: Topic[Any, Any] | str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"app.Table() needs a non-empty string name, got {name!r}")
@@ -574,7 +575,9 @@ class Table(MutableMapping[Any, Any]):
         return table_html(self.name, self._store.items(), len(self._store))
 
 
-def _changelog_of(app: App, table: str, topic: Any, partitions: int | None) -> tuple[str, int | None]:
+def _changelog_of(
+    app: App, table: str, topic: Topic[Any, Any] | str | None, partitions: int | None
+) -> tuple[str, int | None]:
     """The changelog's name and partitions: ``{app_id}-{table}-changelog``, or the ``changelog_topic=`` given.
 
     A Topic given becomes the table's changelog: the app declares it as such (compacted) instead.

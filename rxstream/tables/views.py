@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..durations import Duration, seconds
+
+if TYPE_CHECKING:
+    from ..events import Event
 
 __all__ = ["WindowedView", "ansitable"]
 
@@ -57,7 +60,7 @@ class WindowedView(list[Any]):
         self,
         latest: Iterable[Any],
         pairs_at: Callable[[float], list[tuple[Any, Any]]],
-        reference: Callable[[Any], float],
+        reference: Callable[[Event | None], float],
         shape: Callable[[list[tuple[Any, Any]]], list[Any]],
     ) -> None:
         super().__init__(latest)
@@ -69,10 +72,10 @@ class WindowedView(list[Any]):
         """The keys, items or values in the window of the wall-clock time now."""
         return self._shape(self._pairs_at(time.time()))
 
-    def current(self, event: Any = None) -> list[Any]:
+    def current(self, event: Event | None = None) -> list[Any]:
         """The keys, items or values in the window of the current event's time (now outside an agent)."""
         return self._shape(self._pairs_at(self._reference(event)))
 
-    def delta(self, d: Duration, event: Any = None) -> list[Any]:
+    def delta(self, d: Duration, event: Event | None = None) -> list[Any]:
         """The keys, items or values in the window ``d`` seconds (or a timedelta) before `current`'s."""
         return self._shape(self._pairs_at(self._reference(event) - seconds(d)))
