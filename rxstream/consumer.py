@@ -96,6 +96,8 @@ class Conductor:
 
     def add(self, topic: Topic[object, object], subscription: Subscription) -> None:
         """Route the messages of ``topic`` to ``subscription`` (before start)."""
+        if self._outbox is not None:
+            self._outbox.read(topic.topic_names)
         for name in topic.topic_names:
             self.topics[name] = topic
             readers = self.readers.setdefault(name, [])

@@ -4,8 +4,9 @@ With ``App(processing_guarantee="exactly_once")``:
 
 - Routing. A sink send (an agent's sinks, `Topic.send_buffered`) or a table change made while a value is
   processed is held in the app's `Outbox` under the record that value came from (its topic, partition and
-  offset: `rxstream.events.current_source`, read from the batch, no event is built). What is sent with no
-  record being processed (timers, `app.send` from outside an agent, tasks) and ``await topic.send(...)``
+  offset: `rxstream.events.current_source`, read from the batch, no event is built), if a transactional
+  consumer reads that topic (`Outbox.read`). What is sent with no such record being processed (timers,
+  `app.send` from outside an agent, tasks, an agent reading a channel) and ``await topic.send(...)``
   (which returns where the message was stored, so it cannot wait for a commit) go out at once, outside
   any transaction, as with at-least-once.
 - Committing. At every commit (each ``commit_interval``, on revocation, at stop) the app's consumer
@@ -40,21 +41,27 @@ class Outbox:
 
     def __init__(self) -> None:
         self.held: dict[str, dict[int, Held]] = {}
-        """Source topic -> partition -> held records."""
+        """Source topic -> partition -> held records, for the topics transactional consumers read."""
         self.size = 0
         """How many records are held in all."""
+
+    def read(self, topics: Iterable[str]) -> None:
+        """Hold what the records of ``topics`` produce: a consumer commits their partitions in transactions."""
+        for topic in topics:
+            self.held.setdefault(topic, {})
 
     def hold(self, topic: str, record: OutputRecord) -> bool:
         """Hold ``record`` (to ``topic``) for the transaction of the record being processed.
 
-        False when no record is being processed in this context: the caller sends it at once.
+        False when no record is being processed in this context, or when no transaction commits the
+        record's source (a channel, a topic read at least once): the caller sends it at once.
         """
         source = current_source()
         if source is None:
             return False
         partitions = self.held.get(source[TOPIC])
         if partitions is None:
-            partitions = self.held[source[TOPIC]] = {}
+            return False
         held = partitions.get(source[PARTITION])
         if held is None:
             held = partitions[source[PARTITION]] = []

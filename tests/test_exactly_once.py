@@ -295,6 +295,7 @@ async def test_sends_outside_an_agent_go_out_at_once() -> None:
 
 def test_the_outbox_hands_over_only_the_records_of_events_before_the_committed_offset() -> None:
     outbox = Outbox()
+    outbox.read(["keys"])
     rows = [("keys", 1, offset, 0.0, None, None, None, None, None) for offset in range(3)]
     for row in rows:
         with serving(row):
@@ -388,3 +389,30 @@ async def test_an_output_that_can_never_be_stored_dead_letters_its_input_and_com
 
 async def _no_listener(revoked: Sequence[TopicPartition], assigned: Sequence[TopicPartition]) -> None:
     return None
+
+
+async def test_what_an_agent_reading_a_channel_produces_goes_out_outside_any_transaction() -> None:
+    """No consumer commits a channel: its events' sink sends and table changes are not held for one."""
+    url = memory_url()
+    app = App("eos-channel", broker=url, commit_interval=0.02, processing_guarantee="exactly_once")
+    numbers = app.channel(value_type=int)
+    out = app.topic("out", partitions=1)
+    totals = app.Table("totals", default=int, partitions=1)
+
+    @app.agent(numbers, sink=[out])
+    async def add(stream: rxstream.Stream[int]) -> AsyncIterator[int]:
+        async for n in stream:
+            totals["sum"] += n
+            yield n
+
+    await app.start()
+    try:
+        for n in range(10):
+            await numbers.send(value=n)
+        await eventually(lambda: totals["sum"] == 45)
+        await app.flush()
+        assert app.outbox is not None and app.outbox.size == 0
+    finally:
+        await app.stop()
+    assert sorted(r.value for r in await stored(url, out.name, timeout=0.3)) == list(range(10))
+    assert final_values(await stored(url, totals.changelog_topic, timeout=0.3)) == {"sum": 45}
