@@ -162,9 +162,25 @@ class Conductor:
         if not self._running:
             return
         self._running = False
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:  # a commit under way ends first: cancelled, what it took from the outbox is read again
+            async with asyncio.timeout(self.revocation_timeout):
+                await self._commit_lock.acquire()
+        except TimeoutError:
+            locked = False
+            logger.warning(
+                "consumer %s: a commit still in progress after %.1fs (revocation_timeout) is cancelled",
+                self.group_id,
+                self.revocation_timeout,
+            )
+        else:
+            locked = True
+        try:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            if locked:
+                self._commit_lock.release()
         self._tasks = []
         for subscriptions in self.readers.values():
             for subscription in subscriptions:
@@ -249,7 +265,8 @@ class Conductor:
         paused = {tp for tp in owned if tp.topic in full}
         if paused:
             consumer.pause(sorted(paused))
-        resumed = [tp for tp in self._paused if tp not in paused and tp in owned]
+        kept = paused | self._rewinding  # a partition read again is resumed once seeked
+        resumed = [tp for tp in self._paused if tp not in kept and tp in owned]
         if resumed:
             consumer.resume(resumed)
         self._paused = paused
@@ -394,14 +411,19 @@ class Conductor:
                     f"consumer {self.group_id}: exactly-once processing needs a transport whose consumers "
                     f"commit transactions; {self.transport.url} does not"
                 )
-            results = await asyncio.gather(
-                *(consumer.commit_transaction(tp, records, offset) for tp, records, offset in held),
-                return_exceptions=True,
-            )
+            try:
+                results = await asyncio.gather(
+                    *(consumer.commit_transaction(tp, records, offset) for tp, records, offset in held),
+                    return_exceptions=True,
+                )
+                interrupt = next((r for r in results if not isinstance(r, Exception | None)), None)
+                if interrupt is not None:
+                    raise interrupt
+            except BaseException:  # cancelled mid-way: what was taken is lost unless read again
+                self._aborted.update(tp for tp, _, _ in held)
+                raise
             for (tp, _, offset), result in zip(held, results, strict=True):
                 if isinstance(result, BaseException):
-                    if not isinstance(result, Exception):
-                        raise result
                     failed.append((tp, result))
                     if isinstance(result, TransportError):
                         self._aborted.add(tp)
@@ -461,18 +483,9 @@ class Conductor:
             for subscription in subscriptions:
                 leases |= subscription.pause(where, settled)
         cut(leases)
-        deadline = time.monotonic() + self.revocation_timeout
-        while in_flight(leases):
-            if time.monotonic() >= deadline:
-                logger.warning(
-                    "consumer %s: events of revoked partitions %s still in progress after %.1fs "
-                    "(revocation_timeout); their partitions are revoked under them",
-                    self.group_id,
-                    sorted(revoked),
-                    self.revocation_timeout,
-                )
-                break
-            await asyncio.sleep(0.005)
+        await self._finish_in_flight(
+            leases, revoked, "revoked partitions", "their partitions are revoked under them"
+        )
         try:
             await self._flush()  # what the finished events changed is stored before the new owner reads it
             await self.commit(only=revoked)
@@ -489,6 +502,24 @@ class Conductor:
         self._parked.update(revoked)
         await self._abandon_aborted()
         logger.info("consumer %s: partitions revoked: %s", self.group_id, sorted(revoked))
+
+    async def _finish_in_flight(
+        self, leases: set[Lease], tps: Sequence[TopicPartition], which: str, then: str
+    ) -> None:
+        """Wait up to ``revocation_timeout`` for the events in flight of ``tps`` to finish."""
+        deadline = time.monotonic() + self.revocation_timeout
+        while in_flight(leases):
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "consumer %s: events of %s %s still in progress after %.1fs (revocation_timeout); %s",
+                    self.group_id,
+                    which,
+                    sorted(tps),
+                    self.revocation_timeout,
+                    then,
+                )
+                break
+            await asyncio.sleep(0.005)
 
     async def _assign(self, assigned: Sequence[TopicPartition]) -> None:
         """Drop parked partitions that moved away, resume those that came back, recover the new ones."""
@@ -507,6 +538,7 @@ class Conductor:
         if self._on_fenced is not None:  # decided: what the revocation noted no longer holds
             await self._hook(self._on_fenced, [], "fenced")
         new = [tp for tp in assigned if tp not in parked]
+        self._rewinding.difference_update(new)  # read from their committed offset by the assignment
         if new:
             logger.info("consumer %s: partitions assigned: %s", self.group_id, sorted(new))
             if self._on_assigned is not None:
@@ -544,52 +576,60 @@ class Conductor:
         """Read the partitions whose transaction failed again from their last commit, state recovered first.
 
         What every partition of the same number processed since its last commit is dropped (events in
-        flight and queued, held records, the tables' state), as its table partitions share that state.
+        flight and queued, held records, the tables' state), as its table partitions share that state. The
+        group's committed offset is read from the transport, which settles a transaction in doubt first (one
+        that timed out may have committed). A partition that cannot be seeked stays aborted and paused, and
+        is read again at the next try.
         """
         consumer = self._consumer
         if consumer is None:
             return
-        owned = consumer.assignment()
-        self._aborted.intersection_update(owned | self._parked)  # what moved away was dropped already
-        numbers = {tp.partition for tp in self._aborted}
-        tps = sorted(tp for tp in owned if tp.partition in numbers and tp not in self._parked)
-        if not tps:
-            return
-        logger.warning("consumer %s: reading %s again from their last commit", self.group_id, tps)
-        self._rewinding.update(tps)
-        consumer.pause(tps)
-        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        try:
-            where = [(tp.topic, tp.partition) for tp in tps]
-            leases: set[Lease] = set()
-            for subscriptions in self.readers.values():
-                for subscription in subscriptions:
-                    leases |= subscription.pause(where, settled)
-            cut(leases)
-            deadline = time.monotonic() + self.revocation_timeout
-            while in_flight(leases) and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
-            if self._outbox is not None:
-                self._outbox.drop(tps)
-            known = {tp: self._committed[tp] for tp in tps if tp in self._committed}
-            await self._drop(tps)
-            settled.set_result(None)  # readers waiting on them go on: they were forgotten
-            if self._on_assigned is not None:
-                await self._hook(self._on_assigned, tps, "assigned")
-            for tp in tps:  # what this worker committed last, else the group's commit
-                offset = known.get(tp)
-                if offset is None:
-                    offset = await consumer.committed(tp)
-                if offset is None:
-                    offset = (await self.transport.first_offsets(tp.topic))[tp]
-                consumer.seek(tp, offset)
-        except TransportError as exc:  # moved away meanwhile: the rebalance sorts it out
-            logger.warning("consumer %s: reading %s again failed: %s", self.group_id, tps, exc)
-        finally:
-            if not settled.done():
-                settled.set_result(None)
-            self._rewinding.difference_update(tps)
-            consumer.resume(tps)
+        async with self._commit_lock:
+            owned = consumer.assignment()
+            self._aborted.intersection_update(owned | self._parked)  # what moved away was dropped already
+            numbers = {tp.partition for tp in self._aborted}
+            tps = sorted(tp for tp in owned if tp.partition in numbers and tp not in self._parked)
+            if not tps:
+                return
+            self._aborted.update(tps)  # no commit passes them until they are seeked
+            logger.warning("consumer %s: reading %s again from their last commit", self.group_id, tps)
+            self._rewinding.update(tps)
+            consumer.pause(tps)
+            settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            seeked: list[TopicPartition] = []
+            try:
+                where = [(tp.topic, tp.partition) for tp in tps]
+                leases: set[Lease] = set()
+                for subscriptions in self.readers.values():
+                    for subscription in subscriptions:
+                        leases |= subscription.pause(where, settled)
+                cut(leases)
+                await self._finish_in_flight(
+                    leases, tps, "partitions to read again", "they are read again under them"
+                )
+                if self._outbox is not None:
+                    self._outbox.drop(tps)
+                await self._drop(tps)
+                self._aborted.update(tps)
+                settled.set_result(None)  # readers waiting on them go on: they were forgotten
+                if self._on_assigned is not None:
+                    await self._hook(self._on_assigned, tps, "assigned")
+                for tp in tps:
+                    try:
+                        offset = await consumer.committed(tp)
+                        if offset is None:
+                            offset = (await self.transport.first_offsets(tp.topic))[tp]
+                        consumer.seek(tp, offset)
+                    except TransportError as exc:  # e.g. moved away meanwhile: the rebalance sorts it out
+                        logger.warning("consumer %s: reading %s again failed: %s", self.group_id, tp, exc)
+                    else:
+                        seeked.append(tp)
+            finally:
+                if not settled.done():
+                    settled.set_result(None)
+                self._aborted.difference_update(seeked)
+                self._rewinding.difference_update(seeked)
+                consumer.resume(seeked)
 
     def _settle(self) -> None:
         """The rebalance decided on every paused partition: wake the readers waiting for it."""

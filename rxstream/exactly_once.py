@@ -46,7 +46,7 @@ class Outbox:
         """How many records are held in all."""
 
     def read(self, topics: Iterable[str]) -> None:
-        """Hold what the records of ``topics`` produce: a consumer commits their partitions in transactions."""
+        """Hold what records of ``topics`` produce: a consumer commits their partitions in transactions."""
         for topic in topics:
             self.held.setdefault(topic, {})
 

@@ -213,6 +213,14 @@ class FailingTransport(MemoryTransport):
         super().__init__(url, **options)
         self.fail = fail
         self.calls = 0
+        self.lost_replies: set[int] = set()
+        """Calls whose transaction commits but whose caller is told it failed (a timeout past the commit)."""
+        self.stalls: set[int] = set()
+        """Calls that wait for ``resume`` before committing."""
+        self.stalled = asyncio.Event()
+        self.resume = asyncio.Event()
+        self.refused_seeks = 0
+        """How many of the next seeks fail."""
 
     def consumer(
         self,
@@ -234,10 +242,23 @@ class FailingConsumer(MemoryConsumer):
     async def commit_transaction(
         self, source: TopicPartition, records: Mapping[str, Sequence[OutputRecord]], offset: int
     ) -> None:
-        self.transport.calls += 1
-        if self.transport.calls in self.transport.fail:
-            raise TransportError(f"injected: transaction {self.transport.calls} of {source} failed")
+        transport = self.transport
+        transport.calls += 1
+        call = transport.calls
+        if call in transport.fail:
+            raise TransportError(f"injected: transaction {call} of {source} failed")
+        if call in transport.stalls:
+            transport.stalled.set()
+            await transport.resume.wait()
         await super().commit_transaction(source, records, offset)
+        if call in transport.lost_replies:
+            raise TransportError(f"injected: the reply to transaction {call} of {source} was lost")
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if self.transport.refused_seeks:
+            self.transport.refused_seeks -= 1
+            raise TransportError(f"injected: seeking {tp} to {offset} failed")
+        super().seek(tp, offset)
 
 
 async def test_a_failed_transaction_is_aborted_and_its_partition_read_again_from_its_commit() -> None:
@@ -416,3 +437,110 @@ async def test_what_an_agent_reading_a_channel_produces_goes_out_outside_any_tra
         await app.stop()
     assert sorted(r.value for r in await stored(url, out.name, timeout=0.3)) == list(range(10))
     assert final_values(await stored(url, totals.changelog_topic, timeout=0.3)) == {"sum": 45}
+
+
+async def exactly_once_on(
+    transport: FailingTransport, commits: int = 6, delay: float = 0.0
+) -> tuple[App, Counter[str]]:
+    """Run a `counting_app` over ``transport`` until every event is counted and ``commits`` transactions
+    were tried; what it stored must then hold each output once and each key's true count."""
+    app, source, out, counts = counting_app(transport.url, delay=delay, commit_interval=0.02)
+    app._transport = transport
+    truth = await fill(app, source, 600)
+    await app.start()
+    try:
+        await eventually(
+            lambda: sum(counts.as_dict().values()) == 600 and transport.calls >= commits, timeout=20
+        )
+        await app.commit()
+    finally:
+        await app.stop()
+    assert app.crashed is None
+    outputs = Counter(tuple(r.value) for r in await stored(transport.url, out.name))
+    assert len(outputs) == 600 and set(outputs.values()) == {1}
+    assert final_values(await stored(transport.url, counts.changelog_topic)) == dict(truth)
+    assert counts.as_dict() == dict(truth)
+    return app, truth
+
+
+async def test_a_partition_that_cannot_be_seeked_is_read_again_at_the_next_try() -> None:
+    transport = FailingTransport(memory_url(), fail={2, 3}, default_partitions=PARTITIONS)
+    transport.refused_seeks = 1
+    await exactly_once_on(transport)
+    assert transport.refused_seeks == 0
+
+
+async def test_a_transaction_that_committed_though_it_reported_a_failure_is_not_repeated() -> None:
+    """Read again from the group's committed offset, not from the last commit this worker knew of."""
+    url = memory_url()
+    transport = FailingTransport(url, fail=set(), default_partitions=1)
+    app, source, out, counts = counting_app(url, commit_interval=3600)
+    app._transport = transport
+    truth = await fill(app, source, 100)
+    retaining = transport.consumer("retains-the-input", ["keys"], _no_listener)  # never commits
+    await retaining.start()
+    await app.start()
+    try:
+        await eventually(lambda: sum(counts.as_dict().values()) == 100)
+        await app.commit()
+        truth += await fill(app, source, 100)
+        await eventually(lambda: sum(counts.as_dict().values()) == 200)
+        transport.lost_replies = {transport.calls + 1}
+        with pytest.raises(TransportError, match="reply to transaction"):
+            await app.commit()
+        assert await app._main_conductor()._try_commit()  # reads the partition again from its commit
+        await asyncio.sleep(0.2)
+        await app.commit()
+    finally:
+        await app.stop()
+        await retaining.stop()
+    assert len(app.processed) == 200  # type: ignore[attr-defined]
+    outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
+    assert len(outputs) == 200 and set(outputs.values()) == {1}
+    assert final_values(await stored(url, counts.changelog_topic)) == dict(truth)
+    assert counts.as_dict() == dict(truth)
+
+
+async def test_stop_lets_a_transaction_under_way_finish() -> None:
+    url = memory_url()
+    transport = FailingTransport(url, fail=set(), default_partitions=PARTITIONS)
+    transport.stalls = {1}
+    app, source, out, counts = counting_app(url, commit_interval=0.02)
+    app._transport = transport
+    truth = await fill(app, source, 400)
+    await app.start()
+    try:
+        await eventually(lambda: sum(counts.as_dict().values()) == 400 and transport.stalled.is_set())
+        stopping = asyncio.ensure_future(app.stop())
+        await asyncio.sleep(0.05)
+        transport.resume.set()
+        await stopping
+    finally:
+        await app.stop()
+    outputs = Counter(tuple(r.value) for r in await stored(url, out.name))
+    assert len(outputs) == 400 and set(outputs.values()) == {1}
+    assert final_values(await stored(url, counts.changelog_topic)) == dict(truth)
+
+
+async def test_a_commit_cancelled_mid_transaction_commits_no_offset_past_what_it_took() -> None:
+    url = memory_url()
+    transport = FailingTransport(url, fail=set(), default_partitions=PARTITIONS)
+    transport.stalls = {1}
+    app, source, out, counts = counting_app(url, commit_interval=3600)
+    app._transport = transport
+    await fill(app, source, 400)
+    await app.start()
+    try:
+        await eventually(lambda: sum(counts.as_dict().values()) == 400)
+        commit = asyncio.ensure_future(app.commit())
+        await asyncio.wait_for(transport.stalled.wait(), 5)
+        commit.cancel()
+        await asyncio.gather(commit, return_exceptions=True)
+        transport.resume.set()
+    finally:
+        await app.stop()
+    outputs = {tuple(r.value) for r in await stored(url, out.name)}
+    reader = App("reader", broker=url).transport.consumer("eos", ["keys"], _no_listener)
+    for p in range(PARTITIONS):
+        committed = await reader.committed(TopicPartition("keys", p)) or 0
+        assert {o for q, o in outputs if q == p} == set(range(committed)), f"partition {p}"
