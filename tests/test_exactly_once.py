@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError, ProducerFenced  # type: ignore[import-untyped,unused-ignore]
 
 import rxstream
 from rxstream import App
@@ -17,6 +18,8 @@ from rxstream.events import Row, reset_event_source, set_event_source
 from rxstream.exactly_once import Outbox
 from rxstream.transport import TopicPartition
 from rxstream.transport.base import OutputRecord, RebalanceListener, transactional_id
+from rxstream.transport.kafka import KafkaTransport
+from rxstream.transport.kafka_transactions import PartitionProducers
 from rxstream.transport.memory import MemoryConsumer, MemoryTransport
 from tests.test_app import eventually, memory_url, read_all
 
@@ -544,3 +547,90 @@ async def test_a_commit_cancelled_mid_transaction_commits_no_offset_past_what_it
     for p in range(PARTITIONS):
         committed = await reader.committed(TopicPartition("keys", p)) or 0
         assert {o for q, o in outputs if q == p} == set(range(committed)), f"partition {p}"
+
+
+class ScriptedProducer:
+    """A transactional producer whose commits and aborts fail as told."""
+
+    def __init__(self, fail_commit: BaseException | None = None, fail_abort: bool = False) -> None:
+        self.fail_commit = fail_commit
+        self.fail_abort = fail_abort
+        self.committed: list[int] = []
+        self.stopped = False
+
+    async def begin_transaction(self) -> None:
+        return None
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[Any, Any], group_id: str) -> None:
+        self.offset = next(iter(offsets.values())).offset
+
+    async def commit_transaction(self) -> None:
+        if self.fail_commit is not None:
+            raise self.fail_commit
+        self.committed.append(self.offset)
+
+    async def abort_transaction(self) -> None:
+        if self.fail_abort:
+            raise KafkaTimeoutError()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+class NeverCommitted:
+    """An aiokafka consumer of a group that never committed."""
+
+    async def committed(self, tp: Any) -> None:
+        return None
+
+
+def scripted_producers(*producers: ScriptedProducer) -> tuple[PartitionProducers, TopicPartition]:
+    """The transactions of one assigned partition, started with ``producers`` in turn."""
+    tp = TopicPartition("in", 0)
+    transactions = PartitionProducers(KafkaTransport("kafka://127.0.0.1:9"), "group", lambda: frozenset({tp}))
+    started = iter(producers)
+
+    async def start(source: TopicPartition) -> ScriptedProducer:
+        return next(started)
+
+    transactions._open = start  # type: ignore[method-assign]
+    return transactions, tp
+
+
+async def test_a_kafka_producer_closed_after_its_abort_failed_is_started_again_while_assigned() -> None:
+    first = ScriptedProducer(fail_commit=KafkaTimeoutError(), fail_abort=True)
+    second = ScriptedProducer()
+    transactions, tp = scripted_producers(first, second)
+    await transactions.assign([tp], NeverCommitted())
+    with pytest.raises(TransportError) as failure:
+        await transactions.commit(tp, {}, 5)
+    assert not isinstance(failure.value, TransactionFencedError) and first.stopped
+    await transactions.settle(tp)  # what the broker made of the transaction in doubt is settled first
+    await transactions.commit(tp, {}, 5)
+    assert second.committed == [5]
+
+
+async def test_a_kafka_producer_that_did_not_start_on_assignment_is_started_at_the_next_commit() -> None:
+    second = ScriptedProducer()
+    transactions, tp = scripted_producers(second)
+
+    async def fails(source: TopicPartition) -> ScriptedProducer:
+        raise TransportError("injected: the broker is away")
+
+    opened = transactions._open
+    transactions._open = fails  # type: ignore[method-assign]
+    with pytest.raises(TransportError):
+        await transactions.assign([tp], NeverCommitted())
+    transactions._open = opened  # type: ignore[method-assign]
+    await transactions.commit(tp, {}, 3)
+    assert second.committed == [3]
+
+
+async def test_a_fenced_kafka_producer_is_not_started_again() -> None:
+    transactions, tp = scripted_producers(ScriptedProducer(fail_commit=ProducerFenced()), ScriptedProducer())
+    await transactions.assign([tp], NeverCommitted())
+    with pytest.raises(TransactionFencedError):
+        await transactions.commit(tp, {}, 5)
+    await transactions.settle(tp)
+    with pytest.raises(TransactionFencedError, match="not assigned"):
+        await transactions.commit(tp, {}, 5)

@@ -112,8 +112,12 @@ class Transactional(Protocol):
         """Append ``records`` (per topic) and commit ``offset`` for ``source``: all become visible, or none.
 
         Raises `rxstream.errors.TransactionFencedError` when ``source`` is no longer this member's (another
-        member took it over); any other failure raises `rxstream.errors.TransportError` (or the send's
-        `ConfigurationError`); in every case nothing of the transaction is visible.
+        member took it over); `rxstream.errors.EncodeError` or `rxstream.errors.ConfigurationError` for a
+        record that can never be stored (over the size limit, a partition its topic lacks); any other
+        failure (a timeout, the broker away) raises `rxstream.errors.TransportError`. In every case nothing
+        of the transaction is visible, except that one whose outcome the transport could not learn (a
+        commit that timed out) may have committed: the consumer's `committed` then settles it first and
+        returns the offset it left.
         """
 
 

@@ -576,7 +576,8 @@ class KafkaConsumer:
         self._settled.set()
         self._listening = 0
         self._generation = 0
-        self._transactions = PartitionProducers(transport, group_id) if transactional else None
+        owned = self.assignment
+        self._transactions = PartitionProducers(transport, group_id, owned) if transactional else None
 
     def __repr__(self) -> str:
         return f"<KafkaConsumer group={self.group_id!r} topics={list(self.topics)} {self.transport.url}>"
@@ -723,19 +724,11 @@ class KafkaConsumer:
         )
 
     async def _open_transactions(self, client: Any, assigned: Sequence[TopicPartition]) -> None:
-        """Open the transactional producers of an assignment (fencing the previous owners), close the rest.
-
-        A partition new here is then read from its committed offset fetched again: the previous owner's last
-        transaction is complete once its producer is fenced, so this sees the offset that transaction wrote.
-        """
+        """Open the transactional producers of an assignment (fencing the previous owners), close the rest;
+        a partition new here is read from its committed offset fetched again (`PartitionProducers.assign`)."""
         if self._transactions is not None:
             try:
-                for tp in await self._transactions.assign(assigned):
-                    offset = await self.transport._bounded(
-                        client.committed(to_kafka_tp(tp)), f"reading the committed offset of {tp}"
-                    )
-                    if offset is not None:
-                        client.seek(to_kafka_tp(tp), offset)
+                await self._transactions.assign(assigned, client)
             except Exception as exc:
                 log.exception("%s: opening the transactions of %s failed", self._describe(), assigned)
                 if self._listener_error is None:
@@ -759,8 +752,12 @@ class KafkaConsumer:
         return offset
 
     async def committed(self, tp: TopicPartition) -> int | None:
-        """The offset this group last committed for ``tp``, or None (bounded; also while `start` waits)."""
+        """The offset this group last committed for ``tp``, or None (bounded; also while `start` waits).
+
+        A transactional member first settles a transaction of ``tp`` left in doubt (`PartitionProducers`)."""
         consumer = self._joining or self._started()
+        if self._transactions is not None:
+            await self._transactions.settle(tp)
         offset: int | None = await self.transport._bounded(
             consumer.committed(to_kafka_tp(tp)),
             f"reading the committed offset of {tp} for {self._describe()}",
