@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ._core.fence import Lease, cut, in_flight
-from .errors import TransportError
+from .errors import ConfigurationError, EncodeError, TransportError
 from .events import OFFSET
 from .transport.base import Consumer, OutputRecord, TopicPartition, Transactional, Transport
 
@@ -395,6 +395,11 @@ class Conductor:
         """
         outbox = self._outbox
         assert outbox is not None
+        if not isinstance(consumer, Transactional) and any(outbox.count(tp) for tp in offsets):
+            raise TransportError(
+                f"consumer {self.group_id}: exactly-once processing needs a transport whose consumers "
+                f"commit transactions; {self.transport.url} does not"
+            )
         held: list[tuple[TopicPartition, dict[str, list[OutputRecord]], int]] = []
         plain: dict[TopicPartition, int] = {}
         for tp, offset in offsets.items():
@@ -406,11 +411,7 @@ class Conductor:
         committed: dict[TopicPartition, int] = {}
         failed: list[tuple[TopicPartition, BaseException]] = []
         if held:
-            if not isinstance(consumer, Transactional):
-                raise TransportError(
-                    f"consumer {self.group_id}: exactly-once processing needs a transport whose consumers "
-                    f"commit transactions; {self.transport.url} does not"
-                )
+            assert isinstance(consumer, Transactional)
             try:
                 results = await asyncio.gather(
                     *(consumer.commit_transaction(tp, records, offset) for tp, records, offset in held),
@@ -427,10 +428,19 @@ class Conductor:
                     failed.append((tp, result))
                     if isinstance(result, TransportError):
                         self._aborted.add(tp)
-                    else:  # a record that can never be stored: reading it again would fail again
-                        self._refused.add(tp)
-                        if self._on_crash is not None:
-                            self._on_crash(result)
+                        continue
+                    self._refused.add(tp)  # never committed: the app crashes
+                    if not isinstance(result, EncodeError | ConfigurationError):
+                        crash = TransportError(
+                            f"consumer {self.group_id}: the transaction of {tp} (offset {offset}) failed "
+                            f"unexpectedly: {result!r}"
+                        )
+                        crash.__cause__ = result
+                        logger.error("%s", crash, exc_info=result)
+                        result = crash
+                    # else a record that can never be stored: reading it again would fail again
+                    if self._on_crash is not None:
+                        self._on_crash(result)
                 else:
                     committed[tp] = offset
         failure: TransportError | None = None

@@ -224,6 +224,8 @@ class FailingTransport(MemoryTransport):
         self.resume = asyncio.Event()
         self.refused_seeks = 0
         """How many of the next seeks fail."""
+        self.broken: set[int] = set()
+        """Calls that fail with an error no transport should raise."""
 
     def consumer(
         self,
@@ -250,6 +252,8 @@ class FailingConsumer(MemoryConsumer):
         call = transport.calls
         if call in transport.fail:
             raise TransportError(f"injected: transaction {call} of {source} failed")
+        if call in transport.broken:
+            raise RuntimeError(f"injected: a bug in transaction {call}")
         if call in transport.stalls:
             transport.stalled.set()
             await transport.resume.wait()
@@ -542,11 +546,7 @@ async def test_a_commit_cancelled_mid_transaction_commits_no_offset_past_what_it
         transport.resume.set()
     finally:
         await app.stop()
-    outputs = {tuple(r.value) for r in await stored(url, out.name)}
-    reader = App("reader", broker=url).transport.consumer("eos", ["keys"], _no_listener)
-    for p in range(PARTITIONS):
-        committed = await reader.committed(TopicPartition("keys", p)) or 0
-        assert {o for q, o in outputs if q == p} == set(range(committed)), f"partition {p}"
+    await stored_up_to_committed(url, out.name)
 
 
 class ScriptedProducer:
@@ -634,3 +634,31 @@ async def test_a_fenced_kafka_producer_is_not_started_again() -> None:
     await transactions.settle(tp)
     with pytest.raises(TransactionFencedError, match="not assigned"):
         await transactions.commit(tp, {}, 5)
+
+
+async def test_a_transaction_failing_unexpectedly_crashes_the_app_without_committing_its_partition() -> None:
+    url = memory_url()
+    transport = FailingTransport(url, fail=set(), default_partitions=1)
+    transport.broken = {1}
+    app, source, out, _ = counting_app(url, commit_interval=0.02)
+    app._transport = transport
+    await fill(app, source, 50)
+    await app.start()
+    try:
+        await eventually(lambda: app.crashed is not None)
+    finally:
+        await app.stop()
+    assert isinstance(app.crashed, TransportError)
+    assert "the transaction of TopicPartition(topic='keys', partition=" in str(app.crashed)
+    assert "failed unexpectedly: RuntimeError('injected: a bug in transaction 1')" in str(app.crashed)
+    await stored_up_to_committed(url, out.name)
+
+
+async def stored_up_to_committed(url: str, topic: str) -> None:
+    """Check that the outputs of each partition of "keys" stored in ``topic`` are those of the events before
+    its committed offset, no more, no less."""
+    outputs = {tuple(r.value) for r in await stored(url, topic)}
+    reader = App("reader", broker=url).transport.consumer("eos", ["keys"], _no_listener)
+    for p in range(PARTITIONS):
+        committed = await reader.committed(TopicPartition("keys", p)) or 0
+        assert {o for q, o in outputs if q == p} == set(range(committed)), f"partition {p}"
