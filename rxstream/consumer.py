@@ -358,6 +358,11 @@ class Conductor:
                 for tp, offset in self.committable().items()
                 if tp in owned and (only is None or tp in only) and offset > self._committed.get(tp, -1)
             }
+            if self._outbox is not None:  # what an event sent after its acknowledgment was committed
+                for tp, offset in self._committed.items():
+                    if tp not in offsets and tp in owned and (only is None or tp in only):
+                        if self._outbox.count(tp, before=offset):
+                            offsets[tp] = offset
             if self._aborted or self._refused:  # their acknowledgments count for nothing until dropped
                 void = self._aborted | self._refused
                 offsets = {tp: offset for tp, offset in offsets.items() if tp not in void}

@@ -96,7 +96,10 @@ class Outbox:
             if partitions is not None:
                 self.size -= len(partitions.pop(source.partition, ()))
 
-    def count(self, source: TopicPartition) -> int:
-        """How many records are held for ``source``."""
+    def count(self, source: TopicPartition, before: int | None = None) -> int:
+        """How many records are held for ``source`` (of its events before offset ``before``)."""
         partitions = self.held.get(source.topic)
-        return len(partitions.get(source.partition, ())) if partitions is not None else 0
+        held = partitions.get(source.partition) if partitions is not None else None
+        if not held:
+            return 0
+        return len(held) if before is None else sum(1 for entry in held if entry[0] < before)

@@ -662,3 +662,35 @@ async def stored_up_to_committed(url: str, topic: str) -> None:
     for p in range(PARTITIONS):
         committed = await reader.committed(TopicPartition("keys", p)) or 0
         assert {o for q, o in outputs if q == p} == set(range(committed)), f"partition {p}"
+
+
+async def test_what_an_event_sends_after_its_offset_was_committed_is_committed_next() -> None:
+    url = memory_url()
+    app = App("eos-late", broker=url, commit_interval=0.02, processing_guarantee="exactly_once")
+    source = app.topic("in", partitions=1)
+    out = app.topic("out", partitions=1)
+    go = asyncio.Event()
+    sent: list[int] = []
+
+    @app.agent(source, sink=[out])
+    async def relay(stream: rxstream.Stream[int]) -> AsyncIterator[int]:
+        async for n in stream:
+            rxstream.current_event().ack()
+            await go.wait()
+            yield n
+            sent.append(n)
+
+    await source.send(value=7)
+    await app.start()
+    try:
+        consumer = app._main_conductor().consumer
+        assert consumer is not None
+        deadline = asyncio.get_running_loop().time() + 5
+        while await consumer.committed(TopicPartition("in", 0)) != 1:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        go.set()
+        await eventually(lambda: sent == [7] and app.outbox is not None and app.outbox.size == 0)
+    finally:
+        await app.stop()
+    assert [r.value for r in await stored(url, out.name, timeout=0.3)] == [7]
