@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from ._core.fence import Lease, cut, in_flight
 from .errors import ConfigurationError, EncodeError, TransportError
 from .events import OFFSET
+from .exactly_once import EARLY_COMMIT_RECORDS
 from .transport.base import Consumer, OutputRecord, TopicPartition, Transactional, Transport
 
 if TYPE_CHECKING:
@@ -22,9 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EARLY_COMMIT_RECORDS", "Conductor"]
 
-EARLY_COMMIT_RECORDS = 8192
-"""With exactly-once, how many held records make a commit come before ``commit_interval`` is over."""
-_EARLY_COMMIT_POLL = 0.02
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +89,8 @@ class Conductor:
         """Resolved once the rebalance under way resumed or forgot the partitions it paused."""
         self._fetched_end: dict[TopicPartition, int] = {}
         self._commit_lock = asyncio.Lock()
+        self._early: asyncio.Event | None = None
+        """With an outbox, set when it holds enough records for an early commit."""
         self._running = False
         self.rebalances = 0
         self.fetched = 0
@@ -182,6 +183,9 @@ class Conductor:
             if locked:
                 self._commit_lock.release()
         self._tasks = []
+        if self._early is not None and self._outbox is not None:  # a restart may run in another loop
+            self._outbox.forget(self._early)
+            self._early = None
         for subscriptions in self.readers.values():
             for subscription in subscriptions:
                 await subscription.drain()
@@ -308,10 +312,13 @@ class Conductor:
                 await asyncio.sleep(min(interval, _backoff(failures)))
             elif self._outbox is None:
                 await asyncio.sleep(interval)
-            else:  # held records are sent at commit: commit early when many wait, so sending keeps up
-                deadline = time.monotonic() + interval
-                while self._outbox.size < EARLY_COMMIT_RECORDS and time.monotonic() < deadline:
-                    await asyncio.sleep(min(_EARLY_COMMIT_POLL, interval))
+            elif self._outbox.size < EARLY_COMMIT_RECORDS:  # held records are sent at commit: when many
+                early = self._early  # wait, commit early, so sending keeps up
+                if early is None:
+                    early = self._early = self._outbox.waker()
+                early.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(early.wait(), interval)
             failures = 0 if await self._try_commit() else failures + 1
 
     async def _try_commit(self) -> bool:

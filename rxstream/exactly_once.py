@@ -23,12 +23,16 @@ With ``App(processing_guarantee="exactly_once")``:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from .events import OFFSET, PARTITION, TOPIC, current_source
 from .transport.base import OutputRecord, TopicPartition
 
-__all__ = ["Outbox"]
+__all__ = ["EARLY_COMMIT_RECORDS", "Outbox"]
+
+EARLY_COMMIT_RECORDS = 8192
+"""How many held records make a commit come before ``commit_interval`` is over."""
 
 Held = list[tuple[int, str, OutputRecord]]
 """A source partition's held records: (offset of the event that produced it, topic, record), in order."""
@@ -37,13 +41,14 @@ Held = list[tuple[int, str, OutputRecord]]
 class Outbox:
     """Per source partition, the records its events produced since its last transaction."""
 
-    __slots__ = ("held", "size")
+    __slots__ = ("_wakers", "held", "size")
 
     def __init__(self) -> None:
         self.held: dict[str, dict[int, Held]] = {}
         """Source topic -> partition -> held records, for the topics transactional consumers read."""
         self.size = 0
         """How many records are held in all."""
+        self._wakers: list[asyncio.Event] = []
 
     def read(self, topics: Iterable[str]) -> None:
         """Hold what records of ``topics`` produce: a consumer commits their partitions in transactions."""
@@ -67,7 +72,21 @@ class Outbox:
             held = partitions[source[PARTITION]] = []
         held.append((source[OFFSET], topic, record))
         self.size += 1
+        if self.size == EARLY_COMMIT_RECORDS:
+            for waker in self._wakers:
+                waker.set()
         return True
+
+    def waker(self) -> asyncio.Event:
+        """An event set whenever ``EARLY_COMMIT_RECORDS`` are held (a commit loop waits on it)."""
+        waker = asyncio.Event()
+        self._wakers.append(waker)
+        return waker
+
+    def forget(self, waker: asyncio.Event) -> None:
+        """Stop setting ``waker``."""
+        if waker in self._wakers:
+            self._wakers.remove(waker)
 
     def take(self, source: TopicPartition, before: int) -> dict[str, list[OutputRecord]]:
         """Remove and return, per topic in order, the records of ``source``'s events before ``before``."""

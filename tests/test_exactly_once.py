@@ -15,7 +15,7 @@ import rxstream
 from rxstream import App
 from rxstream.errors import ConfigurationError, TransactionFencedError, TransportError
 from rxstream.events import Row, reset_event_source, set_event_source
-from rxstream.exactly_once import Outbox
+from rxstream.exactly_once import EARLY_COMMIT_RECORDS, Outbox
 from rxstream.transport import TopicPartition
 from rxstream.transport.base import OutputRecord, RebalanceListener, transactional_id
 from rxstream.transport.kafka import KafkaTransport
@@ -694,3 +694,30 @@ async def test_what_an_event_sends_after_its_offset_was_committed_is_committed_n
     finally:
         await app.stop()
     assert [r.value for r in await stored(url, out.name, timeout=0.3)] == [7]
+
+
+async def test_the_outbox_wakes_its_commit_loops_when_enough_records_are_held_for_an_early_commit() -> None:
+    outbox = Outbox()
+    outbox.read(["keys"])
+    waker = outbox.waker()
+    with serving(("keys", 0, 0, 0.0, None, None, None, None, None)):
+        for _ in range(EARLY_COMMIT_RECORDS - 1):
+            outbox.hold("out", (None, 1, None, None))
+        assert not waker.is_set()
+        outbox.hold("out", (None, 1, None, None))
+    assert waker.is_set()
+    outbox.forget(waker)
+
+
+async def test_a_commit_comes_before_the_interval_is_over_when_many_records_are_held() -> None:
+    url = memory_url()
+    app, source, _, _ = counting_app(url, commit_interval=3600)
+    await fill(app, source, EARLY_COMMIT_RECORDS // 2 + 100)  # a sink send and a table change each
+    await app.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while await committed_total(app, "keys") == 0:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+    finally:
+        await app.stop()
