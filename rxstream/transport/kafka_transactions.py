@@ -72,6 +72,8 @@ class PartitionProducers:
         """Close the producers of partitions not in ``assigned``, open those of new ones (concurrently), then
         make ``client`` (the aiokafka consumer) read each new one from its committed offset fetched again:
         the previous owner's last transaction is complete once its producer is fenced."""
+        if self._reopening:  # two producers of one id starting together would fence each other
+            await asyncio.gather(*self._reopening.values(), return_exceptions=True)
         wanted = set(assigned)
         await self.close([tp for tp in self._producers if tp not in wanted])
         new = sorted(tp for tp in wanted if tp not in self._producers)
@@ -106,8 +108,13 @@ class PartitionProducers:
         task = self._reopening.get(source)
         if task is None:
             task = self._reopening[source] = asyncio.ensure_future(self._start_again(source))
-            task.add_done_callback(lambda _: self._reopening.pop(source, None))
+            task.add_done_callback(lambda _: self._reopened(source, task))
         return await asyncio.shield(task)
+
+    def _reopened(self, source: TopicPartition, task: asyncio.Task[Any]) -> None:
+        self._reopening.pop(source, None)
+        if not task.cancelled():
+            task.exception()  # raised to its callers; none may be left if they were cancelled
 
     async def _start_again(self, source: TopicPartition) -> Any:
         """Start the producer of ``source`` again; TransportError naming why it was closed."""
