@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EARLY_COMMIT_RECORDS", "Conductor"]
 
-
 logger = logging.getLogger(__name__)
 
 
