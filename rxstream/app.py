@@ -7,6 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from datetime import tzinfo
 from typing import Any, TypeVar, cast
 
 from . import _rx, commands, leader, schedule, views
@@ -94,7 +95,7 @@ class App(AppSignals, FaustShapes):
         autodiscover: bool | Sequence[str] = False,
         key_serializer: CodecArg = "raw",
         stream_buffer_maxsize: int = TOPIC_MAXSIZE,
-        timezone: Any = None,
+        timezone: tzinfo | str | None = None,
         **faust_options: Any,
     ) -> None:
         given = {name: value for name, value in locals().items() if name not in ("self", "faust_options")}
@@ -277,7 +278,7 @@ class App(AppSignals, FaustShapes):
         use_partitioner: bool = False,
         help: str | None = None,
         on_window_close: Callable[[Any, Any], Any] | None = None,
-        changelog_topic: Any = None,
+        changelog_topic: Topic[Any, Any] | str | None = None,
     ) -> _Table:
         """Declare a table: dict-like state sharded like its source topic, logged to a compacted changelog.
 

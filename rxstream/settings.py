@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import tzinfo
 from types import MappingProxyType
 from typing import Any
 
@@ -88,7 +89,7 @@ class Settings:
     autodiscover: bool | Sequence[str] = False
     key_serializer: CodecArg = "raw"
     stream_buffer_maxsize: int = 4096
-    timezone: Any = None
+    timezone: tzinfo | str | None = None
     ignored: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
