@@ -348,27 +348,29 @@ def test_exactly_once_workers_read_committed_records_only_on_kafka() -> None:
     assert "isolation_level" not in App("a", broker="kafka://127.0.0.1:9").conf.kafka_consumer_config
 
 
-async def test_an_output_that_can_never_be_stored_crashes_the_app_without_committing_its_event() -> None:
-    url = memory_url()
-    app = App(
-        "eos-refused",
-        broker=url,
-        commit_interval=0.02,
-        processing_guarantee="exactly_once",
-        on_error="crash",
-    )
+async def _relay_with_one_oversized_output(app: App) -> rxstream.Topic[Any, Any]:
+    """Ten inputs to an agent whose output for input 5 is over max_message_bytes; started; its sink."""
     source = app.topic("in", partitions=1)
     out = app.topic("out", partitions=1)
 
     @app.agent(source, sink=[out])
     async def relay(stream: rxstream.Stream[int]) -> AsyncIterator[str]:
         async for n in stream:
-            yield "x" * (2 * 1024 * 1024) if n == 5 else str(n)  # over max_message_bytes
+            yield "x" * (2 * 1024 * 1024) if n == 5 else str(n)
 
     for n in range(10):
         await source.send(value=n)
     await app.start()
+    return out
+
+
+async def test_an_output_that_can_never_be_stored_crashes_the_app_without_committing_its_event() -> None:
+    url = memory_url()
+    app = App(
+        "eos-refused", broker=url, commit_interval=0.02, processing_guarantee="exactly_once", on_error="crash"
+    )
     try:
+        out = await _relay_with_one_oversized_output(app)
         await eventually(lambda: app.crashed is not None)
     finally:
         await app.stop()
@@ -384,20 +386,9 @@ async def test_an_output_that_can_never_be_stored_crashes_the_app_without_commit
 async def test_an_output_that_can_never_be_stored_dead_letters_its_input_and_commits_the_rest_once() -> None:
     url = memory_url()
     app = App("eos-dead", broker=url, commit_interval=0.02, processing_guarantee="exactly_once")
-    source = app.topic("in", partitions=1)
-    out = app.topic("out", partitions=1)
-
-    @app.agent(source, sink=[out])
-    async def relay(stream: rxstream.Stream[int]) -> AsyncIterator[str]:
-        async for n in stream:
-            yield "x" * (2 * 1024 * 1024) if n == 5 else str(n)  # over max_message_bytes
-
-    for n in range(10):
-        await source.send(value=n)
-    await app.start()
     try:
-        reader = App("reader", broker=url)
-        consumer = reader.transport.consumer("eos-dead", ["in"], _no_listener)
+        out = await _relay_with_one_oversized_output(app)
+        consumer = App("reader", broker=url).transport.consumer("eos-dead", ["in"], _no_listener)
 
         async def committed() -> int | None:
             return await consumer.committed(TopicPartition("in", 0))

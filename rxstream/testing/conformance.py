@@ -450,21 +450,28 @@ class TransportConformance:
         await reader.stop()
         return sorted(reader.values())
 
-    async def test_transaction_makes_its_records_and_offset_visible_together(
-        self, committed_transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
-    ) -> None:
-        transport = committed_transport
+    async def _transaction_inputs(
+        self, transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str, group: str, inputs: int
+    ) -> tuple[str, str, ConsumerProbe, Transactional]:
+        """Two output topics, ``inputs`` messages in partition 0 of ``topic``, and a transactional member of
+        ``group`` that fetched them: (output a, output b, its probe, the member)."""
         out_a, out_b = fresh_name(), fresh_name()
         await self.create(transport, topic, 1)
         await self.create(transport, out_a)
         await self.create(transport, out_b)
-        tp = TopicPartition(topic, 0)
-        await asyncio.wait_for(
-            transport.send_many(topic, [(b"k", b"in%d" % i, 0, None) for i in range(3)]), PHASE_TIMEOUT
-        )
-        group = fresh_name("group")
+        messages = [(b"k", b"in%d" % i, 0, None) for i in range(inputs)]
+        await asyncio.wait_for(transport.send_many(topic, messages), PHASE_TIMEOUT)
         probe, member = await self.transactional_member(transport, cleanup, group, topic)
-        await poll_until([probe], lambda: len(probe.messages) == 3, "3 input messages")
+        await poll_until([probe], lambda: len(probe.messages) == inputs, f"{inputs} input messages")
+        return out_a, out_b, probe, member
+
+    async def test_transaction_makes_its_records_and_offset_visible_together(
+        self, committed_transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
+    ) -> None:
+        transport = committed_transport
+        group = fresh_name("group")
+        out_a, out_b, probe, member = await self._transaction_inputs(transport, cleanup, topic, group, 3)
+        tp = TopicPartition(topic, 0)
         records: dict[str, list[OutputRecord]] = {
             out_a: [(b"k%d" % i, b"a%d" % i, None, None) for i in range(3)],
             out_b: [(None, b"b0", 1, {"h": b"v"})],
@@ -481,14 +488,10 @@ class TransportConformance:
         self, committed_transport: Transport, cleanup: contextlib.AsyncExitStack, topic: str
     ) -> None:
         transport = committed_transport
-        out_a, out_b = fresh_name(), fresh_name()
-        await self.create(transport, topic, 1)
-        await self.create(transport, out_a)
-        await self.create(transport, out_b)
+        out_a, out_b, probe, member = await self._transaction_inputs(
+            transport, cleanup, topic, fresh_name("group"), 2
+        )
         tp = TopicPartition(topic, 0)
-        await asyncio.wait_for(transport.send_many(topic, [(b"k", b"in", 0, None)] * 2), PHASE_TIMEOUT)
-        probe, member = await self.transactional_member(transport, cleanup, fresh_name("group"), topic)
-        await poll_until([probe], lambda: len(probe.messages) == 2, "2 input messages")
         refused = {out_a: [(b"k", b"aborted", 0, None)], out_b: [(b"k", b"refused", 99, None)]}
         with pytest.raises((TransportError, ConfigurationError), match="partition"):
             await asyncio.wait_for(member.commit_transaction(tp, refused, 1), PHASE_TIMEOUT)
