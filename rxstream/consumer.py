@@ -495,17 +495,11 @@ class Conductor:
         """Stop processing ``revoked``, let the events in flight finish, flush and commit them."""
         if self._parked:  # revoked by an earlier rebalance whose assignment never came: gone for good
             await self._drop(sorted(self._parked))
-        where = [(tp.topic, tp.partition) for tp in revoked]
-        leases: set[Lease] = set()
         settled = self._settled
         if settled is None:
             settled = self._settled = asyncio.get_running_loop().create_future()
-        for subscriptions in self.readers.values():
-            for subscription in subscriptions:
-                leases |= subscription.pause(where, settled)
-        cut(leases)
-        await self._finish_in_flight(
-            leases, revoked, "revoked partitions", "their partitions are revoked under them"
+        await self._stop_processing(
+            revoked, settled, "revoked partitions", "their partitions are revoked under them"
         )
         try:
             await self._flush()  # what the finished events changed is stored before the new owner reads it
@@ -524,10 +518,17 @@ class Conductor:
         await self._abandon_aborted()
         logger.info("consumer %s: partitions revoked: %s", self.group_id, sorted(revoked))
 
-    async def _finish_in_flight(
-        self, leases: set[Lease], tps: Sequence[TopicPartition], which: str, then: str
+    async def _stop_processing(
+        self, tps: Sequence[TopicPartition], settled: asyncio.Future[None], which: str, then: str
     ) -> None:
-        """Wait up to ``revocation_timeout`` for the events in flight of ``tps`` to finish."""
+        """Pause ``tps`` in every reader until ``settled``, end the runs of their batches after the value in
+        hand, and wait up to ``revocation_timeout`` for those values to finish."""
+        where = [(tp.topic, tp.partition) for tp in tps]
+        leases: set[Lease] = set()
+        for subscriptions in self.readers.values():
+            for subscription in subscriptions:
+                leases |= subscription.pause(where, settled)
+        cut(leases)
         deadline = time.monotonic() + self.revocation_timeout
         while in_flight(leases):
             if time.monotonic() >= deadline:
@@ -619,14 +620,8 @@ class Conductor:
             settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             seeked: list[TopicPartition] = []
             try:
-                where = [(tp.topic, tp.partition) for tp in tps]
-                leases: set[Lease] = set()
-                for subscriptions in self.readers.values():
-                    for subscription in subscriptions:
-                        leases |= subscription.pause(where, settled)
-                cut(leases)
-                await self._finish_in_flight(
-                    leases, tps, "partitions to read again", "they are read again under them"
+                await self._stop_processing(
+                    tps, settled, "partitions to read again", "they are read again under them"
                 )
                 if self._outbox is not None:
                     self._outbox.drop(tps)
