@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .codecs import get_codec
 from .errors import TransportError
-from .events import Headers
+from .events import Headers, Row
 from .transport.base import Transport
 from .transport.validation import MAX_MESSAGE_BYTES, check_size, encode_message
 
@@ -52,6 +52,8 @@ class BatchingProducer:
         self._send_failure: BaseException | None = None
         self._quarter = MAX_MESSAGE_BYTES // 4
         """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
+        self.prepare: Callable[[list[Any]], list[Any]] | None = None
+        """Turns a batch of queued records into the records sent (a changelog's sources into headers)."""
 
     def nowait(self, value: Any) -> bool:
         """Queue a value for the next batched send if the buffer has room; False means await `send`.
@@ -111,8 +113,11 @@ class BatchingProducer:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
 
-    def put(self, key: Any, value: Any, partition: int | None, headers: Headers | None = None) -> None:
-        """Queue a record (encoded on a byte transport) for the next batched send; never waits."""
+    def put(self, key: Any, value: Any, partition: int | None, headers: Headers | Row | None = None) -> None:
+        """Queue a record (encoded on a byte transport) for the next batched send; never waits.
+
+        ``headers`` may be a row for `prepare` to turn into headers (a changelog change's source).
+        """
         objects = self._objects
         if objects is None:
             objects = self._raw_objects
@@ -121,8 +126,11 @@ class BatchingProducer:
         if not objects:
             key, value = self.topic.encode(key, value)
         outbox = self.app.outbox
-        if outbox is not None and outbox.hold(self.name, (key, value, partition, headers)):
-            return
+        if outbox is not None:
+            # a transaction's records are read once committed, with their events: a source row is not needed
+            own = None if isinstance(headers, tuple) else headers
+            if outbox.hold(self.name, (key, value, partition, own)):
+                return
         if self._buffer_keyed:
             self._buffer.append((key, value, partition, headers))
         else:
@@ -131,7 +139,7 @@ class BatchingProducer:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
 
-    def _buffer_record(self, record: tuple[Any, Any, int | None, Headers | None]) -> None:
+    def _buffer_record(self, record: tuple[Any, Any, int | None, Headers | Row | None]) -> None:
         """Queue a (key, value, partition, headers) record; bare values queued before it become records."""
         buffer = self._buffer
         if not self._buffer_keyed:
@@ -164,6 +172,8 @@ class BatchingProducer:
                 self._rounds += 1
                 try:
                     if keyed:
+                        if self.prepare is not None:
+                            batch = self.prepare(batch)
                         await transport.send_many(self.name, batch)
                     else:
                         await transport.send_values(self.name, batch)

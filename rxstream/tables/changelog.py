@@ -18,7 +18,7 @@ from ..errors import TableError
 from ..events import OFFSET, Headers, Row
 from ..progress import Progress
 from ..transport.base import Consumer, TopicPartition, TopicSpec, Transport
-from .provenance import COMPACTION_LAG
+from .provenance import COMPACTION_LAG, stamp_batch
 
 if TYPE_CHECKING:
     from ..app import App
@@ -46,15 +46,20 @@ class ChangelogTopic(Topic[Any, Any]):
             on_error="crash",
             internal=True,
         )
+        self.batching.prepare = stamp_batch
 
     def specs(self, default_partitions: int) -> list[TopicSpec]:
         """The compacted topic, whose records compaction leaves alone for `COMPACTION_LAG` seconds."""
         lag = {"min.compaction.lag.ms": str(round(COMPACTION_LAG * 1000))}
         return [spec._replace(config={**spec.config, **lag}) for spec in super().specs(default_partitions)]
 
-    def put(self, key: Any, value: Any, partition: int, headers: Headers | None = None) -> None:
-        """Queue one change (``value`` None is a deletion) for the next batched send; never waits."""
-        self.batching.put(key, value, partition, headers)
+    def put(self, key: Any, value: Any, partition: int, source: Row | Headers | None = None) -> None:
+        """Queue one change (``value`` None is a deletion) for the next batched send; never waits.
+
+        ``source`` is the record of the event that made the change (named in the batch's headers, see
+        `provenance`), or the change's own headers.
+        """
+        self.batching.put(key, value, partition, source)
 
     async def flush(self) -> None:
         """Send what is queued now (the app also does this before every commit)."""

@@ -28,7 +28,7 @@ from ..records import decoder_for
 from ..transport.base import TopicPartition
 from ..transport.partitioner import partition_for
 from .changelog import ChangelogReader, ChangelogTopic, RecoveryStats
-from .provenance import SOURCE_HEADER, Committed, stamp
+from .provenance import Committed, SourceTrail, stamp
 from .stores import MISSING, MemoryStore, Store, store_for
 from .stores.rocksdb import hashable
 from .views import ansitable
@@ -175,7 +175,7 @@ class Table(MutableMapping[Any, Any]):
         self._store.set(key, value, partition)
         if self._written is not None:
             self._written[partition, row[TOPIC]] = row[OFFSET]
-        self.changelog.put(key, value, partition, {SOURCE_HEADER: f"{row[TOPIC]}/{partition}/{row[OFFSET]}"})
+        self.changelog.put(key, value, partition, row)
 
     def __delitem__(self, key: Any) -> None:
         if self._store.get(key) is MISSING:
@@ -249,14 +249,15 @@ class Table(MutableMapping[Any, Any]):
             )
         return partition
 
-    def _headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
-        """``headers`` plus the source of the event being processed (none for ``use_partitioner`` tables)."""
+    def _source(self, headers: dict[str, str] | None) -> Row | dict[str, str] | None:
+        """What a change names as its source: the record of the event being processed (none for
+        ``use_partitioner`` tables), as the change's own header when it has ``headers``."""
         row = None if self.use_partitioner else current_source()
         if row is None:
             return headers
         if self._written is not None:
             self._written[row[PARTITION], row[TOPIC]] = row[OFFSET]
-        return stamp(row) if not headers else {**headers, **stamp(row)}
+        return row if not headers else {**headers, **stamp(row)}
 
     def set_in(self, key: Any, value: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Store and log a change in a given partition (windows use this for their own bookkeeping).
@@ -267,7 +268,7 @@ class Table(MutableMapping[Any, Any]):
             self.fenced_writes += 1
             return
         self._store.set(key, value, partition)
-        self.changelog.put(key, value, partition, self._headers(headers))
+        self.changelog.put(key, value, partition, self._source(headers))
 
     def delete_in(self, key: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Delete and log a deletion in a given partition (with the current event's source, if any)."""
@@ -275,7 +276,7 @@ class Table(MutableMapping[Any, Any]):
             self.fenced_writes += 1
             return
         self._store.delete(key, partition)
-        self.changelog.put(key, None, partition, self._headers(headers))
+        self.changelog.put(key, None, partition, self._source(headers))
 
     # ------------------------------------------------------------ windows
 
@@ -435,12 +436,16 @@ class Table(MutableMapping[Any, Any]):
             ) from exc
 
     def _apply_changelog(
-        self, partition: int, messages: Sequence[Row], committed: Committed | None = None
+        self,
+        partition: int,
+        messages: Sequence[Row],
+        committed: Committed | None = None,
+        trail: SourceTrail | None = None,
     ) -> None:
         """Apply recovered changelog messages of one partition (with ``committed``, only those that apply)."""
         next_offset = messages[-1][OFFSET] + 1
-        if committed is not None:
-            messages = committed.keep(messages)
+        if committed is not None and trail is not None and committed.offsets:
+            messages = committed.keep(messages, trail.sources(partition, messages))
         self._store.apply_changelog(partition, self.records_of(partition, messages), next_offset)
         if self._windowing is not None and messages:
             self._windowing.recovered_headers(partition, messages)
@@ -476,7 +481,7 @@ class Table(MutableMapping[Any, Any]):
         reader = ChangelogReader(
             self.app.transport,
             self.changelog.name,
-            partial(self._apply_changelog, committed=rule),
+            partial(self._apply_changelog, committed=rule, trail=SourceTrail()),
             label=f"table {self.name!r}",
             progress=self.app.monitor.recovery(self.name),
             group_prefix=f"{self.app.id}-{self.name}-recovery",
