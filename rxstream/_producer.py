@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .codecs import get_codec
 from .errors import TransportError
-from .events import Headers, Row
+from .events import Headers
 from .transport.base import Transport
 from .transport.validation import MAX_MESSAGE_BYTES, check_size, encode_message
 
@@ -53,7 +53,7 @@ class BatchingProducer:
         self._quarter = MAX_MESSAGE_BYTES // 4
         """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
         self.prepare: Callable[[list[Any]], list[Any]] | None = None
-        """Turns a batch of queued records into the records sent (a changelog's sources into headers)."""
+        """Called with each batch as it is taken for sending (a changelog completes its headers there)."""
 
     def nowait(self, value: Any) -> bool:
         """Queue a value for the next batched send if the buffer has room; False means await `send`.
@@ -113,11 +113,8 @@ class BatchingProducer:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
 
-    def put(self, key: Any, value: Any, partition: int | None, headers: Headers | Row | None = None) -> None:
-        """Queue a record (encoded on a byte transport) for the next batched send; never waits.
-
-        ``headers`` may be a row for `prepare` to turn into headers (a changelog change's source).
-        """
+    def put(self, key: Any, value: Any, partition: int | None, headers: Headers | None = None) -> None:
+        """Queue a record (encoded on a byte transport) for the next batched send; never waits."""
         objects = self._objects
         if objects is None:
             objects = self._raw_objects
@@ -126,11 +123,8 @@ class BatchingProducer:
         if not objects:
             key, value = self.topic.encode(key, value)
         outbox = self.app.outbox
-        if outbox is not None:
-            # a transaction's records are read once committed, with their events: a source row is not needed
-            own = None if isinstance(headers, tuple) else headers
-            if outbox.hold(self.name, (key, value, partition, own)):
-                return
+        if outbox is not None and outbox.hold(self.name, (key, value, partition, headers)):
+            return
         if self._buffer_keyed:
             self._buffer.append((key, value, partition, headers))
         else:
@@ -139,7 +133,7 @@ class BatchingProducer:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
 
-    def _buffer_record(self, record: tuple[Any, Any, int | None, Headers | Row | None]) -> None:
+    def _buffer_record(self, record: tuple[Any, Any, int | None, Headers | None]) -> None:
         """Queue a (key, value, partition, headers) record; bare values queued before it become records."""
         buffer = self._buffer
         if not self._buffer_keyed:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..channels import Topic
 from ..errors import TableError
-from ..events import OFFSET, Headers, Row
+from ..events import OFFSET, PARTITION, TOPIC, Headers, Row
 from ..progress import Progress
 from ..transport.base import Consumer, TopicPartition, TopicSpec, Transport
-from .provenance import COMPACTION_LAG, stamp_batch
+from .provenance import COMPACTION_LAG, SourceRuns
 
 if TYPE_CHECKING:
     from ..app import App
@@ -46,7 +46,10 @@ class ChangelogTopic(Topic[Any, Any]):
             on_error="crash",
             internal=True,
         )
-        self.batching.prepare = stamp_batch
+        self.sources = SourceRuns()
+        """The sources of the changes queued for the next send batch."""
+        self._open = self.sources.open
+        self.batching.prepare = self._seal
 
     def specs(self, default_partitions: int) -> list[TopicSpec]:
         """The compacted topic, whose records compaction leaves alone for `COMPACTION_LAG` seconds."""
@@ -59,7 +62,24 @@ class ChangelogTopic(Topic[Any, Any]):
         ``source`` is the record of the event that made the change (named in the batch's headers, see
         `provenance`), or the change's own headers.
         """
+        runs = self._open.get(partition)
+        if isinstance(source, tuple):
+            if runs is not None and source[OFFSET] == runs.next and source[TOPIC] == runs.name:
+                if source[PARTITION] == partition:  # the next event's change: the open run grows
+                    runs.next += 1
+                    runs.count += 1
+                    self.batching.put(key, value, partition, None)
+                    return
+            # with exactly-once, a transaction's records are read once committed: none names a source
+            source = self.sources.put(partition, source) if self.app.outbox is None else None
+        elif runs is not None:
+            source = self.sources.put(partition, source)
         self.batching.put(key, value, partition, source)
+
+    def _seal(self, batch: list[Any]) -> list[Any]:
+        """The batch being sent, with each partition's sources in its first change's headers."""
+        self.sources.seal()
+        return batch
 
     async def flush(self) -> None:
         """Send what is queued now (the app also does this before every commit)."""

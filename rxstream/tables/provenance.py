@@ -13,8 +13,6 @@ again, and the state must not count it twice. Records without a source (tables w
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import groupby, repeat
-from operator import countOf, itemgetter
 from typing import Any
 
 from ..events import HEADERS, OFFSET, PARTITION, TOPIC, Headers, Row
@@ -26,17 +24,17 @@ __all__ = [
     "SOURCE_HEADER",
     "Committed",
     "Source",
+    "SourceRuns",
     "SourceTrail",
     "source_of",
     "stamp",
-    "stamp_batch",
 ]
 
 SOURCE_HEADER = "rxstream-source"
 """The source of one changelog record, ``topic/partition/offset`` (a change with headers of its own)."""
 
 SOURCES_HEADER = "rxstream-sources"
-"""The sources of a send batch's records of one partition, on the first of them (see `stamp_batch`)."""
+"""The sources of a send batch's records of one partition, on the first of them (see `SourceRuns`)."""
 
 MAX_RUNS = 512
 """Runs one ``rxstream-sources`` header holds at most: the next record of the partition starts another."""
@@ -49,13 +47,6 @@ hour: far above a commit interval and a group's session timeout, while a busy ch
 
 Source = tuple[str, int]
 """A changelog record's source: ``topic/partition`` of the source record, and its offset."""
-
-Record = tuple[Any, Any, int | None, Any]
-"""A changelog record queued for sending: key, value, partition, and its source row or its own headers."""
-
-
-_key, _value, _partition, _source = (itemgetter(i) for i in range(4))
-_topic, _source_partition, _offset = itemgetter(TOPIC), itemgetter(PARTITION), itemgetter(OFFSET)
 
 
 def stamp(row: Row) -> dict[str, str]:
@@ -79,78 +70,58 @@ def source_of(headers: Headers | None) -> tuple[TopicPartition, int] | None:
     return TopicPartition(topic, int(partition)), offset
 
 
-def stamp_batch(records: list[Record]) -> list[Record]:
-    """A changelog send batch as sent: each source row becomes a run in its partition's ``rxstream-sources``.
+class SourceRuns:
+    """The sources of the changes queued for a changelog's next send batch, as runs per partition.
 
-    Runs are ``T:O+N`` (N records whose sources are offsets O, O+1, ... of the header's T-th topic, in the
-    record's partition), ``T:O*N`` (N records of source O) and ``-N`` (N records naming no source there).
-    One partition's records of a batch are stored in order and next to each other, so a reader finds each
-    record's source by its offset's distance from the header's record.
+    A partition's first change in the batch carries the ``rxstream-sources`` header, filled when the batch
+    is sent (`seal`); runs are ``T:O+N`` (N changes whose sources are offsets O, O+1, ... of the header's
+    T-th topic, in the change's partition), ``T:O*N`` (N changes of source O) and ``-N`` (N changes naming
+    no source there). One partition's records of a batch are stored in order and next to each other, so a
+    reader finds each record's source by its offset's distance from the header's record.
     """
-    counted = _one_run_each(records)
-    if counted is not None:
-        return counted
-    runs: dict[Any, _Runs] = {}
-    out: list[Record] | None = None
-    for index, (key, value, partition, source) in enumerate(records):
-        head = runs.get(partition)
-        if head is None or len(head.runs) >= MAX_RUNS - 1:  # the open run is one more
-            if head is not None and out is not None:
-                head.close(out)
-            head = runs[partition] = _Runs(index)
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open: dict[int, Runs] = {}
+        """Per partition with a change queued since the last batch, its runs."""
+
+    def put(self, partition: int, source: Row | Headers | None) -> Headers | None:
+        """The headers of a change of ``partition`` made by ``source`` (a row, noted in the runs) or
+        carrying ``source`` as its own headers."""
+        runs = self.open.get(partition)
+        head: dict[str, Any] | None = None
+        if runs is None or len(runs.runs) >= MAX_RUNS - 1:  # the open run is one more
+            if runs is not None:
+                runs.close()
+            head = {} if source is None or isinstance(source, tuple) else dict(source)
+            runs = self.open[partition] = Runs(head)
         if not isinstance(source, tuple):
-            head.add_unsourced()
-            continue
-        if out is None:
-            out = list(records)
+            runs.add_unsourced()
+            return head if head is not None else source
         if source[PARTITION] == partition:
-            out[index] = (key, value, partition, None)
-            head.add(source[TOPIC], source[OFFSET])
-        else:  # made by an event of another partition: the record names it itself
-            out[index] = (key, value, partition, stamp(source))
-            head.add_unsourced()
-    if out is None:
-        return records
-    for head in runs.values():
-        head.close(out)
-    return out
+            runs.add(source[TOPIC], source[OFFSET])
+            return head
+        runs.add_unsourced()  # made by an event of another partition: the change names it itself
+        if head is None:
+            return stamp(source)
+        head.update(stamp(source))
+        return head
+
+    def seal(self) -> None:
+        """Fill the headers of the queued batch's first change of each partition; the next batch starts."""
+        for runs in self.open.values():
+            runs.close()
+        self.open.clear()
 
 
-def _one_run_each(records: list[Record]) -> list[Record] | None:
-    """`stamp_batch` at C level for its common shape, or None: every record made by one event of one topic,
-    in its own partition, one record per event (counting), so each partition's sources are one run."""
-    sources = list(map(_source, records))
-    if countOf(map(type, sources), tuple) != len(sources) or not sources:
-        return None
-    partitions = list(map(_partition, records))
-    if list(map(_source_partition, sources)) != partitions:
-        return None
-    topics = set(map(_topic, sources))
-    if len(topics) != 1:
-        return None
-    (topic,) = topics
-    offsets = list(map(_offset, sources))
-    heads = []
-    at = partitions.__getitem__
-    for _, group in groupby(sorted(range(len(records)), key=at), at):
-        indices = list(group)
-        first = offsets[indices[0]]
-        if list(map(offsets.__getitem__, indices)) != list(range(first, first + len(indices))):
-            return None
-        heads.append((indices[0], {SOURCES_HEADER: f"{topic};0:{first}+{len(indices)}"}))
-    out: list[Record] = list(zip(map(_key, records), map(_value, records), partitions, repeat(None)))
-    for index, headers in heads:
-        out[index] = (*out[index][:3], headers)
-    return out
+class Runs:
+    """The runs of one partition's changes in a send batch, from its first change (``headers``) on."""
 
+    __slots__ = ("count", "first", "headers", "kind", "name", "next", "runs", "topic", "topics")
 
-class _Runs:
-    """The runs of one partition's records in a send batch, from its head record on."""
-
-    __slots__ = ("count", "first", "head", "kind", "runs", "topic", "topics")
-
-    def __init__(self, head: int) -> None:
-        self.head = head
+    def __init__(self, headers: dict[str, Any]) -> None:
+        self.headers = headers
         self.topics: dict[str, int] = {}
         self.runs: list[str] = []
         self.kind = ""
@@ -158,8 +129,12 @@ class _Runs:
         self.topic = 0
         self.first = 0
         self.count = 0
+        self.name = ""
+        self.next = -1
+        """The source offset that continues an open "+" run of topic ``name`` (-1: none)."""
 
     def add(self, topic: str, offset: int) -> None:
+        """Note a change made by the record at ``offset`` of ``topic``."""
         which = self.topics.get(topic)
         if which is None:
             which = self.topics[topic] = len(self.topics)
@@ -167,16 +142,17 @@ class _Runs:
         if which == self.topic and (kind == "+" or kind == "*"):
             count = self.count
             if kind == "+" and offset == self.first + count:
-                self.count = count + 1
+                self.count, self.next = count + 1, offset + 1
                 return
-            last = self.first if kind == "*" else self.first + count - 1
-            if offset == last and (kind == "*" or count == 1):
-                self.kind, self.count = "*", count + 1
+            if offset == self.first + (count - 1 if kind == "+" else 0) and (kind == "*" or count == 1):
+                self.kind, self.count, self.next = "*", count + 1, -1
                 return
         self.end()
         self.kind, self.topic, self.first, self.count = "+", which, offset, 1
+        self.name, self.next = topic, offset + 1
 
     def add_unsourced(self) -> None:
+        """Note a change that names no source in the runs."""
         if self.kind != "-":
             self.end()
             self.kind, self.count = "-", 0
@@ -188,17 +164,13 @@ class _Runs:
             self.runs.append(f"-{self.count}")
         elif kind:
             self.runs.append(f"{self.topic}:{self.first}{kind}{self.count}")
-        self.kind = ""
+        self.kind, self.next = "", -1
 
-    def close(self, out: list[Record]) -> None:
-        """Put the runs, when one names a source, in a header of the head record."""
+    def close(self) -> None:
+        """Put the runs, when one names a source, in the first change's headers."""
         self.end()
-        if not self.topics:
-            return
-        key, value, partition, own = out[self.head]
-        text = "|".join(self.topics) + ";" + ",".join(self.runs)
-        headers = {SOURCES_HEADER: text} if not own else {**own, SOURCES_HEADER: text}
-        out[self.head] = (key, value, partition, headers)
+        if self.topics:
+            self.headers[SOURCES_HEADER] = "|".join(self.topics) + ";" + ",".join(self.runs)
 
 
 def _expand(text: str | bytes, partition: int) -> list[Source | None]:

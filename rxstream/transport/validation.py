@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 from typing import Any, Final
 
 from ..codecs import CodecArg, encode_value
@@ -33,10 +32,6 @@ _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _valid_names: set[str] = set()
 _BYTES = (bytes, bytearray, memoryview)
 _SIZED = frozenset({str, *_BYTES})
-_TEXT = frozenset({str})
-_RAW = frozenset({bytes})
-_PARTITION_KINDS = frozenset({int, type(None)})
-_key_of, _value_of, _partition_of, _headers_of = (itemgetter(i) for i in range(4))
 
 
 def check_topic_name(topic: Any) -> None:
@@ -148,12 +143,10 @@ def check_records(topic: str, records: Sequence[Any], max_message_bytes: int) ->
 
     Records a broker cannot refuse take one inline test each: an int or no partition, no headers (or a dict of
     ASCII text), and a key and value that are objects (memory://), or ASCII text or bytes of at most a quarter
-    of the limit. A batch of such records is recognised column by column at C level.
+    of the limit.
     """
     check_topic_name(topic)
     quarter = max_message_bytes // 4
-    if len(records) > 8 and _plain_batch(records, quarter):
-        return
     for key, value, partition, headers in records:
         if (not headers or _plain_headers(headers)) and (partition is None or type(partition) is int):
             kind = type(key)
@@ -170,27 +163,6 @@ def check_records(topic: str, records: Sequence[Any], max_message_bytes: int) ->
                 ):
                     continue
         check_record(topic, key, value, partition, headers, max_message_bytes)
-
-
-def _plain_column(items: list[Any], quarter: int) -> bool:
-    """Whether keys or values of a batch are all objects, all ASCII text or all bytes of at most ``quarter``."""
-    kinds = set(map(type, items))
-    if kinds.isdisjoint(_SIZED):
-        return True
-    if kinds == _TEXT:
-        return max(map(len, items)) <= quarter and all(map(str.isascii, items))
-    return kinds == _RAW and max(map(len, items)) <= quarter
-
-
-def _plain_batch(records: Sequence[Any], quarter: int) -> bool:
-    """Whether no record of a batch can be refused (see `check_records`), tested a column at a time."""
-    if not set(map(type, map(_partition_of, records))) <= _PARTITION_KINDS:
-        return False
-    if not all(map(_plain_headers, filter(None, map(_headers_of, records)))):
-        return False
-    return _plain_column(list(map(_key_of, records)), quarter) and _plain_column(
-        list(map(_value_of, records)), quarter
-    )
 
 
 def _encode(topic: str, what: str, data: Any, codec: CodecArg) -> bytes | None:

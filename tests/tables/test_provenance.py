@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rxstream import App
 from rxstream.events import HEADERS, Row
 from rxstream.tables.provenance import (
     MAX_RUNS,
@@ -17,7 +18,6 @@ from rxstream.tables.provenance import (
     SourceTrail,
     source_of,
     stamp,
-    stamp_batch,
 )
 from rxstream.transport import TopicPartition
 from rxstream.transport.partitioner import partition_for
@@ -55,16 +55,6 @@ def test_only_changes_of_committed_events_and_unsourced_changes_apply() -> None:
     assert Committed({}).keep(rows, sources) is rows  # no consumer (nothing to go by): everything applies
 
 
-def _laid_out(records: list[Any], starts: dict[int, int]) -> dict[int, list[Row]]:
-    """Sent records as each partition's log stores them: in order, from the partition's next offset."""
-    logs: dict[int, list[Row]] = {}
-    for key, value, partition, headers in records:
-        log = logs.setdefault(partition, [])
-        offset = starts.get(partition, 0) + len(log)
-        log.append(("words-changelog", partition, offset, 0.0, key, value, headers, None, None))
-    return logs
-
-
 BATCHES: list[tuple[str, list[tuple[int, Any]]]] = [
     ("one change per event", [(0, ("words", 0, o)) for o in range(100, 140)]),
     ("several changes per event", [(0, ("words", 0, o // 3)) for o in range(300, 330)]),
@@ -72,55 +62,55 @@ BATCHES: list[tuple[str, list[tuple[int, Any]]]] = [
     ("partitions interleaved", [(o % 3, ("words", o % 3, o)) for o in range(60)]),
     ("two source topics", [(1, ("words" if o % 4 else "clicks", 1, o)) for o in range(40)]),
     ("changes without a source", [(2, None if o % 5 == 0 else ("words", 2, o)) for o in range(30)]),
-    (
-        "changes with headers of their own",
-        [(0, {"w": "1"} if o % 7 == 0 else ("words", 0, o)) for o in range(30)],
-    ),
+    ("own headers", [(0, {"w": "1"} if o % 7 == 0 else ("words", 0, o)) for o in range(30)]),
     ("a source of another partition", [(0, ("words", 1 if o == 3 else 0, o)) for o in range(8)]),
     ("more runs than one header holds", [(0, ("words", 0, 2 * o)) for o in range(MAX_RUNS * 2 + 5)]),
-    ("nothing sourced", [(0, None), (1, {"w": "1"})]),
+    ("nothing sourced", [(0, None), (1, {"w": "1"}), (0, None)]),
 ]
 
 
 @pytest.mark.parametrize(("case", "changes"), BATCHES, ids=[case for case, _ in BATCHES])
-def test_a_batch_names_each_changes_source_once_per_partition(case: str, changes: list[Any]) -> None:
-    records = []
-    for i, (partition, source) in enumerate(changes):
-        if isinstance(source, tuple):
-            source = _row(source[0], source[1], source[2])
-        records.append((f"k{i}", i, partition, source))
-    sent = stamp_batch(records)
-    assert [(k, v, p) for k, v, p, _ in sent] == [(k, v, p) for k, v, p, _ in records]
-    headed = [h for *_, h in sent if h and SOURCES_HEADER in h]
-    runs = sum(len(h[SOURCES_HEADER].split(";")[1].split(",")) for h in headed)
-    assert runs <= len(records) and all(h[SOURCES_HEADER].count(",") < MAX_RUNS for h in headed)
-    assert not any(isinstance(h, tuple) for *_, h in sent)
-    starts = {0: 17, 1: 0, 2: 5}
-    trail = SourceTrail()
-    for partition, log in _laid_out(sent, starts).items():
-        expected: list[Any] = []
-        for _, _, p, source in records:
-            if p != partition:
-                continue
+async def test_each_changes_source_reads_back_from_the_batch_headers(case: str, changes: list[Any]) -> None:
+    app = App("provenance", broker=memory_url())
+    table = app.Table("counts", partitions=3)
+    expected: dict[int, list[Any]] = {}
+    async with app:
+        for i, (partition, source) in enumerate(changes):
             if isinstance(source, tuple):
-                expected.append((f"{source[0]}/{source[1]}", source[2]))
+                expected.setdefault(partition, []).append((f"{source[0]}/{source[1]}", source[2]))
+                source = _row(*source)
             else:
-                expected.append(None)
-        got = trail.sources(partition, log[:7]) + trail.sources(partition, log[7:])  # across fetches
-        assert got == expected
-        for message in log:
-            if message[HEADERS] and SOURCE_HEADER in message[HEADERS]:  # the other partition's source
-                assert source_of(message[HEADERS]) is not None
+                expected.setdefault(partition, []).append(None)
+            table.changelog.put(f"k{i}", i, partition, source)
+            if i == len(changes) // 2:
+                await table.changelog.flush()  # two send batches
+        await app.flush()
+        log = app.transport.broker.existing_topic(table.changelog.name)  # type: ignore[attr-defined]
+        rows = {part.tp.partition: list(part.log) for part in log.partitions if part.log}
+    assert {p: [(r[4], r[5]) for r in part] for p, part in rows.items()} == {
+        p: [(f"k{i}", i) for i, (q, _) in enumerate(changes) if q == p] for p in expected
+    }
+    trail = SourceTrail()
+    for partition, log_rows in rows.items():
+        got = trail.sources(partition, log_rows[:7]) + trail.sources(
+            partition, log_rows[7:]
+        )  # across fetches
+        assert got == expected[partition]
+        for row in log_rows:
+            named = row[HEADERS].get(SOURCES_HEADER) if row[HEADERS] else None
+            assert named is None or named.count(",") < MAX_RUNS
+    headed = sum(bool(r[HEADERS] and SOURCES_HEADER in r[HEADERS]) for part in rows.values() for r in part)
+    assert headed <= 2 * len(rows) + len(changes) // (MAX_RUNS - 1)  # about one per partition and batch
 
 
-def test_a_batch_with_nothing_sourced_is_sent_as_it_was() -> None:
-    records: list[Any] = [("a", 1, 0, None), ("b", 2, 1, {"w": "1"})]
-    assert stamp_batch(records) is records
-
-
-def test_a_reader_starting_after_a_batch_header_reads_its_records_as_unsourced() -> None:
-    records = [(f"k{o}", o, 0, _row("words", 0, o)) for o in range(10)]
-    log = _laid_out(stamp_batch(records), {0: 40})[0]
+async def test_a_reader_starting_after_a_batch_header_reads_its_records_as_unsourced() -> None:
+    app = App("provenance", broker=memory_url())
+    table = app.Table("counts", partitions=1)
+    async with app:
+        for o in range(10):
+            table.changelog.put(f"k{o}", o, 0, _row("words", 0, o))
+        await app.flush()
+        log = list(app.transport.broker.existing_topic(table.changelog.name).partitions[0].log)  # type: ignore[attr-defined]
     assert SourceTrail().sources(0, log[4:]) == [None] * 6
     assert SourceTrail().sources(0, log)[4:] == [("words/0", o) for o in range(4, 10)]
 
