@@ -67,7 +67,6 @@ class ChangelogTopic(Topic[Any, Any]):
             if runs is not None and source[OFFSET] == runs.next and source[TOPIC] == runs.name:
                 if source[PARTITION] == partition:  # the next event's change: the open run grows
                     runs.next += 1
-                    runs.count += 1
                     self.batching.put(key, value, partition, None)
                     return
             # with exactly-once, a transaction's records are read once committed: none names a source

@@ -129,27 +129,30 @@ class Runs:
         self.topic = 0
         self.first = 0
         self.count = 0
+        """How many changes an open "*" or "-" run holds."""
         self.name = ""
         self.next = -1
-        """The source offset that continues an open "+" run of topic ``name`` (-1: none)."""
+        """The source offset that continues an open "+" run of topic ``name`` (-1: none); the run holds
+        ``next - first`` changes."""
 
     def add(self, topic: str, offset: int) -> None:
         """Note a change made by the record at ``offset`` of ``topic``."""
         which = self.topics.get(topic)
         if which is None:
             which = self.topics[topic] = len(self.topics)
-        kind = self.kind
-        if which == self.topic and (kind == "+" or kind == "*"):
-            count = self.count
-            if kind == "+" and offset == self.first + count:
-                self.count, self.next = count + 1, offset + 1
-                return
-            if offset == self.first + (count - 1 if kind == "+" else 0) and (kind == "*" or count == 1):
-                self.kind, self.count, self.next = "*", count + 1, -1
+        if which == self.topic:
+            if self.kind == "+":
+                if offset == self.next:
+                    self.next = offset + 1
+                    return
+                if offset == self.first and self.next == offset + 1:  # a second change of one event
+                    self.kind, self.count, self.next = "*", 2, -1
+                    return
+            elif self.kind == "*" and offset == self.first:
+                self.count += 1
                 return
         self.end()
-        self.kind, self.topic, self.first, self.count = "+", which, offset, 1
-        self.name, self.next = topic, offset + 1
+        self.kind, self.topic, self.first, self.name, self.next = "+", which, offset, topic, offset + 1
 
     def add_unsourced(self) -> None:
         """Note a change that names no source in the runs."""
@@ -160,10 +163,12 @@ class Runs:
 
     def end(self) -> None:
         kind = self.kind
-        if kind == "-":
+        if kind == "+":
+            self.runs.append(f"{self.topic}:{self.first}+{self.next - self.first}")
+        elif kind == "*":
+            self.runs.append(f"{self.topic}:{self.first}*{self.count}")
+        elif kind == "-":
             self.runs.append(f"-{self.count}")
-        elif kind:
-            self.runs.append(f"{self.topic}:{self.first}{kind}{self.count}")
         self.kind, self.next = "", -1
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..codecs import decode_value
 from ..durations import Duration
 from ..errors import ConfigurationError, DecodeError, TableError
-from ..events import KEY, OFFSET, PARTITION, TOPIC, VALUE, Row, current_event, current_source
+from ..events import KEY, OFFSET, PARTITION, TOPIC, VALUE, Row, current_event, current_source, event_source
 from ..records import decoder_for
 from ..transport.base import TopicPartition
 from ..transport.partitioner import partition_for
@@ -123,7 +123,8 @@ class Table(MutableMapping[Any, Any]):
         """For a persistent store, per (partition, source topic), the last source offset of a change."""
         memory = self._store if isinstance(self._store, MemoryStore) else None
         self._values: dict[Any, Any] | None = memory.data if memory is not None else None
-        """A memory store's dict, read directly by ``table[key]`` (the hot path of counting)."""
+        """A memory store's dict, read and written directly by ``table[key]`` (the hot path of counting)."""
+        self._partition_of: dict[Any, int] = memory.partition_of if memory is not None else {}
 
     # ------------------------------------------------------------ properties
 
@@ -164,7 +165,8 @@ class Table(MutableMapping[Any, Any]):
             self._store.set(key, value, partition)
             self.changelog.put(key, value, partition)
             return
-        row = current_source()
+        cursor = event_source()  # current_source(), one call less: this is the hot path of counting
+        row = cursor.current_row() if cursor is not None else None
         if row is None or row[PARTITION] >= self._partitions:
             self._write_partition(key)  # raises the error that says why there is no partition
             return
@@ -172,9 +174,14 @@ class Table(MutableMapping[Any, Any]):
         if partition in self._revoked:
             self.fenced_writes += 1
             return
-        self._store.set(key, value, partition)
-        if self._written is not None:
-            self._written[partition, row[TOPIC]] = row[OFFSET]
+        values = self._values
+        if values is None:
+            self._store.set(key, value, partition)
+            if self._written is not None:
+                self._written[partition, row[TOPIC]] = row[OFFSET]
+        else:  # what MemoryStore.set does
+            values[key] = value
+            self._partition_of[key] = partition
         self.changelog.put(key, value, partition, row)
 
     def __delitem__(self, key: Any) -> None:
