@@ -13,6 +13,7 @@ again, and the state must not count it twice. Records without a source (tables w
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 from ..events import HEADERS, OFFSET, PARTITION, TOPIC, Headers, Row
@@ -36,8 +37,9 @@ SOURCE_HEADER = "rxstream-source"
 SOURCES_HEADER = "rxstream-sources"
 """The sources of a send batch's records of one partition, on the first of them (see `SourceRuns`)."""
 
-MAX_RUNS = 512
-"""Runs one ``rxstream-sources`` header holds at most: the next record of the partition starts another."""
+MAX_ENTRIES = 2048
+"""Runs and deltas one ``rxstream-sources`` header holds at most: the next change of the partition starts
+another header (a few kilobytes)."""
 
 COMPACTION_LAG = 3600.0
 """Seconds a changelog record is kept from compaction (``min.compaction.lag.ms``): Kafka removes a record only
@@ -74,10 +76,11 @@ class SourceRuns:
     """The sources of the changes queued for a changelog's next send batch, as runs per partition.
 
     A partition's first change in the batch carries the ``rxstream-sources`` header, filled when the batch
-    is sent (`seal`); runs are ``T:O+N`` (N changes whose sources are offsets O, O+1, ... of the header's
-    T-th topic, in the change's partition), ``T:O*N`` (N changes of source O) and ``-N`` (N changes naming
-    no source there). One partition's records of a batch are stored in order and next to each other, so a
-    reader finds each record's source by its offset's distance from the header's record.
+    is sent (`seal`): ``topics;runs``, where a run is ``T:O+N`` (N changes whose sources are offsets O,
+    O+1, ... of the T-th topic, in the change's partition), ``T:O~D1.D2...`` (changes of sources O, O+D1,
+    O+D1+D2, ...: events that changed nothing in between, or an event that made several changes) or ``-N``
+    (N changes naming no source there). One partition's records of a batch are stored in order and next
+    to each other, so a reader finds each record's source by its offset's distance from the header's.
     """
 
     __slots__ = ("open",)
@@ -91,7 +94,7 @@ class SourceRuns:
         carrying ``source`` as its own headers."""
         runs = self.open.get(partition)
         head: dict[str, Any] | None = None
-        if runs is None or len(runs.runs) >= MAX_RUNS - 1:  # the open run is one more
+        if runs is None or runs.size >= MAX_ENTRIES - 1:  # the next change may add one
             if runs is not None:
                 runs.close()
             head = {} if source is None or isinstance(source, tuple) else dict(source)
@@ -118,22 +121,40 @@ class SourceRuns:
 class Runs:
     """The runs of one partition's changes in a send batch, from its first change (``headers``) on."""
 
-    __slots__ = ("count", "first", "headers", "kind", "name", "next", "runs", "topic", "topics")
+    __slots__ = (
+        "count",
+        "deltas",
+        "first",
+        "headers",
+        "kind",
+        "last",
+        "name",
+        "next",
+        "runs",
+        "size",
+        "topic",
+        "topics",
+    )
 
     def __init__(self, headers: dict[str, Any]) -> None:
         self.headers = headers
         self.topics: dict[str, int] = {}
         self.runs: list[str] = []
+        self.size = 0
+        """Runs and deltas written so far, and the open run: what bounds the header's length."""
         self.kind = ""
-        """The open run's kind: "+", "*", "-", or "" for none."""
+        """The open run's kind: "+", "~", "-", or "" for none."""
         self.topic = 0
         self.first = 0
-        self.count = 0
-        """How many changes an open "*" or "-" run holds."""
         self.name = ""
         self.next = -1
         """The source offset that continues an open "+" run of topic ``name`` (-1: none); the run holds
         ``next - first`` changes."""
+        self.last = 0
+        """The source offset of an open "~" run's last change."""
+        self.deltas: list[int] = []
+        self.count = 0
+        """How many changes an open "-" run holds."""
 
     def add(self, topic: str, offset: int) -> None:
         """Note a change made by the record at ``offset`` of ``topic``."""
@@ -145,28 +166,33 @@ class Runs:
                 if offset == self.next:
                     self.next = offset + 1
                     return
-                if offset == self.first and self.next == offset + 1:  # a second change of one event
-                    self.kind, self.count, self.next = "*", 2, -1
+                if self.next == self.first + 1 and offset >= self.first:  # one change so far: a "~" run
+                    self.kind, self.next, self.last, self.deltas = "~", -1, offset, [offset - self.first]
+                    self.size += 1
                     return
-            elif self.kind == "*" and offset == self.first:
-                self.count += 1
+            elif self.kind == "~" and offset >= self.last:
+                self.deltas.append(offset - self.last)
+                self.last = offset
+                self.size += 1
                 return
         self.end()
         self.kind, self.topic, self.first, self.name, self.next = "+", which, offset, topic, offset + 1
+        self.size += 1
 
     def add_unsourced(self) -> None:
         """Note a change that names no source in the runs."""
         if self.kind != "-":
             self.end()
             self.kind, self.count = "-", 0
+            self.size += 1
         self.count += 1
 
     def end(self) -> None:
         kind = self.kind
         if kind == "+":
             self.runs.append(f"{self.topic}:{self.first}+{self.next - self.first}")
-        elif kind == "*":
-            self.runs.append(f"{self.topic}:{self.first}*{self.count}")
+        elif kind == "~":
+            self.runs.append(f"{self.topic}:{self.first}~{'.'.join(map(str, self.deltas))}")
         elif kind == "-":
             self.runs.append(f"-{self.count}")
         self.kind, self.next = "", -1
@@ -196,8 +222,9 @@ def _expand(text: str | bytes, partition: int) -> list[Source | None]:
             start = int(first)
             sources.extend([(prefix, offset) for offset in range(start, start + int(count))])
         else:
-            first, _, count = rest.partition("*")
-            sources.extend([(prefix, int(first))] * int(count))
+            first, _, deltas = rest.partition("~")
+            offsets = accumulate(map(int, deltas.split(".")), initial=int(first))
+            sources.extend([(prefix, offset) for offset in offsets])
     return sources
 
 

@@ -11,7 +11,7 @@ import pytest
 from rxstream import App
 from rxstream.events import HEADERS, Row
 from rxstream.tables.provenance import (
-    MAX_RUNS,
+    MAX_ENTRIES,
     SOURCE_HEADER,
     SOURCES_HEADER,
     Committed,
@@ -64,7 +64,9 @@ BATCHES: list[tuple[str, list[tuple[int, Any]]]] = [
     ("changes without a source", [(2, None if o % 5 == 0 else ("words", 2, o)) for o in range(30)]),
     ("own headers", [(0, {"w": "1"} if o % 7 == 0 else ("words", 0, o)) for o in range(30)]),
     ("a source of another partition", [(0, ("words", 1 if o == 3 else 0, o)) for o in range(8)]),
-    ("more runs than one header holds", [(0, ("words", 0, 2 * o)) for o in range(MAX_RUNS * 2 + 5)]),
+    ("consecutive, then gaps", [(0, ("words", 0, o)) for o in [*range(10), 15, 20, 21, 22, 22, 30]]),
+    ("offsets going back", [(0, ("words", 0, o)) for o in (10, 5, 11, 6, 6, 12)]),
+    ("more than one header holds", [(0, ("words", 0, 2 * o)) for o in range(MAX_ENTRIES * 2 + 5)]),
     ("nothing sourced", [(0, None), (1, {"w": "1"}), (0, None)]),
 ]
 
@@ -98,9 +100,9 @@ async def test_each_changes_source_reads_back_from_the_batch_headers(case: str, 
         assert got == expected[partition]
         for row in log_rows:
             named = row[HEADERS].get(SOURCES_HEADER) if row[HEADERS] else None
-            assert named is None or named.count(",") < MAX_RUNS
+            assert named is None or named.count(",") + named.count(".") < MAX_ENTRIES
     headed = sum(bool(r[HEADERS] and SOURCES_HEADER in r[HEADERS]) for part in rows.values() for r in part)
-    assert headed <= 2 * len(rows) + len(changes) // (MAX_RUNS - 1)  # about one per partition and batch
+    assert headed <= 2 * len(rows) + len(changes) // (MAX_ENTRIES - 1)  # about one per partition and batch
 
 
 async def test_a_reader_starting_after_a_batch_header_reads_its_records_as_unsourced() -> None:
