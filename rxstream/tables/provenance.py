@@ -263,6 +263,20 @@ class SourceTrail:
         for partition in partitions:
             self._runs.pop(partition, None)
 
+    def hand_over(self, partition: int, to: SourceTrail) -> None:
+        """Give ``to`` what was read of ``partition``'s last header: a reader going on from here needs it."""
+        runs = self._runs.pop(partition, None)
+        if runs is not None:
+            to._runs[partition] = runs
+
+    def resume_at(self, partition: int, offset: int) -> int:
+        """Where to read ``partition`` again to know the source of the record at ``offset``: ``offset``, or
+        its batch's header when that header came before it (a reader persisting its position)."""
+        runs = self._runs.get(partition)
+        if runs is not None and runs[0] < offset < runs[0] + len(runs[1]):
+            return runs[0]
+        return offset
+
 
 class Committed:
     """The consumer group's committed offsets: which recovered changelog records apply.

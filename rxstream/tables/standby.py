@@ -167,11 +167,16 @@ class Standby:
             self.offsets[partition] = start
 
     def hand_over(
-        self, partitions: Iterable[int], store: Store, committed: Committed | None = None
+        self,
+        partitions: Iterable[int],
+        store: Store,
+        committed: Committed | None = None,
+        trail: SourceTrail | None = None,
     ) -> dict[int, int]:
         """Move what the standby holds of ``partitions`` into ``store``; the offsets to replay them from.
 
-        Pending changes apply if ``committed`` (the group's offsets now) covers their events.
+        Pending changes apply if ``committed`` (the group's offsets now) covers their events; ``trail``,
+        the replay's, gets what the standby read of the sources of the batch it stopped in.
         """
         taken = frozenset(partitions) & (self._following | self.offsets.keys())
         if not taken:
@@ -186,6 +191,8 @@ class Standby:
                 if kept:
                     self.store.apply_changelog(partition, self.table.records_of(partition, kept), 0)
             start = self.offsets.pop(partition, 0)
+            if trail is not None:
+                self._trail.hand_over(partition, trail)
             self._trail.forget([partition])
             if start:
                 store.apply_changelog(partition, self.store.items([partition]), start)

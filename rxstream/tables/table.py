@@ -451,8 +451,12 @@ class Table(MutableMapping[Any, Any]):
     ) -> None:
         """Apply recovered changelog messages of one partition (with ``committed``, only those that apply)."""
         next_offset = messages[-1][OFFSET] + 1
-        if committed is not None and trail is not None and committed.offsets:
-            messages = committed.keep(messages, trail.sources(partition, messages))
+        if committed is not None and trail is not None:
+            sources = trail.sources(partition, messages)
+            if committed.offsets:
+                messages = committed.keep(messages, sources)
+            # a persistent store resumes where its batch's header can be read again
+            next_offset = trail.resume_at(partition, next_offset)
         self._store.apply_changelog(partition, self.records_of(partition, messages), next_offset)
         if self._windowing is not None and messages:
             self._windowing.recovered_headers(partition, messages)
@@ -479,16 +483,17 @@ class Table(MutableMapping[Any, Any]):
         if not new:
             return None
         rule = Committed(committed or {})
+        trail = SourceTrail()
         if self._written:
             self._written = {k: o for k, o in self._written.items() if k[0] not in new}
         self._store.assign(new)
         starts = {p: self._resume_from(p, rule) for p in new}
         if self.standby is not None:
-            starts.update(self.standby.hand_over(new, self._store, rule))
+            starts.update(self.standby.hand_over(new, self._store, rule, trail))
         reader = ChangelogReader(
             self.app.transport,
             self.changelog.name,
-            partial(self._apply_changelog, committed=rule, trail=SourceTrail()),
+            partial(self._apply_changelog, committed=rule, trail=trail),
             label=f"table {self.name!r}",
             progress=self.app.monitor.recovery(self.name),
             group_prefix=f"{self.app.id}-{self.name}-recovery",

@@ -4,6 +4,7 @@ whose event the consumer group has not committed (that event is processed again)
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +20,10 @@ from rxstream.tables.provenance import (
     source_of,
     stamp,
 )
+from rxstream.tables.standby import Standby
 from rxstream.transport import TopicPartition
 from rxstream.transport.partitioner import partition_for
-from tests.tables.test_tables import send_words, word_count_app
+from tests.tables.test_tables import rocksdb_available, send_words, word_count_app
 from tests.test_app import eventually, memory_url
 
 WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi"]
@@ -171,3 +173,52 @@ async def test_a_standby_taking_over_leaves_out_changes_of_events_not_committed(
         await eventually(lambda: counts_a.store.partitions() == frozenset(range(PARTITIONS)))
         assert counts_a.as_dict() == Counter(batch)
         assert not counts_a.standby.pending
+
+
+async def _uncommitted_batch(app: App, table: Any) -> list[Row]:
+    """A crashed owner's uncommitted tail: ten changes by events words/0/0..9, sent as one batch."""
+    for offset in range(10):
+        table.changelog.put(f"k{offset}", offset, 0, _row("words", 0, offset))
+    await app.flush()
+    log = app.transport.broker.existing_topic(table.changelog.name)  # type: ignore[attr-defined]
+    return list(log.partitions[0].log)
+
+
+async def test_a_standby_that_read_part_of_a_batch_hands_its_sources_to_the_replay() -> None:
+    app = App("provenance", broker=memory_url())
+    table = app.Table("counts", partitions=1)
+    nothing_committed = {TopicPartition("words", 0): 0}
+    async with app:
+        log = await _uncommitted_batch(app, table)
+        standby = table.standby = Standby(table)
+        standby._following = frozenset({0})
+        standby._known = Committed(nothing_committed)
+        standby.store.assign([0])
+        standby._apply(0, log[:5])  # its fetch ended in the middle of the batch
+        assert standby.offsets == {0: 5} and len(standby.pending[0]) == 5
+        table.store.revoke([0])
+        stats = await table.recover({0}, nothing_committed)
+    assert dict(table.store.items()) == {}  # the replay from offset 5 knew those records' sources too
+    assert stats is not None and stats.skipped == 10
+
+
+@pytest.mark.skipif(
+    not rocksdb_available(), reason="rocksdict is not installed (pip install 'rxstream[rocksdb]')"
+)
+async def test_a_rocksdb_recovery_cut_in_the_middle_of_a_batch_resumes_where_its_sources_are_named(
+    tmp_path: Path,
+) -> None:
+    app = App("provenance", broker=memory_url())
+    table = app.Table("counts", partitions=1, store=f"rocksdb://{tmp_path}")
+    nothing_committed = {TopicPartition("words", 0): 0}
+    async with app:
+        log = await _uncommitted_batch(app, table)
+        table.store.revoke([0])
+        table.store.reset([0])
+        table.store.assign([0])
+        table._apply_changelog(0, log[:5], Committed(nothing_committed), SourceTrail())  # then interrupted
+        assert table.store.persisted_offset(0) == 0  # the batch's header, not offset 5
+        table.store.revoke([0])
+        stats = await table.recover({0}, nothing_committed)
+        assert dict(table.store.items()) == {}
+    assert stats is not None and stats.skipped == 10
