@@ -42,6 +42,7 @@ def test_records_a_broker_accepts_pass(
         ("k" * 60, "v" * 41, 1, None, EncodeError, "max_message_bytes=100"),
         (None, "é" * 51, None, None, EncodeError, "102 bytes"),  # 51 characters, 102 UTF-8 bytes
         ("€" * 25, "€" * 10, None, None, EncodeError, "105 bytes"),  # short text, long in UTF-8
+        ("k" * 30, "v" * 60, None, {"h": "x" * 20}, EncodeError, "111 bytes"),  # headers count too
         ("\ud800", 1, None, None, EncodeError, "key"),  # a lone surrogate is not UTF-8
         ("k", "\udfff", None, None, EncodeError, "value"),
         ("k", 1, True, None, ConfigurationError, "partition"),
