@@ -27,13 +27,17 @@ PARTITIONS = 8
 
 
 def keyed_events(n: int) -> list[Event]:
-    """Events with messages (so a table knows their partition), keys cycling over 10,000 keys."""
+    """Events with messages (so a table knows their partition), keys cycling over 10,000 keys; each
+    partition's events at consecutive offsets, as a topic's are."""
     keys = [f"key-{i}" for i in range(KEYS)]
     parts = [partition_for(key, PARTITIONS) for key in keys]
-    return [
-        Event(keys[i % KEYS], 1, message=Message("words", parts[i % KEYS], i, 0.0, keys[i % KEYS], 1))
-        for i in range(n)
-    ]
+    offsets = [0] * PARTITIONS
+    events = []
+    for i in range(n):
+        key, part = keys[i % KEYS], parts[i % KEYS]
+        events.append(Event(key, 1, message=Message("words", part, offsets[part], 0.0, key, 1)))
+        offsets[part] += 1
+    return events
 
 
 def plain_loop(n: int) -> float:

@@ -52,6 +52,8 @@ class BatchingProducer:
         self._send_failure: BaseException | None = None
         self._quarter = MAX_MESSAGE_BYTES // 4
         """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
+        self.prepare: Callable[[list[Any]], list[Any]] | None = None
+        """Called with each batch as it is taken for sending (a changelog completes its headers there)."""
 
     def nowait(self, value: Any) -> bool:
         """Queue a value for the next batched send if the buffer has room; False means await `send`.
@@ -164,6 +166,8 @@ class BatchingProducer:
                 self._rounds += 1
                 try:
                     if keyed:
+                        if self.prepare is not None:
+                            batch = self.prepare(batch)
                         await transport.send_many(self.name, batch)
                     else:
                         await transport.send_values(self.name, batch)

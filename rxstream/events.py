@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from operator import itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, TypeGuard, runtime_checkable
@@ -290,9 +290,8 @@ def current_event() -> Event:
     return event
 
 
-def event_source() -> Any:
-    """What tells this context's current event (a consumer's cursor), or None outside a stream iteration."""
-    return _current.get()
+event_source: Callable[[], Any] = _current.get
+"""What tells this context's current event (a consumer's cursor), or None outside a stream iteration."""
 
 
 def current_source() -> Row | None:

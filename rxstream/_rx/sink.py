@@ -102,7 +102,10 @@ class Cursor:
         batch = self.batch
         if batch is None:
             return None
-        ref = batch.ref_at(self.index)
+        refs, index = batch.refs, self.index
+        if refs is not None and index < len(refs) and type(ref := refs[index]) is tuple:
+            return ref  # the common case, without a call
+        ref = batch.ref_at(index)
         if type(ref) is tuple:
             return ref
         if isinstance(ref, Group):

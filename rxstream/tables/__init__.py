@@ -1,7 +1,7 @@
 """Tables and windows: changelog-backed state sharded like its source topic, with event-time windows.
 
 State after a crash equals the state after processing exactly the committed input, in at-least-once mode
-too: every change made by an event carries that event's record (`provenance`), and recovery, standby
+too: every change made by an event names that event's record (`provenance`), and recovery, standby
 take-over and RocksDB checkpoints leave out changes whose events the consumer group had not committed (they
 are processed again). A compacted changelog keeps the records recovery needs for `COMPACTION_LAG` (an hour,
 ``min.compaction.lag.ms``): Kafka drops a record only for a newer one of its key that is older than that, so a

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..channels import Topic
 from ..errors import TableError
-from ..events import OFFSET, Headers, Row
+from ..events import OFFSET, PARTITION, TOPIC, Headers, Row
 from ..progress import Progress
 from ..transport.base import Consumer, TopicPartition, TopicSpec, Transport
-from .provenance import COMPACTION_LAG
+from .provenance import COMPACTION_LAG, SourceRuns
 
 if TYPE_CHECKING:
     from ..app import App
@@ -46,15 +46,39 @@ class ChangelogTopic(Topic[Any, Any]):
             on_error="crash",
             internal=True,
         )
+        self.sources = SourceRuns()
+        """The sources of the changes queued for the next send batch."""
+        self._open = self.sources.open
+        self.batching.prepare = self._seal
 
     def specs(self, default_partitions: int) -> list[TopicSpec]:
         """The compacted topic, whose records compaction leaves alone for `COMPACTION_LAG` seconds."""
         lag = {"min.compaction.lag.ms": str(round(COMPACTION_LAG * 1000))}
         return [spec._replace(config={**spec.config, **lag}) for spec in super().specs(default_partitions)]
 
-    def put(self, key: Any, value: Any, partition: int, headers: Headers | None = None) -> None:
-        """Queue one change (``value`` None is a deletion) for the next batched send; never waits."""
-        self.batching.put(key, value, partition, headers)
+    def put(self, key: Any, value: Any, partition: int, source: Row | Headers | None = None) -> None:
+        """Queue one change (``value`` None is a deletion) for the next batched send; never waits.
+
+        ``source`` is the record of the event that made the change (named in the batch's headers, see
+        `provenance`), or the change's own headers.
+        """
+        runs = self._open.get(partition)
+        if isinstance(source, tuple):
+            if runs is not None and source[OFFSET] == runs.next and source[TOPIC] == runs.name:
+                if source[PARTITION] == partition:  # the next event's change: the open run grows
+                    runs.next += 1
+                    self.batching.put(key, value, partition, None)
+                    return
+            # with exactly-once, a transaction's records are read once committed: none names a source
+            source = self.sources.put(partition, source) if self.app.outbox is None else None
+        elif runs is not None:
+            source = self.sources.put(partition, source)
+        self.batching.put(key, value, partition, source)
+
+    def _seal(self, batch: list[Any]) -> list[Any]:
+        """The batch being sent, with each partition's sources in its first change's headers."""
+        self.sources.seal()
+        return batch
 
     async def flush(self) -> None:
         """Send what is queued now (the app also does this before every commit)."""

@@ -24,7 +24,7 @@ from ..errors import TransportError
 from ..events import OFFSET, Row
 from ..transport.base import TopicPartition
 from .changelog import ChangelogReader
-from .provenance import Committed
+from .provenance import Committed, Source, SourceTrail
 from .stores import Store
 from .stores.memory import MemoryStore
 
@@ -56,8 +56,10 @@ class Standby:
         """Per standby partition, the next changelog offset to read."""
         self._fenced_at: dict[int, int] = {}
         """Per owned partition being revoked, the changelog's end while this worker was its only writer."""
-        self.pending: dict[int, list[Row]] = {}
-        """Per standby partition, changes read but not applied: their events were not known committed."""
+        self.pending: dict[int, list[tuple[Row, Source | None]]] = {}
+        """Per standby partition, changes read but not applied (with their sources): their events were not
+        known committed."""
+        self._trail = SourceTrail()
         self._committed = committed
         self._known = Committed({})
         self._following: frozenset[int] = frozenset()
@@ -73,15 +75,16 @@ class Standby:
         if partition not in self._following:
             return  # handed over while a fetched batch was on its way
         self.offsets[partition] = messages[-1][OFFSET] + 1
+        sources = self._trail.sources(partition, messages)
         waiting = self.pending.get(partition)
         if waiting:
-            waiting.extend(messages)
+            waiting.extend(zip(messages, sources, strict=True))
             self._release(partition)
             return
         applies = self._known.applies
-        for i, message in enumerate(messages):
-            if not applies(message):
-                self.pending[partition] = list(messages[i:])
+        for i, source in enumerate(sources):
+            if not applies(source):
+                self.pending[partition] = list(zip(messages[i:], sources[i:], strict=True))
                 messages = messages[:i]
                 break
         if messages:
@@ -94,10 +97,11 @@ class Standby:
             return
         applies = self._known.applies
         n = 0
-        while n < len(waiting) and applies(waiting[n]):
+        while n < len(waiting) and applies(waiting[n][1]):
             n += 1
         if n:
-            self.store.apply_changelog(partition, self.table.records_of(partition, waiting[:n]), 0)
+            ready = [message for message, _ in waiting[:n]]
+            self.store.apply_changelog(partition, self.table.records_of(partition, ready), 0)
             del waiting[:n]
         if not waiting:
             del self.pending[partition]
@@ -163,11 +167,16 @@ class Standby:
             self.offsets[partition] = start
 
     def hand_over(
-        self, partitions: Iterable[int], store: Store, committed: Committed | None = None
+        self,
+        partitions: Iterable[int],
+        store: Store,
+        committed: Committed | None = None,
+        trail: SourceTrail | None = None,
     ) -> dict[int, int]:
         """Move what the standby holds of ``partitions`` into ``store``; the offsets to replay them from.
 
-        Pending changes apply if ``committed`` (the group's offsets now) covers their events.
+        Pending changes apply if ``committed`` (the group's offsets now) covers their events; ``trail``,
+        the replay's, gets what the standby read of the sources of the batch it stopped in.
         """
         taken = frozenset(partitions) & (self._following | self.offsets.keys())
         if not taken:
@@ -178,10 +187,13 @@ class Standby:
             waiting = self.pending.pop(partition, [])
             if waiting:
                 rule = committed or Committed({})
-                kept = rule.keep(waiting)
+                kept = rule.keep([message for message, _ in waiting], [source for _, source in waiting])
                 if kept:
                     self.store.apply_changelog(partition, self.table.records_of(partition, kept), 0)
             start = self.offsets.pop(partition, 0)
+            if trail is not None:
+                self._trail.hand_over(partition, trail)
+            self._trail.forget([partition])
             if start:
                 store.apply_changelog(partition, self.store.items([partition]), start)
                 starts[partition] = start
@@ -212,6 +224,7 @@ class Standby:
             for partition in dropped:
                 self.offsets.pop(partition, None)
                 self.pending.pop(partition, None)
+            self._trail.forget(dropped)
         self._following = partitions
         if not partitions:
             if previous is not None:
@@ -261,6 +274,7 @@ class Standby:
         self.offsets.clear()
         self._fenced_at.clear()
         self.pending.clear()
+        self._trail = SourceTrail()
         self._following = frozenset()
 
     async def close(self) -> None:

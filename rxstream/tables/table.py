@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 from ..codecs import decode_value
 from ..durations import Duration
 from ..errors import ConfigurationError, DecodeError, TableError
-from ..events import KEY, OFFSET, PARTITION, TOPIC, VALUE, Row, current_event, current_source
+from ..events import KEY, OFFSET, PARTITION, TOPIC, VALUE, Row, current_event, current_source, event_source
 from ..records import decoder_for
 from ..transport.base import TopicPartition
 from ..transport.partitioner import partition_for
 from .changelog import ChangelogReader, ChangelogTopic, RecoveryStats
-from .provenance import SOURCE_HEADER, Committed, stamp
+from .provenance import Committed, SourceTrail, stamp
 from .stores import MISSING, MemoryStore, Store, store_for
 from .stores.rocksdb import hashable
 from .views import ansitable
@@ -123,7 +123,8 @@ class Table(MutableMapping[Any, Any]):
         """For a persistent store, per (partition, source topic), the last source offset of a change."""
         memory = self._store if isinstance(self._store, MemoryStore) else None
         self._values: dict[Any, Any] | None = memory.data if memory is not None else None
-        """A memory store's dict, read directly by ``table[key]`` (the hot path of counting)."""
+        """A memory store's dict, read and written directly by ``table[key]`` (the hot path of counting)."""
+        self._partition_of: dict[Any, int] = memory.partition_of if memory is not None else {}
 
     # ------------------------------------------------------------ properties
 
@@ -164,7 +165,8 @@ class Table(MutableMapping[Any, Any]):
             self._store.set(key, value, partition)
             self.changelog.put(key, value, partition)
             return
-        row = current_source()
+        cursor = event_source()  # current_source(), one call less: this is the hot path of counting
+        row = cursor.current_row() if cursor is not None else None
         if row is None or row[PARTITION] >= self._partitions:
             self._write_partition(key)  # raises the error that says why there is no partition
             return
@@ -172,10 +174,15 @@ class Table(MutableMapping[Any, Any]):
         if partition in self._revoked:
             self.fenced_writes += 1
             return
-        self._store.set(key, value, partition)
-        if self._written is not None:
-            self._written[partition, row[TOPIC]] = row[OFFSET]
-        self.changelog.put(key, value, partition, {SOURCE_HEADER: f"{row[TOPIC]}/{partition}/{row[OFFSET]}"})
+        values = self._values
+        if values is None:
+            self._store.set(key, value, partition)
+            if self._written is not None:
+                self._written[partition, row[TOPIC]] = row[OFFSET]
+        else:  # what MemoryStore.set does
+            values[key] = value
+            self._partition_of[key] = partition
+        self.changelog.put(key, value, partition, row)
 
     def __delitem__(self, key: Any) -> None:
         if self._store.get(key) is MISSING:
@@ -249,14 +256,15 @@ class Table(MutableMapping[Any, Any]):
             )
         return partition
 
-    def _headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
-        """``headers`` plus the source of the event being processed (none for ``use_partitioner`` tables)."""
+    def _source(self, headers: dict[str, str] | None) -> Row | dict[str, str] | None:
+        """What a change names as its source: the record of the event being processed (none for
+        ``use_partitioner`` tables), as the change's own header when it has ``headers``."""
         row = None if self.use_partitioner else current_source()
         if row is None:
             return headers
         if self._written is not None:
             self._written[row[PARTITION], row[TOPIC]] = row[OFFSET]
-        return stamp(row) if not headers else {**headers, **stamp(row)}
+        return row if not headers else {**headers, **stamp(row)}
 
     def set_in(self, key: Any, value: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Store and log a change in a given partition (windows use this for their own bookkeeping).
@@ -267,7 +275,7 @@ class Table(MutableMapping[Any, Any]):
             self.fenced_writes += 1
             return
         self._store.set(key, value, partition)
-        self.changelog.put(key, value, partition, self._headers(headers))
+        self.changelog.put(key, value, partition, self._source(headers))
 
     def delete_in(self, key: Any, partition: int, headers: dict[str, str] | None = None) -> None:
         """Delete and log a deletion in a given partition (with the current event's source, if any)."""
@@ -275,7 +283,7 @@ class Table(MutableMapping[Any, Any]):
             self.fenced_writes += 1
             return
         self._store.delete(key, partition)
-        self.changelog.put(key, None, partition, self._headers(headers))
+        self.changelog.put(key, None, partition, self._source(headers))
 
     # ------------------------------------------------------------ windows
 
@@ -435,12 +443,20 @@ class Table(MutableMapping[Any, Any]):
             ) from exc
 
     def _apply_changelog(
-        self, partition: int, messages: Sequence[Row], committed: Committed | None = None
+        self,
+        partition: int,
+        messages: Sequence[Row],
+        committed: Committed | None = None,
+        trail: SourceTrail | None = None,
     ) -> None:
         """Apply recovered changelog messages of one partition (with ``committed``, only those that apply)."""
         next_offset = messages[-1][OFFSET] + 1
-        if committed is not None:
-            messages = committed.keep(messages)
+        if committed is not None and trail is not None:
+            sources = trail.sources(partition, messages)
+            if committed.offsets:
+                messages = committed.keep(messages, sources)
+            # a persistent store resumes where its batch's header can be read again
+            next_offset = trail.resume_at(partition, next_offset)
         self._store.apply_changelog(partition, self.records_of(partition, messages), next_offset)
         if self._windowing is not None and messages:
             self._windowing.recovered_headers(partition, messages)
@@ -467,16 +483,17 @@ class Table(MutableMapping[Any, Any]):
         if not new:
             return None
         rule = Committed(committed or {})
+        trail = SourceTrail()
         if self._written:
             self._written = {k: o for k, o in self._written.items() if k[0] not in new}
         self._store.assign(new)
         starts = {p: self._resume_from(p, rule) for p in new}
         if self.standby is not None:
-            starts.update(self.standby.hand_over(new, self._store, rule))
+            starts.update(self.standby.hand_over(new, self._store, rule, trail))
         reader = ChangelogReader(
             self.app.transport,
             self.changelog.name,
-            partial(self._apply_changelog, committed=rule),
+            partial(self._apply_changelog, committed=rule, trail=trail),
             label=f"table {self.name!r}",
             progress=self.app.monitor.recovery(self.name),
             group_prefix=f"{self.app.id}-{self.name}-recovery",

@@ -77,26 +77,28 @@ def _check_partition(partition: Any, topic: str) -> None:
     )
 
 
-def _check_headers(headers: Any, topic: str) -> None:
-    """Headers map text names to bytes or text values, as Kafka carries them."""
+def _check_headers(headers: Any, topic: str) -> int:
+    """Headers map text names to bytes or text values, as Kafka carries them; how many bytes they take."""
     if not isinstance(headers, Mapping):
         raise EncodeError(
             f"headers for topic {topic!r} must be a mapping of str to bytes or str, "
             f"got {type(headers).__name__}"
         )
+    size = 0
     for name, value in headers.items():
         if not isinstance(name, str):
             raise EncodeError(
                 f"header name {name!r} for topic {topic!r} is a {type(name).__name__}: "
                 "header names must be str"
             )
-        _size(name, f"header name {name!r}", topic)
+        size += _size(name, f"header name {name!r}", topic)
         if not isinstance(value, (str, *_BYTES)):
             raise EncodeError(
                 f"header {name!r} for topic {topic!r} is a {type(value).__name__}: "
                 "header values must be bytes or str"
             )
-        _size(value, f"header {name!r}", topic)
+        size += _size(value, f"header {name!r}", topic)
+    return size
 
 
 def _check_size(topic: str, size: int, max_message_bytes: int) -> None:
@@ -123,9 +125,8 @@ def check_record(
     """Refuse one message (after its topic name was checked) that a Kafka broker would refuse."""
     if partition is not None:
         _check_partition(partition, topic)
-    if headers:
-        _check_headers(headers, topic)
-    _check_size(topic, _size(key, "key", topic) + _size(value, "value", topic), max_message_bytes)
+    size = _check_headers(headers, topic) if headers else 0
+    _check_size(topic, size + _size(key, "key", topic) + _size(value, "value", topic), max_message_bytes)
 
 
 def _plain_headers(headers: Any) -> bool:

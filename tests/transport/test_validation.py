@@ -24,8 +24,15 @@ LIMIT = 100
         ("k", "v", None, {"trace": b"1"}),
     ],
 )
-def test_records_a_broker_accepts_pass(key: Any, value: Any, partition: Any, headers: Any) -> None:
-    check_records("orders", [(key, value, partition, headers)], LIMIT)
+@pytest.mark.parametrize("around", [0, 12], ids=["alone", "in a batch"])  # a batch is tested column-wise
+def test_records_a_broker_accepts_pass(
+    key: Any, value: Any, partition: Any, headers: Any, around: int
+) -> None:
+    record = (key, value, partition, headers)
+    check_records("orders", [record] * (around + 1), LIMIT)
+    check_records(
+        "orders", [("k", 1, None, None)] * around + [record] + [(None, b"v", 2, None)] * around, LIMIT
+    )
 
 
 @pytest.mark.parametrize(
@@ -34,6 +41,8 @@ def test_records_a_broker_accepts_pass(key: Any, value: Any, partition: Any, hea
         (None, b"v" * 101, None, None, EncodeError, "max_message_bytes=100"),
         ("k" * 60, "v" * 41, 1, None, EncodeError, "max_message_bytes=100"),
         (None, "é" * 51, None, None, EncodeError, "102 bytes"),  # 51 characters, 102 UTF-8 bytes
+        ("€" * 25, "€" * 10, None, None, EncodeError, "105 bytes"),  # short text, long in UTF-8
+        ("k" * 30, "v" * 60, None, {"h": "x" * 20}, EncodeError, "111 bytes"),  # headers count too
         ("\ud800", 1, None, None, EncodeError, "key"),  # a lone surrogate is not UTF-8
         ("k", "\udfff", None, None, EncodeError, "value"),
         ("k", 1, True, None, ConfigurationError, "partition"),
@@ -42,8 +51,10 @@ def test_records_a_broker_accepts_pass(key: Any, value: Any, partition: Any, hea
         ("k", 1, None, {"n": 7}, EncodeError, "header 'n'"),
     ],
 )
+@pytest.mark.parametrize("around", [1, 12], ids=["after one", "in a batch"])
 def test_records_a_broker_refuses_are_refused_naming_what_is_wrong(
-    key: Any, value: Any, partition: Any, headers: Any, error: type[Exception], names: str
+    key: Any, value: Any, partition: Any, headers: Any, error: type[Exception], names: str, around: int
 ) -> None:
+    good = ("k", "v", 0, {"trace": "1"})
     with pytest.raises(error, match=names):
-        check_records("orders", [("k", 1, None, None), (key, value, partition, headers)], LIMIT)
+        check_records("orders", [good] * around + [(key, value, partition, headers)] + [good] * around, LIMIT)
