@@ -78,8 +78,9 @@ class Channel(Generic[K, V]):
     def subscription(self) -> Subscription:
         """The queue this channel's readers share."""
         if self._subscription is None:
-            maxsize = max(1, self.maxsize // CHANNEL_BATCH)
-            self._subscription = self.app.subscription_for(self, maxsize=maxsize)
+            # at most maxsize messages queued: this many batches of at most this many sends each
+            batches, batch = max(1, self.maxsize // CHANNEL_BATCH), min(CHANNEL_BATCH, self.maxsize)
+            self._subscription = self.app.subscription_for(self, maxsize=batches, batch=batch)
         return self._subscription
 
     async def send(

@@ -138,8 +138,10 @@ class Subscription:
         self._timers: dict[int, tuple[Row, asyncio.TimerHandle]] = {}
         """Redeliveries due, by the identity of the message they redeliver."""
         self._data = asyncio.Event()
-        self._joining: tuple[Batch, OffsetTracker] | None = None
-        """The batch the last `offer` queued, which later ones may join, and its partition's bookkeeping."""
+        self._open: list[Row] | None = None
+        """The messages of the batch the last `offer` queued while later ones may join it: until a reader
+        takes it or it is full. Its offsets count as delivered from then on (one step per batch)."""
+        self._open_values: list[Any] = []
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -189,32 +191,35 @@ class Subscription:
         return Batch(list(map(value_of, rows)), rows, self._acker(*_partition_of(rows[0])))
 
     def offer(self, message: Row, *, wait_free: bool = True) -> bool:
-        """Queue one message (a channel send), joining the last queued batch of its partition if it can.
+        """Queue one message (a channel send), joining the last queued batch while no reader took it.
 
         False, and nothing queued, when the queue is full or a sender waits for room (see `wait_for_room`);
         ``wait_free=False`` queues it all the same (a sender whose turn came).
         """
+        rows = self._open
+        if rows is not None and not (wait_free and self._room_waiters):
+            rows.append(message)
+            self._open_values.append(message[VALUE])
+            if len(rows) >= self.batch:
+                self._seal(rows)
+            return True  # readers wait only on an empty queue: this one was not
         queue = self._queue
         if wait_free and (len(queue) >= self.maxsize or self._room_waiters) and not self.closed:
             return False
-        topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
-        joining = self._joining
-        if joining is not None and queue and queue[-1] is joining[0]:
-            last, tracker = joining
-            rows: list[Row] = last.refs  # type: ignore[assignment]  # queued batches carry their rows
-            tail = rows[-1]
-            if len(rows) < CHANNEL_BATCH and tail[PARTITION] == partition and tail[TOPIC] == topic:
-                tracker.delivered(offset, offset)
-                rows.append(message)
-                last.values.append(message[VALUE])
-                return True  # readers wait only on an empty queue: this one was not
-        tracker = self._book.tracker(topic, partition, offset)
-        tracker.delivered(offset, offset)
         batch = self._batch_of([message])
         queue.append(batch)
-        self._joining = (batch, tracker)
+        self._open = rows = cast("list[Row]", batch.refs)
+        self._open_values = batch.values
+        if len(rows) >= self.batch:
+            self._seal(rows)
         self._data.set()
         return True
+
+    def _seal(self, rows: list[Row]) -> None:
+        """The open batch takes no more messages: its offsets count as delivered."""
+        first, last = rows[0][OFFSET], rows[-1][OFFSET]
+        self._book.tracker(rows[0][TOPIC], rows[0][PARTITION], first).delivered(first, last)
+        self._open = None
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
         """The offset bookkeeping of one partition, created at ``start`` when first needed."""
@@ -263,6 +268,8 @@ class Subscription:
                 acks.state = REVOKED
                 acks.settled = None
                 self._paused.discard(acks)
+        if self._open is not None and _partition_of(self._open[0]) in gone:
+            self._open = None
         queue = self._queue  # filtered in place: readers hold this very deque
         kept = [batch for batch in queue if _partition_of(_rows(batch)[0]) not in gone]
         queue.clear()
@@ -371,12 +378,18 @@ class Subscription:
             return None
         paused = self._paused
         if not paused:
-            return queue.popleft()
-        for i, batch in enumerate(queue):
-            if cast("_PartitionAcks", batch.acker) not in paused:
-                del queue[i]
-                return batch
-        return None
+            batch = queue.popleft()
+        else:
+            for i, batch in enumerate(queue):
+                if cast("_PartitionAcks", batch.acker) not in paused:
+                    del queue[i]
+                    break
+            else:
+                return None
+        rows = self._open
+        if rows is not None and batch.refs is rows:
+            self._seal(rows)
+        return batch
 
     def _split(self, batch: Batch) -> Batch:
         """Cut a batch into one slice per reader: take the first, queue the others first for other readers.
