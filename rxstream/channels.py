@@ -69,6 +69,8 @@ class Channel(Generic[K, V]):
         self.maxsize = maxsize
         self._offset = 0
         self._subscription: Subscription | None = None
+        self._batch = min(CHANNEL_BATCH, maxsize)
+        """The most sends queued as one batch (at most maxsize messages are queued: see `subscription`)."""
 
     @property
     def topic_names(self) -> tuple[str, ...]:
@@ -78,9 +80,8 @@ class Channel(Generic[K, V]):
     def subscription(self) -> Subscription:
         """The queue this channel's readers share."""
         if self._subscription is None:
-            # at most maxsize messages queued: this many batches of at most this many sends each
-            batches, batch = max(1, self.maxsize // CHANNEL_BATCH), min(CHANNEL_BATCH, self.maxsize)
-            self._subscription = self.app.subscription_for(self, maxsize=batches, batch=batch)
+            batches = max(1, self.maxsize // CHANNEL_BATCH)
+            self._subscription = self.app.subscription_for(self, maxsize=batches, batch=self._batch)
         return self._subscription
 
     async def send(
@@ -98,7 +99,11 @@ class Channel(Generic[K, V]):
         stamp = time.time() if timestamp is None else timestamp
         headers = dict(headers) if headers else None
         name = self.name
-        if not subscription.offer((name, 0, offset, stamp, key, value, headers, None, None)):
+        message = (name, 0, offset, stamp, key, value, headers, None, None)
+        rows = subscription.joinable
+        if rows is not None and len(rows) < self._batch:
+            rows.append(message)  # the queued batch no reader took yet
+        elif not subscription.offer(message):
             await subscription.wait_for_room()
             offset = self._offset  # others may have sent meanwhile
             stamp = time.time() if timestamp is None else timestamp

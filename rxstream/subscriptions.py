@@ -22,7 +22,7 @@ from ._core.acks import Acknowledgments
 from ._core.fence import LIVE, PAUSED, REVOKED, Lease, Settling
 from ._core.redelivery import ErrorPolicy, OnError, Redeliveries
 from ._rx import Batch, Context, Observable
-from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, place_of, value_of
+from .events import OFFSET, PARTITION, TOPIC, Message, Row, place_of, value_of
 from .offsets import OffsetTracker
 from .streams import Stream, batch_stream
 
@@ -138,10 +138,12 @@ class Subscription:
         self._timers: dict[int, tuple[Row, asyncio.TimerHandle]] = {}
         """Redeliveries due, by the identity of the message they redeliver."""
         self._data = asyncio.Event()
-        self._open: list[Row] | None = None
-        """The messages of the batch the last `offer` queued while later ones may join it: until a reader
-        takes it or it is full. Its offsets count as delivered from then on (one step per batch)."""
-        self._open_values: list[Any] = []
+        self._last: Batch | None = None
+        """The batch the last `offer` queued while later sends may join it: until a reader takes it or it is
+        full. Its values and delivered offsets are recorded then, in one step (see `_seal`)."""
+        self.joinable: list[Row] | None = None
+        """The messages of that batch while no sender waits for room: a channel send below `batch` messages
+        appends its message here directly."""
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -196,30 +198,35 @@ class Subscription:
         False, and nothing queued, when the queue is full or a sender waits for room (see `wait_for_room`);
         ``wait_free=False`` queues it all the same (a sender whose turn came).
         """
-        rows = self._open
-        if rows is not None and not (wait_free and self._room_waiters):
-            rows.append(message)
-            self._open_values.append(message[VALUE])
-            if len(rows) >= self.batch:
-                self._seal(rows)
-            return True  # readers wait only on an empty queue: this one was not
-        queue = self._queue
-        if wait_free and (len(queue) >= self.maxsize or self._room_waiters) and not self.closed:
+        waiting = self._room_waiters
+        if wait_free and waiting and not self.closed:
             return False
-        batch = self._batch_of([message])
+        last = self._last
+        if last is not None:
+            rows = cast("list[Row]", last.refs)
+            if len(rows) < self.batch:
+                rows.append(message)
+                self.joinable = None if waiting else rows
+                return True  # readers wait only on an empty queue: this one was not
+            self._seal(last)
+        queue = self._queue
+        if wait_free and len(queue) >= self.maxsize and not self.closed:
+            return False
+        rows = [message]
+        batch = Batch([], rows, self._acker(message[TOPIC], message[PARTITION]))
         queue.append(batch)
-        self._open = rows = cast("list[Row]", batch.refs)
-        self._open_values = batch.values
-        if len(rows) >= self.batch:
-            self._seal(rows)
+        self._last = batch
+        self.joinable = None if waiting else rows
         self._data.set()
         return True
 
-    def _seal(self, rows: list[Row]) -> None:
-        """The open batch takes no more messages: its offsets count as delivered."""
+    def _seal(self, batch: Batch) -> None:
+        """The last offered batch takes no more messages: its values and delivered offsets are recorded."""
+        rows = _rows(batch)
+        batch.values = list(map(value_of, rows))
         first, last = rows[0][OFFSET], rows[-1][OFFSET]
         self._book.tracker(rows[0][TOPIC], rows[0][PARTITION], first).delivered(first, last)
-        self._open = None
+        self._last = self.joinable = None
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
         """The offset bookkeeping of one partition, created at ``start`` when first needed."""
@@ -268,8 +275,8 @@ class Subscription:
                 acks.state = REVOKED
                 acks.settled = None
                 self._paused.discard(acks)
-        if self._open is not None and _partition_of(self._open[0]) in gone:
-            self._open = None
+        if self._last is not None and _partition_of(_rows(self._last)[0]) in gone:
+            self._last = self.joinable = None
         queue = self._queue  # filtered in place: readers hold this very deque
         kept = [batch for batch in queue if _partition_of(_rows(batch)[0]) not in gone]
         queue.clear()
@@ -300,6 +307,7 @@ class Subscription:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         waiters.append(waiter)
+        self.joinable = None  # later sends queue behind this one
         while True:
             await waiter
             if len(queue) < self.maxsize or self.closed:
@@ -386,9 +394,8 @@ class Subscription:
                     break
             else:
                 return None
-        rows = self._open
-        if rows is not None and batch.refs is rows:
-            self._seal(rows)
+        if batch is self._last:
+            self._seal(batch)
         return batch
 
     def _split(self, batch: Batch) -> Batch:
