@@ -21,7 +21,7 @@ from . import _rx
 from ._core.acks import Acknowledgments
 from ._core.fence import LIVE, PAUSED, REVOKED, Lease, Settling
 from ._core.redelivery import ErrorPolicy, OnError, Redeliveries
-from ._rx import Batch, Context, Observable
+from ._rx import Batch, Context, Flow, Observable
 from .events import OFFSET, PARTITION, TOPIC, Message, Row, place_of, value_of
 from .offsets import OffsetTracker
 from .streams import Stream, batch_stream
@@ -90,11 +90,13 @@ class _Slice(Batch):
 class _Reader:
     """One consumption of a subscription: the batches it was handed and has not finished."""
 
-    __slots__ = ("closed", "outstanding")
+    __slots__ = ("closed", "flow", "outstanding")
 
-    def __init__(self) -> None:
+    def __init__(self, flow: Flow) -> None:
         self.outstanding: deque[list[Row]] = deque()
         self.closed = False
+        self.flow = flow
+        """The consumption's flow control: its consumer is woken with the fetch when a batch arrives."""
 
 
 Handler = Callable[[Message, BaseException, str], Awaitable[None]]
@@ -179,7 +181,7 @@ class Subscription:
                     Batch(values[i : i + size], messages[i : i + size], acks)
                     for i in range(0, len(messages), size)
                 )
-            self._data.set()
+            self._arrived()
 
     def _acker(self, topic: str, partition: int) -> _PartitionAcks:
         """The acknowledger of this partition's batches."""
@@ -217,7 +219,7 @@ class Subscription:
         queue.append(batch)
         self._last = batch
         self.joinable = None if waiting else rows
-        self._data.set()
+        self._arrived()
         return True
 
     def _seal(self, batch: Batch) -> None:
@@ -227,6 +229,13 @@ class Subscription:
         first, last = rows[0][OFFSET], rows[-1][OFFSET]
         self._book.tracker(rows[0][TOPIC], rows[0][PARTITION], first).delivered(first, last)
         self._last = self.joinable = None
+
+    def _arrived(self) -> None:
+        """Batches were queued: wake the readers' fetches, and right behind them their consumers if these
+        wait for a batch, so a batch reaches a waiting consumer in the next loop iteration."""
+        self._data.set()
+        for reader in self._readers:
+            reader.flow.wake_consumer()
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
         """The offset bookkeeping of one partition, created at ``start`` when first needed."""
@@ -355,7 +364,7 @@ class Subscription:
         def build(ctx: Context) -> Observable[Batch]:
             if self.share > 1:
                 ctx.flow.high = 1  # one slice in hand at a time: the rest is for the other readers
-            reader = _Reader()
+            reader = _Reader(ctx.flow)
             self._readers.add(reader)
             return _rx.pump(lambda: self._feed(reader), ctx, on_dispose=lambda: self._release(reader))
 
@@ -428,7 +437,7 @@ class Subscription:
         reader.outstanding.clear()
         if back:
             self._queue.extendleft(map(self._batch_of, reversed(back)))
-            self._data.set()
+            self._arrived()
 
     # ------------------------------------------------------------ acknowledging
 
@@ -484,7 +493,7 @@ class Subscription:
         self.redelivered[where] = self.redelivered.get(where, 0) + 1
         copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
         self._queue.appendleft(self._batch_of([copy]))
-        self._data.set()
+        self._arrived()
 
     def undecodable(self, message: Row, exc: BaseException, what: str = "could not be decoded") -> None:
         """A delivered offset whose message could not be decoded goes straight to the error policy."""

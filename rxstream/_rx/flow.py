@@ -21,13 +21,15 @@ Operator: TypeAlias = Callable[[Observable["Batch"]], Observable["Batch"]]
 class Flow:
     """Backpressure for one consumer: sources pause while buffered plus in-flight batches reach the limit."""
 
-    __slots__ = ("_ready", "buffered", "high", "inflight")
+    __slots__ = ("_ready", "buffered", "high", "inflight", "waiting")
 
     def __init__(self, high: int = 4) -> None:
         self.buffered = 0
         self.inflight = 0
         self.high = high
         self._ready: asyncio.Event | None = None
+        self.waiting: asyncio.Future[None] | None = None
+        """The consumer's wait for a batch, while its buffer is empty (see `wake_consumer`)."""
 
     def blocked(self) -> bool:
         """Whether sources should wait before pushing another batch."""
@@ -45,6 +47,13 @@ class Flow:
                 self._ready = asyncio.Event()
             self._ready.clear()
             await self._ready.wait()
+
+    def wake_consumer(self) -> None:
+        """Wake a consumer waiting for a batch, after the source that was woken to bring it: both then run in
+        the same loop iteration, the source first, instead of the consumer one iteration later."""
+        waiting = self.waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     def release(self) -> None:
         """Wake waiting sources if there is room again (each re-checks its own condition)."""

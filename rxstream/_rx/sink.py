@@ -71,14 +71,18 @@ class Sink(abc.ObserverBase[Batch]):
 
     async def wait(self, timeout: float | None = None) -> None:
         """Wait for a batch, the end, or an error."""
-        self._waiter = self.ctx.loop.create_future()
+        self._waiter = waiter = self.ctx.loop.create_future()
+        flow = self.ctx.flow
+        flow.waiting = waiter
         try:
             if timeout is None:
-                await self._waiter
+                await waiter
             else:
-                await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
         finally:
             self._waiter = None
+            if flow.waiting is waiter:
+                flow.waiting = None
 
 
 class Cursor:
