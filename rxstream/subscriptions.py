@@ -97,7 +97,7 @@ class _Reader:
         self.outstanding: deque[list[Row]] = deque()
         self.closed = False
         self.flow = flow
-        """The consumption's flow control: its consumer is woken with the fetch when a batch arrives."""
+        """The consumption's flow control: its consumer, waiting for a batch, may take one itself."""
 
 
 Handler = Callable[[Message, BaseException, str], Awaitable[None]]
@@ -232,11 +232,11 @@ class Subscription:
         self._last = self.joinable = None
 
     def _arrived(self) -> None:
-        """Batches were queued: wake the readers' fetches, and right behind them their consumers if these
-        wait for a batch, so a batch reaches a waiting consumer in the next loop iteration."""
-        self._data.set()
-        for reader in self._readers:
-            reader.flow.wake_consumer()
+        """Batches were queued: a reader's consumer waiting for one takes it in its own task, with no hop
+        through the reader's fetch; the fetches are woken for the other readers."""
+        readers = self._readers
+        if not readers or not all([reader.flow.wake_puller() for reader in readers]):
+            self._data.set()
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
         """The offset bookkeeping of one partition, created at ``start`` when first needed."""
@@ -367,27 +367,46 @@ class Subscription:
                 ctx.flow.high = 1  # one slice in hand at a time: the rest is for the other readers
             reader = _Reader(ctx.flow)
             self._readers.add(reader)
-            return _rx.pump(lambda: self._feed(reader), ctx, on_dispose=lambda: self._release(reader))
+            return _rx.pump(
+                lambda: self._feed(reader),
+                ctx,
+                on_dispose=lambda: self._release(reader),
+                take=lambda: self._pull(reader),
+            )
 
         return batch_stream(build, self.label)
 
     async def _feed(self, reader: _Reader) -> AsyncIterator[Batch]:
-        queue = self._queue
         while True:
-            while (batch := self._next()) is None:
-                if self.closed or reader.closed:
+            batch = self._take(reader)
+            if batch is None:
+                if self.closed or reader.closed or self._stopping:
                     return
                 self._data.clear()
                 await self._data.wait()
-            if reader.closed or self._stopping:
-                queue.appendleft(batch)
-                return
-            if self.share > 1 and len(batch.values) > 1 and type(batch) is Batch:
-                batch = self._split(batch)
-            self._update_room()
-            self._prune(reader)
-            reader.outstanding.append(_rows(batch))
+                continue
             yield batch
+
+    def _take(self, reader: _Reader) -> Batch | None:
+        """The next batch for ``reader``, handed over now; None when none is ready or the reader must stop."""
+        if reader.closed or self._stopping:
+            return None
+        batch = self._next()
+        if batch is None:
+            return None
+        if self.share > 1 and len(batch.values) > 1 and type(batch) is Batch:
+            batch = self._split(batch)
+        self._update_room()
+        self._prune(reader)
+        reader.outstanding.append(_rows(batch))
+        return batch
+
+    def _pull(self, reader: _Reader) -> Batch | None:
+        """The next batch for a consumer that takes it itself while it waits for one (see `_arrived`)."""
+        if reader.flow.blocked():
+            self._data.set()  # work in flight holds the consumer back: the fetch hands the batch over
+            return None
+        return self._take(reader)
 
     def _next(self) -> Batch | None:
         """Take the first queued batch of a partition no rebalance is deciding on (the others wait)."""
