@@ -3,7 +3,7 @@
 Run: python benchmarks/bench_latency.py [--messages N] [--repeat R]
 One message at a time: the sender stamps each value with `time.perf_counter()`, sends it, and waits until
 the agent saw it before sending the next, so each figure is one hand-off through an idle app (the
-channel's queue, the reader's fetch and the agent's `async for`). The same is measured for an
+channel's queue and the agent's `async for`, which takes the batch itself). The same is measured for an
 `asyncio.Queue` read by a task, in the same run, as the floor of a hand-off between two asyncio tasks.
 Percentiles are in microseconds, over every message of R runs (a warm-up run first is not counted).
 """

@@ -21,8 +21,8 @@ from . import _rx
 from ._core.acks import Acknowledgments
 from ._core.fence import LIVE, PAUSED, REVOKED, Lease, Settling
 from ._core.redelivery import ErrorPolicy, OnError, Redeliveries
-from ._rx import Batch, Context, Observable
-from .events import OFFSET, PARTITION, TOPIC, VALUE, Message, Row, place_of, value_of
+from ._rx import Batch, Context, Flow, Observable
+from .events import OFFSET, PARTITION, TOPIC, Message, Row, place_of, value_of
 from .offsets import OffsetTracker
 from .streams import Stream, batch_stream
 
@@ -36,8 +36,9 @@ MAX_BATCH = 1024
 Readers acknowledge a batch in runs as they go (`_rx.ACK_EVERY`), so its size does not hold commits back.
 """
 
-CHANNEL_BATCH = 256
-"""The most channel sends queued as one batch (a channel's ``maxsize`` counts in these)."""
+CHANNEL_BATCH = MAX_BATCH
+"""The most channel sends queued as one batch (a channel's ``maxsize`` counts in these): as many as a fetched
+batch, so a burst of sends pays the per-batch work (operators, acknowledgments, task switches) as seldom."""
 
 _partition_of = operator.itemgetter(TOPIC, PARTITION)
 
@@ -90,11 +91,13 @@ class _Slice(Batch):
 class _Reader:
     """One consumption of a subscription: the batches it was handed and has not finished."""
 
-    __slots__ = ("closed", "outstanding")
+    __slots__ = ("closed", "flow", "outstanding")
 
-    def __init__(self) -> None:
+    def __init__(self, flow: Flow) -> None:
         self.outstanding: deque[list[Row]] = deque()
         self.closed = False
+        self.flow = flow
+        """The consumption's flow control: its consumer, waiting for a batch, may take one itself."""
 
 
 Handler = Callable[[Message, BaseException, str], Awaitable[None]]
@@ -138,8 +141,12 @@ class Subscription:
         self._timers: dict[int, tuple[Row, asyncio.TimerHandle]] = {}
         """Redeliveries due, by the identity of the message they redeliver."""
         self._data = asyncio.Event()
-        self._joining: tuple[Batch, OffsetTracker] | None = None
-        """The batch the last `offer` queued, which later ones may join, and its partition's bookkeeping."""
+        self._last: Batch | None = None
+        """The batch the last `offer` queued while later sends may join it: until a reader takes it or it is
+        full. Its values and delivered offsets are recorded then, in one step (see `_seal`)."""
+        self.joinable: list[Row] | None = None
+        """The messages of that batch while no sender waits for room: a channel send below `batch` messages
+        appends its message here directly."""
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -175,7 +182,7 @@ class Subscription:
                     Batch(values[i : i + size], messages[i : i + size], acks)
                     for i in range(0, len(messages), size)
                 )
-            self._data.set()
+            self._arrived()
 
     def _acker(self, topic: str, partition: int) -> _PartitionAcks:
         """The acknowledger of this partition's batches."""
@@ -189,32 +196,47 @@ class Subscription:
         return Batch(list(map(value_of, rows)), rows, self._acker(*_partition_of(rows[0])))
 
     def offer(self, message: Row, *, wait_free: bool = True) -> bool:
-        """Queue one message (a channel send), joining the last queued batch of its partition if it can.
+        """Queue one message (a channel send), joining the last queued batch while no reader took it.
 
         False, and nothing queued, when the queue is full or a sender waits for room (see `wait_for_room`);
         ``wait_free=False`` queues it all the same (a sender whose turn came).
         """
-        queue = self._queue
-        if wait_free and (len(queue) >= self.maxsize or self._room_waiters) and not self.closed:
+        waiting = self._room_waiters
+        if wait_free and waiting and not self.closed:
             return False
-        topic, partition, offset = message[TOPIC], message[PARTITION], message[OFFSET]
-        joining = self._joining
-        if joining is not None and queue and queue[-1] is joining[0]:
-            last, tracker = joining
-            rows: list[Row] = last.refs  # type: ignore[assignment]  # queued batches carry their rows
-            tail = rows[-1]
-            if len(rows) < CHANNEL_BATCH and tail[PARTITION] == partition and tail[TOPIC] == topic:
-                tracker.delivered(offset, offset)
+        last = self._last
+        if last is not None:
+            rows = cast("list[Row]", last.refs)
+            if len(rows) < self.batch:
                 rows.append(message)
-                last.values.append(message[VALUE])
+                self.joinable = None if waiting else rows
                 return True  # readers wait only on an empty queue: this one was not
-        tracker = self._book.tracker(topic, partition, offset)
-        tracker.delivered(offset, offset)
-        batch = self._batch_of([message])
+            self._seal(last)
+        queue = self._queue
+        if wait_free and len(queue) >= self.maxsize and not self.closed:
+            return False
+        rows = [message]
+        batch = Batch([], rows, self._acker(message[TOPIC], message[PARTITION]))
         queue.append(batch)
-        self._joining = (batch, tracker)
-        self._data.set()
+        self._last = batch
+        self.joinable = None if waiting else rows
+        self._arrived()
         return True
+
+    def _seal(self, batch: Batch) -> None:
+        """The last offered batch takes no more messages: its values and delivered offsets are recorded."""
+        rows = _rows(batch)
+        batch.values = list(map(value_of, rows))
+        first, last = rows[0][OFFSET], rows[-1][OFFSET]
+        self._book.tracker(rows[0][TOPIC], rows[0][PARTITION], first).delivered(first, last)
+        self._last = self.joinable = None
+
+    def _arrived(self) -> None:
+        """Batches were queued: a reader's consumer waiting for one takes it in its own task, with no hop
+        through the reader's fetch; the fetches are woken for the other readers."""
+        readers = self._readers
+        if not readers or not all([reader.flow.wake_puller() for reader in readers]):
+            self._data.set()
 
     def tracker(self, topic: str, partition: int, start: int | None = None) -> OffsetTracker:
         """The offset bookkeeping of one partition, created at ``start`` when first needed."""
@@ -263,6 +285,8 @@ class Subscription:
                 acks.state = REVOKED
                 acks.settled = None
                 self._paused.discard(acks)
+        if self._last is not None and _partition_of(_rows(self._last)[0]) in gone:
+            self._last = self.joinable = None
         queue = self._queue  # filtered in place: readers hold this very deque
         kept = [batch for batch in queue if _partition_of(_rows(batch)[0]) not in gone]
         queue.clear()
@@ -293,6 +317,7 @@ class Subscription:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         waiters.append(waiter)
+        self.joinable = None  # later sends queue behind this one
         while True:
             await waiter
             if len(queue) < self.maxsize or self.closed:
@@ -340,29 +365,48 @@ class Subscription:
         def build(ctx: Context) -> Observable[Batch]:
             if self.share > 1:
                 ctx.flow.high = 1  # one slice in hand at a time: the rest is for the other readers
-            reader = _Reader()
+            reader = _Reader(ctx.flow)
             self._readers.add(reader)
-            return _rx.pump(lambda: self._feed(reader), ctx, on_dispose=lambda: self._release(reader))
+            return _rx.pump(
+                lambda: self._feed(reader),
+                ctx,
+                on_dispose=lambda: self._release(reader),
+                take=lambda: self._pull(reader),
+            )
 
         return batch_stream(build, self.label)
 
     async def _feed(self, reader: _Reader) -> AsyncIterator[Batch]:
-        queue = self._queue
         while True:
-            while (batch := self._next()) is None:
-                if self.closed or reader.closed:
+            batch = self._take(reader)
+            if batch is None:
+                if self.closed or reader.closed or self._stopping:
                     return
                 self._data.clear()
                 await self._data.wait()
-            if reader.closed or self._stopping:
-                queue.appendleft(batch)
-                return
-            if self.share > 1 and len(batch.values) > 1 and type(batch) is Batch:
-                batch = self._split(batch)
-            self._update_room()
-            self._prune(reader)
-            reader.outstanding.append(_rows(batch))
+                continue
             yield batch
+
+    def _take(self, reader: _Reader) -> Batch | None:
+        """The next batch for ``reader``, handed over now; None when none is ready or the reader must stop."""
+        if reader.closed or self._stopping:
+            return None
+        batch = self._next()
+        if batch is None:
+            return None
+        if self.share > 1 and len(batch.values) > 1 and type(batch) is Batch:
+            batch = self._split(batch)
+        self._update_room()
+        self._prune(reader)
+        reader.outstanding.append(_rows(batch))
+        return batch
+
+    def _pull(self, reader: _Reader) -> Batch | None:
+        """The next batch for a consumer that takes it itself while it waits for one (see `_arrived`)."""
+        if reader.flow.blocked():
+            self._data.set()  # work in flight holds the consumer back: the fetch hands the batch over
+            return None
+        return self._take(reader)
 
     def _next(self) -> Batch | None:
         """Take the first queued batch of a partition no rebalance is deciding on (the others wait)."""
@@ -371,12 +415,17 @@ class Subscription:
             return None
         paused = self._paused
         if not paused:
-            return queue.popleft()
-        for i, batch in enumerate(queue):
-            if cast("_PartitionAcks", batch.acker) not in paused:
-                del queue[i]
-                return batch
-        return None
+            batch = queue.popleft()
+        else:
+            for i, batch in enumerate(queue):
+                if cast("_PartitionAcks", batch.acker) not in paused:
+                    del queue[i]
+                    break
+            else:
+                return None
+        if batch is self._last:
+            self._seal(batch)
+        return batch
 
     def _split(self, batch: Batch) -> Batch:
         """Cut a batch into one slice per reader: take the first, queue the others first for other readers.
@@ -408,7 +457,7 @@ class Subscription:
         reader.outstanding.clear()
         if back:
             self._queue.extendleft(map(self._batch_of, reversed(back)))
-            self._data.set()
+            self._arrived()
 
     # ------------------------------------------------------------ acknowledging
 
@@ -464,7 +513,7 @@ class Subscription:
         self.redelivered[where] = self.redelivered.get(where, 0) + 1
         copy = Message._make(Message.of(message))  # a new object: told apart from the original by identity
         self._queue.appendleft(self._batch_of([copy]))
-        self._data.set()
+        self._arrived()
 
     def undecodable(self, message: Row, exc: BaseException, what: str = "could not be decoded") -> None:
         """A delivered offset whose message could not be decoded goes straight to the error policy."""

@@ -21,13 +21,18 @@ Operator: TypeAlias = Callable[[Observable["Batch"]], Observable["Batch"]]
 class Flow:
     """Backpressure for one consumer: sources pause while buffered plus in-flight batches reach the limit."""
 
-    __slots__ = ("_ready", "buffered", "high", "inflight")
+    __slots__ = ("_ready", "buffered", "high", "inflight", "pullers", "waiting")
 
     def __init__(self, high: int = 4) -> None:
         self.buffered = 0
         self.inflight = 0
         self.high = high
         self._ready: asyncio.Event | None = None
+        self.pullers: list[Callable[[], bool]] = []
+        """Sources the consumer takes a batch from itself, in its own task, when it has none: each pushes
+        its next ready batch down the chain and says whether it did."""
+        self.waiting: asyncio.Future[None] | None = None
+        """The consumer's wait for a batch while it has none and pulls from `pullers`."""
 
     def blocked(self) -> bool:
         """Whether sources should wait before pushing another batch."""
@@ -45,6 +50,16 @@ class Flow:
                 self._ready = asyncio.Event()
             self._ready.clear()
             await self._ready.wait()
+
+    def wake_puller(self) -> bool:
+        """Wake the consumer to pull a batch that arrived at a source; False when it does not wait for one
+        or may not take one now (the source's own task must then push it)."""
+        waiting = self.waiting
+        if waiting is None or not self.pullers or self.blocked():
+            return False
+        if not waiting.done():
+            waiting.set_result(None)
+        return True
 
     def release(self) -> None:
         """Wake waiting sources if there is room again (each re-checks its own condition)."""

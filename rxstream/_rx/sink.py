@@ -71,14 +71,21 @@ class Sink(abc.ObserverBase[Batch]):
 
     async def wait(self, timeout: float | None = None) -> None:
         """Wait for a batch, the end, or an error."""
-        self._waiter = self.ctx.loop.create_future()
+        self._waiter = waiter = self.ctx.loop.create_future()
+        if timeout is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            finally:
+                self._waiter = None
+            return
+        flow = self.ctx.flow
+        flow.waiting = waiter  # a source's new batch wakes this consumer to pull it (see `iterate`)
         try:
-            if timeout is None:
-                await self._waiter
-            else:
-                await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+            await waiter
         finally:
             self._waiter = None
+            if flow.waiting is waiter:
+                flow.waiting = None
 
 
 class Cursor:
@@ -157,6 +164,9 @@ async def iterate(
     sink = Sink(ctx)
     subscription = observable.subscribe(sink)
     queue = sink.queue
+    # with no batch in hand the consumer takes the next one from its sources itself (in this task), not
+    # waiting for their own tasks to push it; a substream's consumer (starving) leaves that to its parent
+    pullers = ctx.flow.pullers if starving is None else []
     token = set_event_source(cursor)
     run = Run()  # where a rebalance sees which partitions' values this consumer is going through
     try:
@@ -166,6 +176,8 @@ async def iterate(
                     raise sink.error
                 if sink.done:
                     return
+                if pullers and any(pull() for pull in pullers):
+                    continue
                 if idle is not None:
                     idle(True)
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any, TypeVar
@@ -26,11 +27,13 @@ def pump(
     batches: Callable[[], AsyncIterator[Batch]],
     ctx: Context,
     on_dispose: Callable[[], None] | None = None,
+    take: Callable[[], Batch | None] | None = None,
 ) -> Observable[Batch]:
     """An observable that, once subscribed, pushes an async iterator's batches, pausing on backpressure.
 
     ``on_dispose`` runs synchronously when the consumer goes away, before anything else can read the
-    source again (a subscription uses it to put unacknowledged messages back).
+    source again (a subscription uses it to put unacknowledged messages back). ``take`` hands the next
+    ready batch over at once (None: none is): the consumer then pulls batches itself when it has none.
     """
     flow = ctx.flow
     full = flow.sink_full if ctx.sink_only else flow.blocked
@@ -59,15 +62,40 @@ def pump(
                     await closing()
 
         task = ctx.loop.create_task(run())
+        pull = None if take is None else functools.partial(_pull, take, observer, full)
+        if pull is not None:
+            flow.pullers.append(pull)
 
         def dispose() -> None:
             task.cancel()
+            if pull is not None and pull in flow.pullers:
+                flow.pullers.remove(pull)
             if on_dispose is not None:
                 on_dispose()
 
         return Disposable(dispose)
 
     return reactivex.create(subscribe)
+
+
+def _pull(
+    take: Callable[[], Batch | None], observer: abc.ObserverBase[Batch], full: Callable[[], bool]
+) -> bool:
+    """Push the batches ``take`` hands over in the calling (consumer's) task, as many as the task of the
+    source would (until the flow is full); whether there was one."""
+    pulled = False
+    try:
+        while not (pulled and full()):
+            batch = take()
+            if batch is None:
+                break
+            pulled = True
+            if batch.values:
+                observer.on_next(batch)
+    except Exception as exc:
+        observer.on_error(exc)
+        return True
+    return pulled
 
 
 def batch_of(chunk: list[Any]) -> Batch:
