@@ -28,10 +28,9 @@ def sift(refs: Sequence[Ref], mask: Sequence[object], acker: Acknowledger) -> tu
 
 def sift_at(refs: Sequence[Ref], positions: list[int], acker: Acknowledger) -> tuple[list[Ref], Acknowledger]:
     """`sift` of the references at ``positions`` (increasing indexes into ``refs``)."""
-    kept = [refs[i] for i in positions]
-    if len(kept) == len(refs):
-        return kept, acker
-    return _sifted(refs, positions, kept, acker, None)
+    if len(positions) == len(refs):
+        return list(refs), acker
+    return _sifted(refs, positions, [refs[i] for i in positions], acker, None)
 
 
 def _sifted(
