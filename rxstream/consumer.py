@@ -26,6 +26,14 @@ __all__ = ["EARLY_COMMIT_RECORDS", "Conductor"]
 
 logger = logging.getLogger(__name__)
 
+MEMORY_COMMIT_EVERY = 2048
+"""On memory://, fetched messages after which a commit starts early, trimming what the group is done with.
+
+Freed this soon, the rows' tuples are reused by CPython for the rows of the outputs (it keeps up to 2,000
+freed tuples of a size): those allocations then never add up to a garbage collection, which otherwise
+walked every young row (bench_agents.py: 7-9% faster than committing every 10,000).
+"""
+
 
 class Conductor:
     """One consumer-group member per app: routes every fetched batch to the subscriptions of its topic.
@@ -59,7 +67,8 @@ class Conductor:
         self.commit_interval = commit_interval
         self._flush = flush
         self.max_records = max_records
-        self.commit_every = min(commit_every, getattr(transport, "max_partition_unread", commit_every))
+        unread = getattr(transport, "max_partition_unread", None)  # only memory:// has this bound
+        self.commit_every = commit_every if unread is None else min(commit_every, unread, MEMORY_COMMIT_EVERY)
         """Fetched messages after which a commit starts early; on memory:// what it trims bounds memory."""
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked

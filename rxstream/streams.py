@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from . import _rx
 from ._rx import Batch, Context, Cursor, DisposableBase, Observable, Operator, SchedulerBase
+from ._rx.fused import keeping, mapping, piped
 from ._rx.taps import Demand, asked, gates, tapped
 from .durations import Duration, seconds
 from .errors import ConfigurationError, StreamConsumedError, StreamEmptyError, StreamError
@@ -166,12 +167,12 @@ class Stream(Generic[T]):
     def map(self, fun: Callable[[T], Awaitable[U]] | Callable[[T], U]) -> Stream[U]:
         """Apply ``fun`` (plain or ``async``) to every value, in order."""
         check_callable(fun, "map")
-        return self._then(f"map({name_of(fun)})", lambda ctx: _rx.map_values(fun, ctx))
+        return self._then(f"map({name_of(fun)})", mapping(fun))
 
     def filter(self, fun: Callable[[T], Any]) -> Stream[T]:
         """Keep the values for which ``fun`` (plain or ``async``) is truthy; the others are acked at once."""
         check_callable(fun, "filter")
-        return self._then(f"filter({name_of(fun)})", lambda ctx: _rx.filter_values(fun, ctx))
+        return self._then(f"filter({name_of(fun)})", keeping(fun))
 
     def items(self) -> Stream[tuple[Any, T]]:
         """(key, value) pairs; the key is the message key (None for values without a message)."""
@@ -485,10 +486,7 @@ class Stream(Generic[T]):
                 f"use tee() or combine() to fan out"
             )
         origin.consumed_by = f"by {how} of {self.label}" if how else f"by {self.label}"
-        observable = origin.build(ctx)
-        for _, step in self._steps:
-            observable = observable.pipe(step(ctx))
-        return observable
+        return piped(origin.build(ctx), (step for _, step in self._steps), ctx)
 
     def _context(self, scheduler: SchedulerBase | None = None) -> Context:
         origin = self._origin
@@ -632,10 +630,7 @@ class Stream(Generic[T]):
         if events:
             steps.append(lambda ctx: _rx.transform(_events_of))
         async with peek(ctx, n, timeout, latest) as source:
-            observable = source
-            for step in steps:
-                observable = observable.pipe(step(ctx))
-            values = await _rx.collect(observable, ctx, None if latest else n)
+            values = await _rx.collect(piped(source, steps, ctx), ctx, None if latest else n)
         return Peeked(values[-n:] if latest else values)
 
     async def to_dataframe(self, limit: int | None = None, *, timeout: Duration | None = None) -> Any:

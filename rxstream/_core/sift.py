@@ -8,7 +8,7 @@ from itertools import compress
 from ..events import Acknowledger
 from .refs import Ref, SharedRefs
 
-__all__ = ["Sifted", "move_shared_refs", "shares_refs", "sift"]
+__all__ = ["Sifted", "move_shared_refs", "shares_refs", "sift", "sift_at"]
 
 
 def sift(refs: Sequence[Ref], mask: Sequence[object], acker: Acknowledger) -> tuple[list[Ref], Acknowledger]:
@@ -23,11 +23,34 @@ def sift(refs: Sequence[Ref], mask: Sequence[object], acker: Acknowledger) -> tu
     kept = list(compress(refs, mask))
     if len(kept) == len(refs):
         return kept, acker
-    positions = list(compress(range(len(refs)), mask))
+    return _sifted(refs, list(compress(range(len(refs)), mask)), kept, acker, mask)
+
+
+def sift_at(refs: Sequence[Ref], positions: list[int], acker: Acknowledger) -> tuple[list[Ref], Acknowledger]:
+    """`sift` of the references at ``positions`` (increasing indexes into ``refs``)."""
+    if len(positions) == len(refs):
+        return list(refs), acker
+    return _sifted(refs, positions, [refs[i] for i in positions], acker, None)
+
+
+def _sifted(
+    refs: Sequence[Ref],
+    positions: list[int],
+    kept: list[Ref],
+    acker: Acknowledger,
+    mask: Sequence[object] | None,
+) -> tuple[list[Ref], Acknowledger]:
+    """`sift` once some references are known to be dropped (``mask``: built from ``positions`` if None)."""
     if not positions:
         acker.ack(refs)
         return kept, acker
-    moved = move_shared_refs(refs, mask, kept) if shares_refs(acker) else None
+    moved = None
+    if shares_refs(acker):
+        if mask is None:
+            mask = [False] * len(refs)
+            for i in positions:
+                mask[i] = True
+        moved = move_shared_refs(refs, mask, kept)
     first, last = positions[0], positions[-1]
     if first:
         acker.ack(refs[:first])

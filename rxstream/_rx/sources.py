@@ -106,7 +106,14 @@ def batch_of(chunk: list[Any]) -> Batch:
 
 
 async def chunks_of(iterable: Iterable[Any]) -> AsyncIterator[Batch]:
-    """Batches of an iterable's values."""
+    """Batches of an iterable's values (a range, list or tuple is sliced: no per-value iteration)."""
+    if type(iterable) in (range, list, tuple):
+        sequence: Sequence[Any] = iterable  # type: ignore[assignment]
+        start = 0
+        while chunk := list(sequence[start : start + BATCH_SIZE]):
+            start += BATCH_SIZE
+            yield batch_of(chunk)
+        return
     iterator = iter(iterable)
     while chunk := list(islice(iterator, BATCH_SIZE)):
         yield batch_of(chunk)

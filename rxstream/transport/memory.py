@@ -458,7 +458,7 @@ class MemoryConsumer:
             tp, part = fetchable[(start + step) % count]
             base = part.base
             position = positions[tp]
-            if position < base:
+            if position < part.first:
                 position = self._reset_trimmed(tp, part, position)
             log = part.log
             first = position - base
@@ -478,13 +478,13 @@ class MemoryConsumer:
 
     def _reset_trimmed(self, tp: TopicPartition, part: PartitionLog, position: int) -> int:
         """Move a position that points at trimmed messages to ``auto_offset_reset`` (earliest or end)."""
-        reset = part.base if self.auto_offset_reset == "earliest" else part.end
+        reset = part.first if self.auto_offset_reset == "earliest" else part.end
         logger.warning(
             "%s: offset %d of consumer group %r was already trimmed (earliest is %d); resetting to %d",
             _describe(tp),
             position,
             self.group_id,
-            part.base,
+            part.first,
             reset,
         )
         self._positions[tp] = reset
@@ -547,7 +547,7 @@ class MemoryConsumer:
             part = self._broker.topics[tp.topic].partitions[tp.partition]
             position = group.committed.get(tp)
             if position is None:
-                position = part.base if self.auto_offset_reset == "earliest" else part.end
+                position = part.first if self.auto_offset_reset == "earliest" else part.end
             if group.id not in part.floors:
                 part.set_floor(group.id, position)
             self._owned[tp] = part
@@ -709,7 +709,7 @@ class MemoryTransport:
     def watermarks(self, tp: TopicPartition) -> tuple[int, int]:
         """(earliest retained offset, end offset) of a partition: what trimming left and what comes next."""
         part = self.broker.existing_topic(tp.topic).partition(tp.partition)
-        return part.base, part.end
+        return part.first, part.end
 
     def delete_group(self, group_id: str) -> None:
         """Forget a consumer group without members, releasing the backlog its lag was holding."""
@@ -758,8 +758,8 @@ class MemoryTransport:
         """After appending: apply retention where no group is known, then wake readers once per partition."""
         max_backlog = self.max_partition_backlog
         for part in touched:
-            if part.low is None and not topic.compacting and len(part.log) > max_backlog:
-                dropped = len(part.log) - max_backlog
+            if part.low is None and not topic.compacting and part.end - part.first > max_backlog:
+                dropped = part.end - part.first - max_backlog
                 part.trim_to(part.end - max_backlog)
                 logger.warning(
                     "%s: no consumer group reads %s yet; retention dropped its %d oldest messages "

@@ -46,10 +46,14 @@ def resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+LONG_LOG = 65_536
+"""Retained messages beyond which a trimmed row's place in the list is emptied, and dropped in slices."""
+
+
 class PartitionLog:
     """One partition's log (offsets from ``base`` on), the groups holding it back and who waits on it."""
 
-    __slots__ = ("base", "compacting", "floors", "log", "low", "readers", "space_waiters", "tp")
+    __slots__ = ("base", "compacting", "first", "floors", "log", "low", "readers", "space_waiters", "tp")
 
     def __init__(self, tp: TopicPartition, compacting: bool = False) -> None:
         self.tp = tp
@@ -58,6 +62,9 @@ class PartitionLog:
         (table recovery, global-table readers) must not hold its writers back."""
         self.log: list[Row] = []
         self.base = 0
+        """The offset of ``log[0]``."""
+        self.first = 0
+        """The first offset retained: a long log's places before it hold None until they are dropped."""
         self.floors: dict[str, int] = {}
         """Per known group, the first offset it still needs (its commit, or where it started)."""
         self.low: int | None = None
@@ -145,11 +152,23 @@ class PartitionLog:
         self.wake_senders()
 
     def trim_to(self, offset: int) -> None:
-        """Drop the messages before ``offset`` (offsets stay absolute: ``base`` moves)."""
+        """Drop the messages before ``offset`` (offsets stay absolute: ``first``, then ``base``, move).
+
+        Cutting the head of a list moves every remaining pointer, so in a log longer than `LONG_LOG` the
+        rows are freed by emptying their places, which are cut once as many as the rows that remain.
+        """
+        start = self.first - self.base
         cut = offset - self.base
-        if cut > 0:
-            del self.log[:cut]
+        if cut <= start:
+            return
+        self.first = offset
+        log = self.log
+        remaining = len(log) - cut
+        if remaining <= LONG_LOG or cut >= remaining:
+            del log[:cut]
             self.base = offset
+        else:
+            log[start:cut] = [None] * (cut - start)  # type: ignore[list-item]
 
 
 class TopicLog:

@@ -1,0 +1,55 @@
+"""A long memory:// partition frees trimmed rows at once and drops their places in slices, out of sight."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from rxstream.transport import memory_log
+from rxstream.transport.base import TopicPartition
+from rxstream.transport.memory import MemoryTransport
+from rxstream.transport.memory_log import PartitionLog
+
+
+def test_a_long_log_empties_trimmed_places_and_cuts_them_once_as_many_as_remain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory_log, "LONG_LOG", 4)
+    part = PartitionLog(TopicPartition("orders", 0))
+    part.extend_values(list(range(20)), 0.0)
+    part.set_floor("g", 5)
+    assert (part.first, part.base, len(part.log), part.end) == (5, 0, 20, 20)
+    assert part.log[:5] == [None] * 5 and part.log[5][2] == 5  # the trimmed rows are freed already
+    part.set_floor("g", 9)
+    assert (part.first, part.base, len(part.log)) == (9, 0, 20)
+    assert part.log[:9] == [None] * 9 and part.log[9][2] == 9
+    part.set_floor("g", 10)  # as many trimmed as remain: their places are cut in one slice
+    assert (part.first, part.base, [row[2] for row in part.log]) == (10, 10, list(range(10, 20)))
+    part.set_floor("g", 17)  # few remain: cut at once
+    assert (part.first, part.base, [row[2] for row in part.log]) == (17, 17, [17, 18, 19])
+    assert part.room(100) == 100 - 3
+
+
+async def test_watermarks_and_fetches_start_at_the_first_retained_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory_log, "LONG_LOG", 4)
+    transport = MemoryTransport(f"memory://trim-{uuid.uuid4().hex[:8]}")
+    await transport.start()
+    try:
+
+        async def ignore(*_: object) -> None:
+            pass
+
+        tp = TopicPartition("orders", 0)
+        await transport.send_many("orders", [(None, i, 0, None) for i in range(20)])
+        transport.broker.existing_topic("orders").partition(0).set_floor("other", 6)
+        assert transport.watermarks(tp) == (6, 20)
+        consumer = transport.consumer("g", ["orders"], ignore, auto_offset_reset="earliest")
+        await consumer.start()
+        fetched = await consumer.getmany(0, 100)
+        assert [row[2] for row in fetched[tp]] == list(range(6, 20))
+        await consumer.stop()
+    finally:
+        await transport.stop()
