@@ -53,7 +53,7 @@ class BatchingProducer:
         self._quarter = MAX_MESSAGE_BYTES // 4
         """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
         self._as_is = False
-        """Whether `nowait` queues values as they are: the transport takes objects and no outbox holds them."""
+        """Whether `nowait` queues values as they are: the transport takes objects, no outbox holds them."""
         self.prepare: Callable[[list[Any]], list[Any]] | None = None
         """Called with each batch as it is taken for sending (a changelog completes its headers there)."""
 

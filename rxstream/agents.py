@@ -377,7 +377,7 @@ class Agent:
         quick, only = fast[0] if len(fast) == 1 else (None, _no_sink)
         replies = self.app.replies
         keyed_sinks = self._keyed_sinks
-        cursor: Cursor | None = None  # where the consumer of the chain is, once it iterates (a chain has one consumer)
+        cursor: Cursor | None = None  # where the consumer of the chain is, once it iterates
         seen: Any = None  # the last batch checked for messages that carry keys or headers (an ask's reply-to)
         with_headers = keyed = False
         stats = self.app.monitor.agent(self.name)
