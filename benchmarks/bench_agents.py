@@ -70,8 +70,8 @@ async def pipeline(n: int, monitor: bool = True) -> float:
         while sum((await app.transport.end_offsets("sink")).values()) < expected:
             await asyncio.sleep(0.001)
         took = time.perf_counter() - start
-        committed = await app.commit()
-    assert sum(committed.values()) + sum(app.committed_offsets().values()) > 0
+        committed = await app.commit()  # empty when an early commit already stored every offset
+        assert sum(committed.values()) + sum(app.committed_offsets().values()) > 0
     return took
 
 

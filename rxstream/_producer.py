@@ -52,6 +52,8 @@ class BatchingProducer:
         self._send_failure: BaseException | None = None
         self._quarter = MAX_MESSAGE_BYTES // 4
         """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
+        self._as_is = False
+        """Whether `nowait` queues values as they are: the transport takes objects, no outbox holds them."""
         self.prepare: Callable[[list[Any]], list[Any]] | None = None
         """Called with each batch as it is taken for sending (a changelog completes its headers there)."""
 
@@ -64,12 +66,21 @@ class BatchingProducer:
         buffer = self._buffer
         if len(buffer) >= SEND_BATCH - 1 or self._buffer_keyed:
             return False
+        if self._as_is:
+            if (type(value) is str or type(value) is bytes) and len(value) > self._quarter:
+                return False
+            buffer.append(value)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush_soon)
+            return True
         objects = self._objects
         if objects is None:
             if self.app.existing_transport is None:
                 return False
             objects = self._objects = self._raw_objects
             self._quarter = self._max_message_bytes // 4
+            self._as_is = objects and self.app.outbox is None
         if not objects and value is not None:
             try:
                 value = get_codec(self.topic.value_serializer).dumps(value)

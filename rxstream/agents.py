@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._replies import CORRELATION_ID, REPLY_TO, asks_in
 from ._rx import failure_of, sources_of
-from ._rx.sink import refuse_output
+from ._rx.sink import Cursor, refuse_output
 from .channels import Channel, Topic
 from .durations import Duration, seconds
 from .errors import AgentError, ConfigurationError, EncodeError
@@ -377,7 +377,7 @@ class Agent:
         quick, only = fast[0] if len(fast) == 1 else (None, _no_sink)
         replies = self.app.replies
         keyed_sinks = self._keyed_sinks
-        cursor = None  # where the consumer of the chain is, once it iterates (a chain has one consumer)
+        cursor: Cursor | None = None  # where the consumer of the chain is, once it iterates
         seen: Any = None  # the last batch checked for messages that carry keys or headers (an ask's reply-to)
         with_headers = keyed = False
         stats = self.app.monitor.agent(self.name)
@@ -391,9 +391,14 @@ class Agent:
             yielded = 0
 
         stream.on_batch(batch_done)
+        plain = False  # values of the batch ``seen`` take no key and no reply, and go to one buffering sink
         try:
             async for value in result:
                 yielded += 1
+                if plain and cursor.batch is seen and type(value) is not KeyValue:  # type: ignore[union-attr]
+                    if not quick(value):  # type: ignore[misc]
+                        await only(value)
+                    continue
                 if type(value) is KeyValue:
                     key, value = value
                     inherit = False
@@ -409,6 +414,7 @@ class Agent:
                         refs = batch.refs if batch is not None else None
                         with_headers = asks_in(refs)
                         keyed = _keys_in(refs)
+                        plain = batch is not None and quick is not None and not (keyed or with_headers)
                     if keyed and inherit and batch is not None:
                         key = _key_at(batch, cursor.index)
                     if with_headers and batch is not None:

@@ -477,8 +477,9 @@ class Stream(Generic[T]):
 
     # ------------------------------------------------------------ compiling
 
-    def _compile(self, ctx: Context, how: str | None = None) -> Observable[Batch]:
-        """Build the observable of batches for one consumption (``how``: by what), claiming the source."""
+    def _compile(self, ctx: Context, how: str | None = None, iterated: bool = False) -> Observable[Batch]:
+        """Build the observable of batches for one consumption (``how``: by what; ``iterated``: `iterate`
+        reads it), claiming the source."""
         origin = self._origin
         if origin.consumed_by is not None:
             raise StreamConsumedError(
@@ -486,7 +487,7 @@ class Stream(Generic[T]):
                 f"use tee() or combine() to fan out"
             )
         origin.consumed_by = f"by {how} of {self.label}" if how else f"by {self.label}"
-        return piped(origin.build(ctx), (step for _, step in self._steps), ctx)
+        return piped(origin.build(ctx), (step for _, step in self._steps), ctx, iterated=iterated)
 
     def _context(self, scheduler: SchedulerBase | None = None) -> Context:
         origin = self._origin
@@ -518,7 +519,8 @@ class Stream(Generic[T]):
                 return claimed
         ctx = self._context()
         demand = origin.demand = Demand(ctx.flow) if self._gated() else None
-        observable = self._compile(ctx, "async for")
+        plain = demand is None and not self._grouped and origin.on_batch is None  # see `Unapplied`
+        observable = self._compile(ctx, "async for", plain)
         if not self._grouped:  # groups go to the operators after group_by (the functional form)
             for dealer in origin.dealers.values():
                 dealer.keep_groups()

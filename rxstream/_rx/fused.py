@@ -19,6 +19,7 @@ from .._core.sift import sift_at
 from .batch import Batch, failed
 from .flow import Context, Operator
 from .operators import batchwise, filter_values, is_async, map_values
+from .unapplied import Unapplied
 
 Step = Callable[[Context], Operator]
 
@@ -45,15 +46,23 @@ def keeping(fun: Callable[[Any], Any]) -> Step:
     return step
 
 
-def piped(observable: Observable[Batch], steps: Iterable[Step], ctx: Context) -> Observable[Batch]:
+def piped(
+    observable: Observable[Batch], steps: Iterable[Step], ctx: Context, *, iterated: bool = False
+) -> Observable[Batch]:
     """``observable`` through each step's operator in order, a plain map and the plain filter after it
-    as one operator."""
+    as one operator.
+
+    ``iterated``: `iterate` reads the result, so a map and filter ending the chain leave plain batches to it
+    (see `Unapplied`).
+    """
+    steps = list(steps)
+    last = len(steps) - 1
     pending: Callable[[Any], Any] | None = None  # a plain map's function, until the next step is known
-    for step in steps:
+    for at, step in enumerate(steps):
         keeps = getattr(step, "keeps", None)
         if pending is not None:
             if keeps is not None:
-                observable = observable.pipe(map_filter(pending, keeps))
+                observable = observable.pipe(map_filter(pending, keeps, unapplied=iterated and at == last))
                 pending = None
                 continue
             observable = observable.pipe(map_values(pending, ctx))
@@ -65,11 +74,18 @@ def piped(observable: Observable[Batch], steps: Iterable[Step], ctx: Context) ->
     return observable
 
 
-def map_filter(fun: Callable[[Any], Any], keeps: Callable[[Any], Any]) -> Operator:
-    """``map(fun)`` then ``filter(keeps)``, both plain functions, in one pass over each batch."""
+def map_filter(
+    fun: Callable[[Any], Any], keeps: Callable[[Any], Any], *, unapplied: bool = False
+) -> Operator:
+    """``map(fun)`` then ``filter(keeps)``, both plain functions, in one pass over each batch.
+
+    ``unapplied``: batches of plain values go on as they are, for the consumer to apply both functions.
+    """
 
     def apply(batch: Batch) -> tuple[Batch | None, Exception | None]:
         if batch.refs is None:
+            if unapplied:
+                return Unapplied(batch.values, fun, keeps), None
             return _plain(fun, keeps, batch)
         return _referenced(fun, keeps, batch)
 

@@ -29,6 +29,7 @@ from ..events import (
 from .batch import ACK_EVERY, Batch
 from .fencing import admitted, fenced, tail
 from .flow import Context
+from .unapplied import Unapplied
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,23 @@ async def iterate(
             began = perf_counter() if on_batch is not None else 0.0
             if batch.refs is None:
                 cursor.batch = None
+                if type(batch) is Unapplied:
+                    fun, keeps = batch.fun, batch.keeps
+                    remaining = iter(values)
+                    for x in remaining:
+                        try:
+                            y = fun(x)
+                        except Exception as exc:
+                            batch.map_failed(exc, remaining)
+                            raise
+                        try:
+                            if not keeps(y):
+                                continue
+                        except Exception as exc:
+                            batch.filter_failed(exc, y)
+                            raise
+                        yield y
+                    continue
                 for value in values:
                     yield value
                 if on_batch is not None:

@@ -119,3 +119,38 @@ async def test_chains_of_maps_and_filters_give_the_values_of_each_step_in_turn(s
         stream = stream.map(add) if step == "map" else stream.filter(odd)
         expected = [add(x) for x in expected] if step == "map" else [x for x in expected if odd(x)]
     assert await stream.to_list() == expected
+
+
+@pytest.mark.parametrize(
+    ("map_fails", "filter_fails"), [(None, None), (0, None), (1500, None), (None, 2), (None, 3001)]
+)
+async def test_async_for_over_plain_values_yields_and_fails_as_the_batch_operators(
+    map_fails: int | None, filter_fails: int | None
+) -> None:
+    """Ending the chain, the map and filter run as values are taken; one step after them, per batch."""
+
+    def double(x: int) -> int:
+        if x == map_fails:
+            raise ValueError(x)
+        return 2 * x
+
+    def thirds(y: int) -> bool:
+        if y == filter_fails:
+            raise KeyError(y)
+        return y % 3 == 0
+
+    outcomes = []
+    for last in (True, False):
+        stream = Stream.from_iterable(range(2000)).map(double).filter(thirds)
+        if not last:
+            stream = stream.map(lambda y: y)
+        seen: list[int] = []
+        error: Exception | None = None
+        try:
+            async for y in stream:
+                seen.append(y)
+        except Exception as exc:
+            error = exc
+        notes = getattr(error, "__notes__", [])
+        outcomes.append((seen, repr(error), notes, error is not None and failure_of(error) is not None))
+    assert outcomes[0] == outcomes[1]
