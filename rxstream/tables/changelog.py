@@ -18,6 +18,7 @@ from ..errors import TableError
 from ..events import OFFSET, PARTITION, TOPIC, Headers, Row
 from ..progress import Progress
 from ..transport.base import Consumer, TopicPartition, TopicSpec, Transport
+from ..transport.routed import PartitionRecords, Routed
 from .provenance import COMPACTION_LAG, SourceRuns
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ class ChangelogTopic(Topic[Any, Any]):
         self.sources = SourceRuns()
         """The sources of the changes queued for the next send batch."""
         self._open = self.sources.open
+        self._queued: dict[int, PartitionRecords] = {}
+        """Per partition, the changes queued for the next send batch, on a transport that takes objects."""
+        self._columns: bool | None = None
+        """Whether changes queue as columns per partition (objects, no exactly-once); None: not known yet."""
         self.batching.prepare = self._seal
 
     def specs(self, default_partitions: int) -> list[TopicSpec]:
@@ -67,18 +72,47 @@ class ChangelogTopic(Topic[Any, Any]):
             if runs is not None and source[OFFSET] == runs.next and source[TOPIC] == runs.name:
                 if source[PARTITION] == partition:  # the next event's change: the open run grows
                     runs.next += 1
-                    self.batching.put(key, value, partition, None)
+                    queued = self._queued.get(partition)
+                    if queued is None:
+                        self.batching.put(key, value, partition, None)
+                    else:
+                        queued.keys.append(key)
+                        queued.values.append(value)
                     return
             # with exactly-once, a transaction's records are read once committed: none names a source
             source = self.sources.put(partition, source) if self.app.outbox is None else None
         elif runs is not None:
             source = self.sources.put(partition, source)
-        self.batching.put(key, value, partition, source)
+        self._queue(key, value, partition, source)
 
-    def _seal(self, batch: list[Any]) -> list[Any]:
-        """The batch being sent, with each partition's sources in its first change's headers."""
+    def _queue(self, key: Any, value: Any, partition: int, headers: Headers | None) -> None:
+        """Queue a change with its headers: in the partition's columns, or in the send buffer."""
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = self.app.outbox is None and not self.app.transport.needs_bytes
+        if not columns:
+            self.batching.put(key, value, partition, headers)
+            return
+        queued = self._queued.get(partition)
+        if queued is None:
+            # the send buffer holds each partition's first change, so that a batch is sent; `_seal` sends
+            # the partition's columns in its place
+            self.batching.put(key, value, partition, headers)
+            queued = self._queued[partition] = PartitionRecords(partition)
+        if headers is not None:
+            queued.headers[len(queued.keys)] = headers
+        queued.keys.append(key)
+        queued.values.append(value)
+
+    def _seal(self, batch: list[Any]) -> Sequence[Any]:
+        """The batch being sent, with each partition's sources in its first change's headers: the queued
+        columns of each partition (``batch`` holds their first changes), or ``batch`` itself."""
         self.sources.seal()
-        return batch
+        queued = self._queued
+        if not queued:
+            return batch
+        self._queued = {}
+        return Routed(queued.values())
 
     async def flush(self) -> None:
         """Send what is queued now (the app also does this before every commit)."""
