@@ -19,13 +19,13 @@ from ..events import OFFSET, PARTITION, TOPIC, Headers, Row
 from ..progress import Progress
 from ..transport.base import Consumer, TopicPartition, TopicSpec, Transport
 from ..transport.routed import PartitionRecords, Routed
-from .provenance import COMPACTION_LAG, SourceRuns
+from .provenance import COMPACTION_LAG, SourceRuns, name_sources
 
 if TYPE_CHECKING:
     from ..app import App
     from ..monitor import RecoveryProgress
 
-__all__ = ["ChangelogReader", "ChangelogTopic", "RecoveryStats"]
+__all__ = ["ChangelogReader", "ChangelogTopic", "Queued", "RecoveryStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +48,9 @@ class ChangelogTopic(Topic[Any, Any]):
             internal=True,
         )
         self.sources = SourceRuns()
-        """The sources of the changes queued for the next send batch."""
+        """The sources of the changes queued for the next send batch, as each is queued (a byte transport)."""
         self._open = self.sources.open
-        self._queued: dict[int, PartitionRecords] = {}
+        self._queued: dict[int, Queued] = {}
         """Per partition, the changes queued for the next send batch, on a transport that takes objects."""
         self._columns: bool | None = None
         """Whether changes queue as columns per partition (objects, no exactly-once); None: not known yet."""
@@ -67,56 +67,77 @@ class ChangelogTopic(Topic[Any, Any]):
         ``source`` is the record of the event that made the change (named in the batch's headers, see
         `provenance`), or the change's own headers.
         """
+        queued = self._queued.get(partition)
+        if queued is not None and isinstance(source, tuple):
+            queued.keys.append(key)
+            queued.values.append(value)
+            queued.sources.append(source)
+            return
+        self._put(key, value, partition, source)
+
+    def _put(self, key: Any, value: Any, partition: int, source: Row | Headers | None) -> None:
+        """Queue a change `put` did not: a partition's first of the batch, one without a source record, or
+        any on a transport that takes bytes (encoded now, its source named now) or with exactly-once."""
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = self.app.outbox is None and not self.app.transport.needs_bytes
+        if columns:
+            queued = self._queued.get(partition)
+            if queued is None:
+                # the send buffer holds each partition's first change, so that a batch is sent; `_seal` hands
+                # over the partition's columns in its place
+                self.batching.put(key, value, partition, None)
+                queued = self._queued[partition] = Queued()
+            if not isinstance(source, tuple):
+                queued.own[len(queued.keys)] = source
+                source = None
+            queued.keys.append(key)
+            queued.values.append(value)
+            queued.sources.append(source)
+            return
         runs = self._open.get(partition)
         if isinstance(source, tuple):
             if runs is not None and source[OFFSET] == runs.next and source[TOPIC] == runs.name:
                 if source[PARTITION] == partition:  # the next event's change: the open run grows
                     runs.next += 1
-                    queued = self._queued.get(partition)
-                    if queued is None:
-                        self.batching.put(key, value, partition, None)
-                    else:
-                        queued.keys.append(key)
-                        queued.values.append(value)
+                    self.batching.put(key, value, partition, None)
                     return
             # with exactly-once, a transaction's records are read once committed: none names a source
             source = self.sources.put(partition, source) if self.app.outbox is None else None
         elif runs is not None:
             source = self.sources.put(partition, source)
-        self._queue(key, value, partition, source)
-
-    def _queue(self, key: Any, value: Any, partition: int, headers: Headers | None) -> None:
-        """Queue a change with its headers: in the partition's columns, or in the send buffer."""
-        columns = self._columns
-        if columns is None:
-            columns = self._columns = self.app.outbox is None and not self.app.transport.needs_bytes
-        if not columns:
-            self.batching.put(key, value, partition, headers)
-            return
-        queued = self._queued.get(partition)
-        if queued is None:
-            # the send buffer holds each partition's first change, so that a batch is sent; `_seal` sends
-            # the partition's columns in its place
-            self.batching.put(key, value, partition, headers)
-            queued = self._queued[partition] = PartitionRecords(partition)
-        if headers is not None:
-            queued.headers[len(queued.keys)] = headers
-        queued.keys.append(key)
-        queued.values.append(value)
+        self.batching.put(key, value, partition, source)
 
     def _seal(self, batch: list[Any]) -> Sequence[Any]:
-        """The batch being sent, with each partition's sources in its first change's headers: the queued
+        """The batch being sent, each partition's sources named in its first change's headers: the queued
         columns of each partition (``batch`` holds their first changes), or ``batch`` itself."""
         self.sources.seal()
         queued = self._queued
         if not queued:
             return batch
         self._queued = {}
-        return Routed(queued.values())
+        return Routed(
+            PartitionRecords(p, changes.keys, changes.values, name_sources(p, changes.sources, changes.own))
+            for p, changes in queued.items()
+        )
 
     async def flush(self) -> None:
         """Send what is queued now (the app also does this before every commit)."""
         await self.batching.flush()
+
+
+class Queued:
+    """One partition's changes queued for the next send batch: keys, values, and the source of each."""
+
+    __slots__ = ("keys", "own", "sources", "values")
+
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+        self.values: list[Any] = []
+        self.sources: list[Row | None] = []
+        """The record of the event that made each change; None for a change without one."""
+        self.own: dict[int, Headers | None] = {}
+        """By index, the own headers (or None) of each change without a source record."""
 
 
 class RecoveryStats(NamedTuple):

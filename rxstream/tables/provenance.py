@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
-from typing import Any
+from operator import countOf, itemgetter
+from typing import Any, cast
 
 from ..events import HEADERS, OFFSET, PARTITION, TOPIC, Headers, Row
 from ..transport.base import TopicPartition
@@ -27,6 +28,7 @@ __all__ = [
     "Source",
     "SourceRuns",
     "SourceTrail",
+    "name_sources",
     "source_of",
     "stamp",
 ]
@@ -49,6 +51,10 @@ hour: far above a commit interval and a group's session timeout, while a busy ch
 
 Source = tuple[str, int]
 """A changelog record's source: ``topic/partition`` of the source record, and its offset."""
+
+_topic_of = itemgetter(TOPIC)
+_partition_of = itemgetter(PARTITION)
+_offset_of = itemgetter(OFFSET)
 
 
 def stamp(row: Row) -> dict[str, str]:
@@ -116,6 +122,41 @@ class SourceRuns:
         for runs in self.open.values():
             runs.close()
         self.open.clear()
+
+
+def name_sources(
+    partition: int, sources: Sequence[Row | None], own: Mapping[int, Headers | None]
+) -> dict[int, Headers]:
+    """The headers, by index, of one partition's changes in a send batch, their sources named as `SourceRuns`
+    names them when each is queued; ``own`` holds the headers (or None) of the changes without a source
+    record (None in ``sources``).
+
+    The common batch, every change made by the next record of one topic's partition, is told by a few
+    C-level passes: its one run needs no loop over the changes.
+    """
+    count = len(sources)
+    if not own and count:
+        rows = cast("Sequence[Row]", sources)  # no change without a source record
+        topic, start = rows[0][TOPIC], rows[0][OFFSET]
+        if (
+            countOf(map(_partition_of, rows), partition) == count
+            and countOf(map(_topic_of, rows), topic) == count
+            and list(map(_offset_of, rows)) == list(range(start, start + count))
+        ):
+            return {0: {SOURCES_HEADER: f"{topic};0:{start}+{count}"}}
+    runs = SourceRuns()
+    named: dict[int, Headers] = {}
+    for index, source in enumerate(sources):
+        if source is not None:
+            headers = runs.put(partition, source)
+        else:
+            headers = own.get(index)
+            if partition in runs.open:
+                headers = runs.put(partition, headers)
+        if headers is not None:
+            named[index] = headers
+    runs.seal()
+    return named
 
 
 class Runs:

@@ -26,11 +26,13 @@ class PartitionRecords(Sequence[Record]):
 
     __slots__ = ("headers", "keys", "partition", "values")
 
-    def __init__(self, partition: int) -> None:
+    def __init__(
+        self, partition: int, keys: list[Any], values: list[Any], headers: dict[int, Headers]
+    ) -> None:
         self.partition = partition
-        self.keys: list[Any] = []
-        self.values: list[Any] = []
-        self.headers: dict[int, Headers] = {}
+        self.keys = keys
+        self.values = values
+        self.headers = headers
         """The headers of the records that have some, by index (most have none)."""
 
     def __len__(self) -> int:
