@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
-from operator import countOf, itemgetter
-from typing import Any, cast
+from typing import Any
 
 from ..events import HEADERS, OFFSET, PARTITION, TOPIC, Headers, Row
 from ..transport.base import TopicPartition
@@ -28,7 +27,9 @@ __all__ = [
     "Source",
     "SourceRuns",
     "SourceTrail",
+    "name_offsets",
     "name_sources",
+    "record_at",
     "source_of",
     "stamp",
 ]
@@ -51,10 +52,6 @@ hour: far above a commit interval and a group's session timeout, while a busy ch
 
 Source = tuple[str, int]
 """A changelog record's source: ``topic/partition`` of the source record, and its offset."""
-
-_topic_of = itemgetter(TOPIC)
-_partition_of = itemgetter(PARTITION)
-_offset_of = itemgetter(OFFSET)
 
 
 def stamp(row: Row) -> dict[str, str]:
@@ -129,21 +126,7 @@ def name_sources(
 ) -> dict[int, Headers]:
     """The headers, by index, of one partition's changes in a send batch, their sources named as `SourceRuns`
     names them when each is queued; ``own`` holds the headers (or None) of the changes without a source
-    record (None in ``sources``).
-
-    The common batch, every change made by the next record of one topic's partition, is told by a few
-    C-level passes: its one run needs no loop over the changes.
-    """
-    count = len(sources)
-    if not own and count:
-        rows = cast("Sequence[Row]", sources)  # no change without a source record
-        topic, start = rows[0][TOPIC], rows[0][OFFSET]
-        if (
-            countOf(map(_partition_of, rows), partition) == count
-            and countOf(map(_topic_of, rows), topic) == count
-            and list(map(_offset_of, rows)) == list(range(start, start + count))
-        ):
-            return {0: {SOURCES_HEADER: f"{topic};0:{start}+{count}"}}
+    record (None in ``sources``)."""
     runs = SourceRuns()
     named: dict[int, Headers] = {}
     for index, source in enumerate(sources):
@@ -157,6 +140,20 @@ def name_sources(
             named[index] = headers
     runs.seal()
     return named
+
+
+def name_offsets(partition: int, topic: str, offsets: list[int]) -> dict[int, Headers]:
+    """The headers, by index, of one partition's changes in a send batch made by the records at ``offsets``
+    of ``topic`` in the same partition (the common batch: one run when each record made one change)."""
+    count = len(offsets)
+    if count and offsets == list(range(offsets[0], offsets[0] + count)):
+        return {0: {SOURCES_HEADER: f"{topic};0:{offsets[0]}+{count}"}}
+    return name_sources(partition, [record_at(topic, partition, offset) for offset in offsets], {})
+
+
+def record_at(topic: str, partition: int, offset: int) -> Row:
+    """A stand-in for the record at ``offset`` of ``topic``'s ``partition``: where it is, nothing else."""
+    return (topic, partition, offset, 0.0, None, None, None, None, None)
 
 
 class Runs:
