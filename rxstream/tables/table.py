@@ -23,7 +23,18 @@ from typing import TYPE_CHECKING, Any
 from ..codecs import decode_value
 from ..durations import Duration
 from ..errors import ConfigurationError, DecodeError, TableError
-from ..events import KEY, OFFSET, PARTITION, TOPIC, VALUE, Row, current_event, current_source, event_source
+from ..events import (
+    KEY,
+    OFFSET,
+    PARTITION,
+    TOPIC,
+    VALUE,
+    Event,
+    Row,
+    current_event,
+    current_source,
+    event_source,
+)
 from ..records import decoder_for
 from ..transport.base import TopicPartition
 from ..transport.partitioner import partition_for
@@ -164,7 +175,7 @@ class Table(MutableMapping[Any, Any]):
         except (AttributeError, IndexError, TypeError):
             row = None
         if type(row) is not tuple:
-            row = current_source()
+            row = row.message if type(row) is Event else current_source()
         values = self._values
         if row is not None and values is not None and value is not None and not self.use_partitioner:
             partition = row[PARTITION]
