@@ -151,7 +151,8 @@ async def test_a_table_counting_a_stream_of_events_names_each_events_message() -
     events = []
     for i in range(50):
         word, partition = WORDS[i % 3], i % 2 if i < 40 else 1  # then a run of partition 1 alone
-        events.append(Event(word, word, message=Message("words", partition, offsets[partition], 0.0, word, 1)))
+        message = Message("words", partition, offsets[partition], 0.0, word, word)
+        events.append(Event(word, word, message=message))
         offsets[partition] += 1 + (i == 45)  # a gap: an event filtered out upstream
     async with app:
         async for word in Stream.from_iterable(events):
