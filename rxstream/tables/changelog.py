@@ -82,8 +82,8 @@ class ChangelogTopic(Topic[Any, Any]):
         self._put(key, value, partition, source)
 
     def _put(self, key: Any, value: Any, partition: int, source: Row | Headers | None) -> None:
-        """Queue a change `put` did not: a partition's first of the batch, one not made by the next record
-        of the batch's source partition, or any on a transport that takes bytes (encoded now, its source
+        """Queue a change `put` did not: a partition's first of the batch, one not made by a record of the
+        topic whose records made its others, or any on a transport that takes bytes (encoded now, its source
         named now) or with exactly-once."""
         columns = self._columns
         if columns is None:
