@@ -54,8 +54,9 @@ class BatchingProducer:
         """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
         self._as_is = False
         """Whether `nowait` queues values as they are: the transport takes objects, no outbox holds them."""
-        self.prepare: Callable[[list[Any]], list[Any]] | None = None
-        """Called with each batch as it is taken for sending (a changelog completes its headers there)."""
+        self.prepare: Callable[[list[Any]], Any] | None = None
+        """Called with each batch of records as it is taken for sending; the sequence of records it returns is
+        sent (a changelog completes its headers there, and hands over its records grouped by partition)."""
 
     def nowait(self, value: Any) -> bool:
         """Queue a value for the next batched send if the buffer has room; False means await `send`.

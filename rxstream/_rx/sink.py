@@ -111,8 +111,12 @@ class Cursor:
         if batch is None:
             return None
         refs, index = batch.refs, self.index
-        if refs is not None and index < len(refs) and type(ref := refs[index]) is tuple:
-            return ref  # the common case, without a call
+        if refs is not None and index < len(refs):
+            ref = refs[index]
+            if type(ref) is tuple:
+                return ref  # the common cases, without a call
+            if type(ref) is Event:
+                return ref.message
         ref = batch.ref_at(index)
         if type(ref) is tuple:
             return ref

@@ -18,13 +18,14 @@ from ..errors import TableError
 from ..events import OFFSET, PARTITION, TOPIC, Headers, Row
 from ..progress import Progress
 from ..transport.base import Consumer, TopicPartition, TopicSpec, Transport
-from .provenance import COMPACTION_LAG, SourceRuns
+from ..transport.routed import PartitionRecords, Routed
+from .provenance import COMPACTION_LAG, SourceRuns, name_offsets, name_sources, record_at
 
 if TYPE_CHECKING:
     from ..app import App
     from ..monitor import RecoveryProgress
 
-__all__ = ["ChangelogReader", "ChangelogTopic", "RecoveryStats"]
+__all__ = ["ChangelogReader", "ChangelogTopic", "Queued", "RecoveryStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,13 @@ class ChangelogTopic(Topic[Any, Any]):
             internal=True,
         )
         self.sources = SourceRuns()
-        """The sources of the changes queued for the next send batch."""
+        """The sources of the changes queued for the next send batch, as each is queued (a byte transport)."""
         self._open = self.sources.open
+        self.queued: dict[int, Queued] = {}
+        """Per partition, the changes queued for the next send batch, on a transport that takes objects (a
+        table appends the common change to them itself)."""
+        self._columns: bool | None = None
+        """Whether changes queue as columns per partition (objects, no exactly-once); None: not known yet."""
         self.batching.prepare = self._seal
 
     def specs(self, default_partitions: int) -> list[TopicSpec]:
@@ -62,6 +68,35 @@ class ChangelogTopic(Topic[Any, Any]):
         ``source`` is the record of the event that made the change (named in the batch's headers, see
         `provenance`), or the change's own headers.
         """
+        queued = self.queued.get(partition)
+        if (
+            queued is not None
+            and isinstance(source, tuple)
+            and source[TOPIC] == queued.topic
+            and source[PARTITION] == partition
+        ):
+            queued.keys.append(key)
+            queued.values.append(value)
+            queued.offsets.append(source[OFFSET])
+            return
+        self._put(key, value, partition, source)
+
+    def _put(self, key: Any, value: Any, partition: int, source: Row | Headers | None) -> None:
+        """Queue a change `put` did not: a partition's first of the batch, one not made by a record of the
+        topic whose records made its others, or any on a transport that takes bytes (encoded now, its source
+        named now) or with exactly-once."""
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = self.app.outbox is None and not self.app.transport.needs_bytes
+        if columns:
+            queued = self.queued.get(partition)
+            if queued is None:
+                # the send buffer holds each partition's first change, so that a batch is sent; `_seal` hands
+                # over the partition's columns in its place
+                self.batching.put(key, value, partition, None)
+                queued = self.queued[partition] = Queued(partition, source)
+            queued.add(key, value, source)
+            return
         runs = self._open.get(partition)
         if isinstance(source, tuple):
             if runs is not None and source[OFFSET] == runs.next and source[TOPIC] == runs.name:
@@ -75,14 +110,68 @@ class ChangelogTopic(Topic[Any, Any]):
             source = self.sources.put(partition, source)
         self.batching.put(key, value, partition, source)
 
-    def _seal(self, batch: list[Any]) -> list[Any]:
-        """The batch being sent, with each partition's sources in its first change's headers."""
+    def _seal(self, batch: list[Any]) -> Sequence[Any]:
+        """The batch being sent, each partition's sources named in its first change's headers: the queued
+        columns of each partition (``batch`` holds their first changes), or ``batch`` itself."""
         self.sources.seal()
-        return batch
+        if not self.queued:
+            return batch
+        queued = list(self.queued.values())
+        self.queued.clear()
+        return Routed(
+            PartitionRecords(changes.partition, changes.keys, changes.values, changes.headers())
+            for changes in queued
+        )
 
     async def flush(self) -> None:
         """Send what is queued now (the app also does this before every commit)."""
         await self.batching.flush()
+
+
+class Queued:
+    """One partition's changes queued for the next send batch: their keys, values and sources.
+
+    While every change was made by a record of one topic in this partition (the common case), ``topic``
+    names it and ``offsets`` holds the offset of each change's record; else ``topic`` is None and
+    ``sources`` holds each change's record, or None for a change without one (its own headers in ``own``).
+    """
+
+    __slots__ = ("keys", "offsets", "own", "partition", "sources", "topic", "values")
+
+    def __init__(self, partition: int, first: Row | Headers | None) -> None:
+        self.partition = partition
+        self.keys: list[Any] = []
+        self.values: list[Any] = []
+        self.topic: str | None = (
+            first[TOPIC] if isinstance(first, tuple) and first[PARTITION] == partition else None
+        )
+        self.offsets: list[int] = []
+        self.sources: list[Row | None] = []
+        self.own: dict[int, Headers | None] = {}
+
+    def add(self, key: Any, value: Any, source: Row | Headers | None) -> None:
+        """Queue a change made by the record ``source``, or carrying ``source`` as its own headers."""
+        topic = self.topic
+        if topic is not None:
+            if isinstance(source, tuple) and source[TOPIC] == topic and source[PARTITION] == self.partition:
+                self.offsets.append(source[OFFSET])
+                self.keys.append(key)
+                self.values.append(value)
+                return
+            self.sources = [record_at(topic, self.partition, offset) for offset in self.offsets]
+            self.topic = None
+        if not isinstance(source, tuple):
+            self.own[len(self.keys)] = source
+            source = None
+        self.sources.append(source)
+        self.keys.append(key)
+        self.values.append(value)
+
+    def headers(self) -> dict[int, Headers]:
+        """The headers of the changes that have some, by index: the batch's sources named (`provenance`)."""
+        if self.topic is not None:
+            return name_offsets(self.partition, self.topic, self.offsets)
+        return name_sources(self.partition, self.sources, self.own)
 
 
 class RecoveryStats(NamedTuple):

@@ -27,6 +27,9 @@ __all__ = [
     "Source",
     "SourceRuns",
     "SourceTrail",
+    "name_offsets",
+    "name_sources",
+    "record_at",
     "source_of",
     "stamp",
 ]
@@ -116,6 +119,41 @@ class SourceRuns:
         for runs in self.open.values():
             runs.close()
         self.open.clear()
+
+
+def name_sources(
+    partition: int, sources: Sequence[Row | None], own: Mapping[int, Headers | None]
+) -> dict[int, Headers]:
+    """The headers, by index, of one partition's changes in a send batch, their sources named as `SourceRuns`
+    names them when each is queued; ``own`` holds the headers (or None) of the changes without a source
+    record (None in ``sources``)."""
+    runs = SourceRuns()
+    named: dict[int, Headers] = {}
+    for index, source in enumerate(sources):
+        if source is not None:
+            headers = runs.put(partition, source)
+        else:
+            headers = own.get(index)
+            if partition in runs.open:
+                headers = runs.put(partition, headers)
+        if headers is not None:
+            named[index] = headers
+    runs.seal()
+    return named
+
+
+def name_offsets(partition: int, topic: str, offsets: list[int]) -> dict[int, Headers]:
+    """The headers, by index, of one partition's changes in a send batch made by the records at ``offsets``
+    of ``topic`` in the same partition (the common batch: one run when each record made one change)."""
+    count = len(offsets)
+    if count and offsets == list(range(offsets[0], offsets[0] + count)):
+        return {0: {SOURCES_HEADER: f"{topic};0:{offsets[0]}+{count}"}}
+    return name_sources(partition, [record_at(topic, partition, offset) for offset in offsets], {})
+
+
+def record_at(topic: str, partition: int, offset: int) -> Row:
+    """A stand-in for the record at ``offset`` of ``topic``'s ``partition``: where it is, nothing else."""
+    return (topic, partition, offset, 0.0, None, None, None, None, None)
 
 
 class Runs:

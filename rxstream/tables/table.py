@@ -23,7 +23,18 @@ from typing import TYPE_CHECKING, Any
 from ..codecs import decode_value
 from ..durations import Duration
 from ..errors import ConfigurationError, DecodeError, TableError
-from ..events import KEY, OFFSET, PARTITION, TOPIC, VALUE, Row, current_event, current_source, event_source
+from ..events import (
+    KEY,
+    OFFSET,
+    PARTITION,
+    TOPIC,
+    VALUE,
+    Event,
+    Row,
+    current_event,
+    current_source,
+    event_source,
+)
 from ..records import decoder_for
 from ..transport.base import TopicPartition
 from ..transport.partitioner import partition_for
@@ -125,6 +136,8 @@ class Table(MutableMapping[Any, Any]):
         self._values: dict[Any, Any] | None = memory.data if memory is not None else None
         """A memory store's dict, read and written directly by ``table[key]`` (the hot path of counting)."""
         self._partition_of: dict[Any, int] = memory.partition_of if memory is not None else {}
+        self._queued = self.changelog.queued
+        """The changelog's queued changes per partition, which ``table[key] = value`` appends to."""
 
     # ------------------------------------------------------------ properties
 
@@ -155,6 +168,32 @@ class Table(MutableMapping[Any, Any]):
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        # the hot path of counting: what MemoryStore.set and ChangelogTopic.put do, done here
+        cursor = event_source()
+        try:
+            row = cursor.batch.refs[cursor.index]  # `Cursor.current_row`'s common case, without a call
+        except (AttributeError, IndexError, TypeError):
+            row = None
+        if type(row) is not tuple:
+            row = row.message if type(row) is Event else current_source()
+        values = self._values
+        if row is not None and values is not None and value is not None and not self.use_partitioner:
+            partition = row[PARTITION]
+            if partition < self._partitions and partition not in self._revoked:
+                values[key] = value
+                self._partition_of[key] = partition
+                queued = self._queued.get(partition)
+                if queued is not None and row[TOPIC] == queued.topic:
+                    queued.keys.append(key)
+                    queued.values.append(value)
+                    queued.offsets.append(row[OFFSET])
+                else:
+                    self.changelog.put(key, value, partition, row)
+                return
+        self._set(key, value, row)
+
+    def _set(self, key: Any, value: Any, row: Row | None) -> None:
+        """Store and log a change made while processing ``row``'s event (the current one)."""
         if value is None:
             raise TableError(
                 f"table {self.name!r}: cannot store None for key {key!r}: None marks a deletion in the "
@@ -165,8 +204,6 @@ class Table(MutableMapping[Any, Any]):
             self._store.set(key, value, partition)
             self.changelog.put(key, value, partition)
             return
-        cursor = event_source()  # current_source(), one call less: this is the hot path of counting
-        row = cursor.current_row() if cursor is not None else None
         if row is None or row[PARTITION] >= self._partitions:
             self._write_partition(key)  # raises the error that says why there is no partition
             return
@@ -174,14 +211,9 @@ class Table(MutableMapping[Any, Any]):
         if partition in self._revoked:
             self.fenced_writes += 1
             return
-        values = self._values
-        if values is None:
-            self._store.set(key, value, partition)
-            if self._written is not None:
-                self._written[partition, row[TOPIC]] = row[OFFSET]
-        else:  # what MemoryStore.set does
-            values[key] = value
-            self._partition_of[key] = partition
+        self._store.set(key, value, partition)
+        if self._written is not None:
+            self._written[partition, row[TOPIC]] = row[OFFSET]
         self.changelog.put(key, value, partition, row)
 
     def __delitem__(self, key: Any) -> None:

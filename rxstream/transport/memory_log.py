@@ -21,6 +21,7 @@ from ..errors import ConfigurationError, TransactionFencedError
 from ..events import Headers, Row
 from .base import TopicPartition
 from .partitioner import partition_for
+from .routed import PartitionRecords, Routed
 
 if TYPE_CHECKING:
     from .memory import MemoryConsumer
@@ -100,6 +101,9 @@ class PartitionLog:
 
     def extend(self, records: Sequence[Record], stamp: float) -> None:
         """Append records as rows with the next offsets."""
+        if type(records) is PartitionRecords:
+            self._extend_columns(records, stamp)
+            return
         if _all_none(records, 3):
             self._extend_plain(len(records), map(_key_of, records), map(_value_of, records), stamp)
             return
@@ -111,6 +115,23 @@ class PartitionLog:
                 for offset, (key, value, _, headers) in enumerate(records, start)
             ]
         )
+
+    def _extend_columns(self, records: PartitionRecords, stamp: float) -> None:
+        """Append one partition's records given as columns: runs without headers built at C level."""
+        keys, values = records.keys, records.values
+        done = 0
+        for at, headers in sorted(records.headers.items()):
+            if at > done:
+                self._extend_plain(at - done, keys[done:at], values[done:at], stamp)
+            topic, index = self.tp
+            offset = self.base + len(self.log)
+            copied = dict(headers) if headers else None
+            self.log.append((topic, index, offset, stamp, keys[at], values[at], copied, None, None))
+            done = at + 1
+        if done == 0:
+            self._extend_plain(len(keys), keys, values, stamp)
+        elif done < len(keys):
+            self._extend_plain(len(keys) - done, keys[done:], values[done:], stamp)
 
     def extend_values(self, values: Sequence[Any], stamp: float) -> None:
         """Append values without key or headers as rows with the next offsets."""
@@ -210,6 +231,8 @@ class TopicLog:
 
         Every record is routed before any is appended, so a bad partition number appends nothing.
         """
+        if type(records) is Routed:
+            return self._route_parts(records)
         if not isinstance(records, (list, tuple)):
             records = list(records)
         if records and _all_none(records, 0) and _all_none(records, 2):
@@ -231,6 +254,18 @@ class TopicLog:
                 index = partition_for(key, count)
             buckets[index].append(record)
         self.next_rr = turn % count
+        return buckets, index
+
+    def _route_parts(self, records: Routed) -> tuple[list[list[Record]], int]:
+        """The buckets of a batch its sender grouped by partition, and the last partition."""
+        count = len(self.partitions)
+        buckets: list[Any] = [[] for _ in range(count)]
+        index = 0
+        for part in records.parts:
+            index = part.partition
+            if not 0 <= index < count:
+                raise self._no_partition(index)
+            buckets[index] = part
         return buckets, index
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rxstream import App
+from rxstream import App, Event, Message, Stream
 from rxstream.events import HEADERS, Row
 from rxstream.tables.provenance import (
     MAX_ENTRIES,
@@ -70,6 +70,9 @@ BATCHES: list[tuple[str, list[tuple[int, Any]]]] = [
     ("offsets going back", [(0, ("words", 0, o)) for o in (10, 5, 11, 6, 6, 12)]),
     ("more than one header holds", [(0, ("words", 0, 2 * o)) for o in range(MAX_ENTRIES * 2 + 5)]),
     ("nothing sourced", [(0, None), (1, {"w": "1"}), (0, None)]),
+    ("a run, then a change without a source", [(0, None if o == 20 else ("words", 0, o)) for o in range(40)]),
+    ("a run, then another topic", [(0, ("clicks" if o >= 25 else "words", 0, o)) for o in range(40)]),
+    ("a run, then own headers", [(0, {"w": "1"} if o == 39 else ("words", 0, o)) for o in range(40)]),
 ]
 
 
@@ -139,6 +142,29 @@ async def test_every_change_made_by_an_event_names_that_events_record() -> None:
         for row, named in zip(changes, trail.sources(partition, changes), strict=True):
             assert named is not None and named[0] == f"words/{partition}"
             assert events[partition, named[1]] == row[4]  # the event with that word made the change
+
+
+async def test_a_table_counting_a_stream_of_events_names_each_events_message() -> None:
+    app = App("provenance", broker=memory_url())
+    table = app.Table("counts", default=int, partitions=2)
+    offsets = [0, 0]
+    events = []
+    for i in range(50):
+        word, partition = WORDS[i % 3], i % 2 if i < 40 else 1  # then a run of partition 1 alone
+        message = Message("words", partition, offsets[partition], 0.0, word, word)
+        events.append(Event(word, word, message=message))
+        offsets[partition] += 1 + (i == 45)  # a gap: an event filtered out upstream
+    async with app:
+        async for word in Stream.from_iterable(events):
+            table[word] += 1
+        await app.flush()
+        log = app.transport.broker.existing_topic(table.changelog.name)  # type: ignore[attr-defined]
+        rows = {part.tp.partition: list(part.log) for part in log.partitions}
+    for partition, changes in rows.items():
+        named = SourceTrail().sources(partition, changes)
+        made = [(e.message.topic, e.message.offset) for e in events if e.message.partition == partition]
+        assert named == [(f"words/{partition}", offset) for _, offset in made]
+        assert [row[4] for row in changes] == [e.key for e in events if e.message.partition == partition]
 
 
 async def test_a_standby_taking_over_leaves_out_changes_of_events_not_committed() -> None:

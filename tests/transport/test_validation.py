@@ -1,4 +1,5 @@
-"""check_records: the inline test for records a broker cannot refuse never lets a refusable one through."""
+"""check_records: the inline test for records a broker cannot refuse never lets a refusable one through, nor
+does the column-wise test of a batch grouped by partition."""
 
 from __future__ import annotations
 
@@ -7,9 +8,27 @@ from typing import Any
 import pytest
 
 from rxstream.errors import ConfigurationError, EncodeError
+from rxstream.transport.routed import PartitionRecords, Routed
 from rxstream.transport.validation import check_records
 
 LIMIT = 100
+
+
+def _routed(records: list[Any]) -> Routed:
+    """``records`` grouped by partition (None: 0), in order, as a changelog hands its batch over."""
+    parts: dict[Any, PartitionRecords] = {}
+    for key, value, partition, headers in records:
+        where = 0 if partition is None else partition
+        part = parts.setdefault(where, PartitionRecords(where, [], [], {}))
+        if headers is not None:
+            part.headers[len(part.keys)] = headers
+        part.keys.append(key)
+        part.values.append(value)
+    return Routed(parts.values())
+
+
+def _check(records: list[Any], grouped: bool) -> None:
+    check_records("orders", _routed(records) if grouped else records, LIMIT)
 
 
 @pytest.mark.parametrize(
@@ -25,14 +44,13 @@ LIMIT = 100
     ],
 )
 @pytest.mark.parametrize("around", [0, 12], ids=["alone", "in a batch"])  # a batch is tested column-wise
+@pytest.mark.parametrize("grouped", [False, True], ids=["records", "grouped by partition"])
 def test_records_a_broker_accepts_pass(
-    key: Any, value: Any, partition: Any, headers: Any, around: int
+    key: Any, value: Any, partition: Any, headers: Any, around: int, grouped: bool
 ) -> None:
     record = (key, value, partition, headers)
-    check_records("orders", [record] * (around + 1), LIMIT)
-    check_records(
-        "orders", [("k", 1, None, None)] * around + [record] + [(None, b"v", 2, None)] * around, LIMIT
-    )
+    _check([record] * (around + 1), grouped)
+    _check([("k", 1, None, None)] * around + [record] + [(None, b"v", 2, None)] * around, grouped)
 
 
 @pytest.mark.parametrize(
@@ -52,9 +70,17 @@ def test_records_a_broker_accepts_pass(
     ],
 )
 @pytest.mark.parametrize("around", [1, 12], ids=["after one", "in a batch"])
+@pytest.mark.parametrize("grouped", [False, True], ids=["records", "grouped by partition"])
 def test_records_a_broker_refuses_are_refused_naming_what_is_wrong(
-    key: Any, value: Any, partition: Any, headers: Any, error: type[Exception], names: str, around: int
+    key: Any,
+    value: Any,
+    partition: Any,
+    headers: Any,
+    error: type[Exception],
+    names: str,
+    around: int,
+    grouped: bool,
 ) -> None:
     good = ("k", "v", 0, {"trace": "1"})
     with pytest.raises(error, match=names):
-        check_records("orders", [good] * around + [(key, value, partition, headers)] + [good] * around, LIMIT)
+        _check([good] * around + [(key, value, partition, headers)] + [good] * around, grouped)
