@@ -70,30 +70,26 @@ class BatchingProducer:
         if self._as_is:
             if (type(value) is str or type(value) is bytes) and len(value) > self._quarter:
                 return False
-            buffer.append(value)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush_soon)
-            return True
-        objects = self._objects
-        if objects is None:
-            if self.app.existing_transport is None:
+        else:
+            objects = self._objects
+            if objects is None:
+                if self.app.existing_transport is None:
+                    return False
+                objects = self._objects = self._raw_objects
+                self._quarter = self._max_message_bytes // 4
+                self._as_is = objects and self.app.outbox is None
+            if not objects and value is not None:
+                try:
+                    value = get_codec(self.topic.value_serializer).dumps(value)
+                except Exception:
+                    return False
+                if type(value) is not bytes or len(value) > self._quarter:
+                    return False
+            elif (type(value) is str or type(value) is bytes) and len(value) > self._quarter:
                 return False
-            objects = self._objects = self._raw_objects
-            self._quarter = self._max_message_bytes // 4
-            self._as_is = objects and self.app.outbox is None
-        if not objects and value is not None:
-            try:
-                value = get_codec(self.topic.value_serializer).dumps(value)
-            except Exception:
-                return False
-            if type(value) is not bytes or len(value) > self._quarter:
-                return False
-        elif (type(value) is str or type(value) is bytes) and len(value) > self._quarter:
-            return False
-        outbox = self.app.outbox
-        if outbox is not None and outbox.hold(self.name, (None, value, None, None)):
-            return True
+            outbox = self.app.outbox
+            if outbox is not None and outbox.hold(self.name, (None, value, None, None)):
+                return True
         buffer.append(value)
         if not self._flush_scheduled:
             self._flush_scheduled = True
