@@ -68,23 +68,6 @@ class ChangelogTopic(Topic[Any, Any]):
         ``source`` is the record of the event that made the change (named in the batch's headers, see
         `provenance`), or the change's own headers.
         """
-        queued = self.queued.get(partition)
-        if (
-            queued is not None
-            and isinstance(source, tuple)
-            and source[TOPIC] == queued.topic
-            and source[PARTITION] == partition
-        ):
-            queued.keys.append(key)
-            queued.values.append(value)
-            queued.offsets.append(source[OFFSET])
-            return
-        self._put(key, value, partition, source)
-
-    def _put(self, key: Any, value: Any, partition: int, source: Row | Headers | None) -> None:
-        """Queue a change `put` did not: a partition's first of the batch, one not made by a record of the
-        topic whose records made its others, or any on a transport that takes bytes (encoded now, its source
-        named now) or with exactly-once."""
         columns = self._columns
         if columns is None:
             columns = self._columns = self.app.outbox is None and not self.app.transport.needs_bytes

@@ -168,7 +168,7 @@ class Table(MutableMapping[Any, Any]):
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        # the hot path of counting: what MemoryStore.set and ChangelogTopic.put do, done here
+        # the hot path of counting: what MemoryStore.set and ChangelogTopic.put (Queued.add) do, done here
         cursor = event_source()
         try:
             row = cursor.batch.refs[cursor.index]  # `Cursor.current_row`'s common case, without a call
