@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterable, Sequence
-from itertools import repeat
+from itertools import islice, repeat
 from operator import countOf, itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -119,19 +119,17 @@ class PartitionLog:
     def _extend_columns(self, records: PartitionRecords, stamp: float) -> None:
         """Append one partition's records given as columns: runs without headers built at C level."""
         keys, values = records.keys, records.values
+        topic, index = self.tp
         done = 0
         for at, headers in sorted(records.headers.items()):
             if at > done:
-                self._extend_plain(at - done, keys[done:at], values[done:at], stamp)
-            topic, index = self.tp
+                self._extend_plain(at - done, islice(keys, done, at), islice(values, done, at), stamp)
             offset = self.base + len(self.log)
             copied = dict(headers) if headers else None
             self.log.append((topic, index, offset, stamp, keys[at], values[at], copied, None, None))
             done = at + 1
-        if done == 0:
-            self._extend_plain(len(keys), keys, values, stamp)
-        elif done < len(keys):
-            self._extend_plain(len(keys) - done, keys[done:], values[done:], stamp)
+        if done < len(keys):
+            self._extend_plain(len(keys) - done, islice(keys, done, None), islice(values, done, None), stamp)
 
     def extend_values(self, values: Sequence[Any], stamp: float) -> None:
         """Append values without key or headers as rows with the next offsets."""
