@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, cast, runtime_checkable
 
 from .errors import ConfigurationError, DecodeError, EncodeError, ValidationError
 from .records import decoder_for, represent
@@ -48,13 +49,28 @@ CodecArg: TypeAlias = str | Codec
 
 
 class JSONCodec:
-    """Compact UTF-8 JSON from the standard library; values JSON lacks are written by `represent`."""
+    """Compact UTF-8 JSON from the standard library; values JSON lacks are written by `represent`.
+
+    The common case skips the standard library's per-call Python layers: one C encoder built once, and
+    UTF-8 text parsed by the C scanner in one step. Anything else (a failure, other encodings, whitespace
+    around the document) goes the standard way, so errors and results are those of `json`.
+    """
 
     def __init__(self) -> None:
         self._encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=represent)
+        self._encode_once = _one_shot_encoder(self._encoder)
+        self._decoder = json.JSONDecoder()
 
     def dumps(self, obj: Any) -> bytes:
         """`obj` as JSON bytes."""
+        encode = self._encode_once
+        if encode is not None:
+            try:
+                return "".join(encode(obj, 0)).encode("utf-8")
+            except EncodeError:
+                raise
+            except Exception:  # the standard encoder below raises the error that names it
+                pass
         try:
             return self._encoder.encode(obj).encode("utf-8")
         except EncodeError:
@@ -64,12 +80,46 @@ class JSONCodec:
 
     def loads(self, data: bytes) -> Any:
         """The value in JSON bytes."""
+        if type(data) is bytes:
+            try:
+                text = data.decode("utf-8")
+                value, end = self._decoder.raw_decode(text)
+                if end == len(text):
+                    return value
+            except (ValueError, RecursionError):  # the standard path below says what is wrong
+                pass
         try:
             return json.loads(data)
         except RecursionError as exc:
             raise DecodeError("invalid JSON: nested too deeply") from exc
         except ValueError as exc:
             raise DecodeError(f"invalid JSON: {exc}") from exc
+
+
+def _one_shot_encoder(encoder: json.JSONEncoder) -> Callable[[Any, int], Any] | None:
+    """The C encoder ``encoder`` builds for each call, built once (no circular-reference bookkeeping: a
+    cycle ends in RecursionError, and the standard encoder then names it); None where there is none."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        encode = make(
+            None,
+            encoder.default,
+            json.encoder.encode_basestring,
+            None,
+            encoder.key_separator,
+            encoder.item_separator,
+            encoder.sort_keys,
+            encoder.skipkeys,
+            encoder.allow_nan,
+        )
+        probe = {"a": [1, 2.5, None, True, "\u00e9"], "b": {}}
+        if "".join(encode(probe, 0)) != encoder.encode(probe):
+            return None
+    except Exception:
+        return None
+    return cast("Callable[[Any, int], Any]", encode)
 
 
 def _as_bytes(codec: str, obj: Any) -> bytes:

@@ -1,5 +1,6 @@
 """Codecs: the built-in json/raw/binary codecs, the registry, and encode_value/decode_value."""
 
+import json
 import pickle
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -198,6 +199,55 @@ def test_binary_is_base64_of_the_raw_bytes() -> None:
     assert decode_value(b"AP8=", "binary") == b"\x00\xff"
     with pytest.raises(DecodeError, match="invalid base64"):
         decode_value(b"not base64!", "binary")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"id":"o1","amount":0.5}',
+        b' {"a": [1, 2.5, null, true]}\n',  # whitespace around the document
+        '{"name":"Zoë"}'.encode(),
+        '{"a":1}'.encode("utf-16"),  # json.loads detects UTF-16 and UTF-32
+        '{"a":1}'.encode("utf-32-le"),
+        b'\xef\xbb\xbf{"a":2}',  # a UTF-8 byte-order mark
+        b"1",
+        b'"\\ud83d\\ude00"',
+        b"NaN",
+    ],
+)
+def test_json_decodes_what_the_standard_library_decodes(data: bytes) -> None:
+    assert repr(JSONCodec().loads(data)) == repr(json.loads(data))
+
+
+@pytest.mark.parametrize("data", [b'{"a":', b"[1] 2", b"", b"\xff", b'{"a":1}}', b"[" * 100_000])
+def test_json_decode_errors_say_what_the_standard_library_says(data: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        JSONCodec().loads(data)
+    try:
+        json.loads(data)
+    except RecursionError:
+        assert info.value.reason == "invalid JSON: nested too deeply"
+    except ValueError as exc:
+        assert info.value.reason == f"invalid JSON: {exc}"
+    else:
+        pytest.fail(f"json.loads accepted {data[:20]!r}")
+
+
+def test_json_encodes_as_the_standard_library_encodes() -> None:
+    value = {"a": [1, 2.5, None, True, "é\n\u2028"], "b": {"c": -0.0, "d": float("inf")}, "e": ()}
+    assert JSONCodec().dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_json_encode_errors_name_the_problem() -> None:
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(EncodeError, match="cannot encode dict: Circular reference detected"):
+        encode_value(cyclic, "json")
+    with pytest.raises(EncodeError, match="cannot encode str: 'utf-8' codec can't encode"):
+        encode_value("\ud800", "json")
+    with pytest.raises(EncodeError, match="cannot encode dict: keys must be str"):
+        encode_value({(1, 2): 3}, "json")
+    assert encode_value({"ok": 1}, "json") == b'{"ok":1}'  # the encoder is sound after each failure
 
 
 def test_json_cannot_encode_unknown_objects() -> None:
