@@ -296,8 +296,21 @@ class Topic(Channel[K, V]):
                     decoded = loads(value)
                 except Exception:
                     pass  # decode() below raises the error that names this message
-                else:
-                    good.append(_with(message, None, decoded))
+                else:  # `_with`, inline: a Kafka row keeps its bytes as they came
+                    raw = message[RAW_VALUE]
+                    good.append(
+                        (
+                            message[TOPIC],
+                            message[PARTITION],
+                            message[OFFSET],
+                            message[TIMESTAMP],
+                            None,
+                            decoded,
+                            message[HEADERS],
+                            message[RAW_KEY],
+                            value if raw is None else raw,
+                        )
+                    )
                     continue
             try:
                 good.append(self.decode(message))

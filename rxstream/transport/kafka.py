@@ -2,10 +2,9 @@
 
 Keys, values and header values travel as bytes (``needs_bytes``: the channel layer encodes before `send`
 and decodes what `KafkaConsumer.getmany` returns). Timestamps are float seconds in rxstream and
-milliseconds in Kafka. A message sent with ``partition=None`` and a key goes where Kafka's default
-partitioner puts it (murmur2 of the key bytes, as `rxstream.transport.partitioner.partition_for` and so the
-memory transport compute it), so a key lands on the same partition from any transport or Kafka client.
-Messages without a key go round-robin over the topic's partitions.
+milliseconds in Kafka. A message with ``partition=None`` and a key goes where Kafka's default partitioner
+puts it (murmur2 of the key bytes, `rxstream.transport.partitioner`, as in every transport), so a key lands
+on the same partition from any transport or Kafka client; one without a key goes round-robin.
 
 Topics are never left to the broker's auto-creation (which would give them the broker's default partition
 count): the first `send`, `partitions_for` or consumer subscription of an unknown topic creates it with
@@ -19,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any, Final, TypeVar
 
 from aiokafka import (  # type: ignore[import-untyped,unused-ignore]
@@ -59,8 +58,8 @@ from .kafka_settings import (
     parse_url,
 )
 from .kafka_transactions import PartitionProducers
-from .partitioner import partition_for
-from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records
+from .partitioner import RoundRobin, partition_for
+from .validation import MAX_MESSAGE_BYTES, check_max_message_bytes, check_records, check_values
 
 __all__ = ["KafkaConsumer", "KafkaTransport"]
 
@@ -68,7 +67,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_BYTES: Final = (bytes, bytearray, memoryview)
 _DENIED: Final = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
 _VISIBLE_POLL: Final = 0.05  # seconds between metadata looks while a new topic propagates
 AVAILABILITY_TIMEOUT: Final = 60.0
@@ -137,7 +135,7 @@ class KafkaTransport:
         self._clients: dict[str, tuple[Any, Callable[[], Awaitable[None]]]] = {}  # name: (client, close)
         self._clients_lock = asyncio.Lock()
         self._partitions: dict[str, int] = {}  # topics known to exist, with their partition count
-        self._round_robin: dict[str, itertools.count[int]] = {}  # next partition of keyless messages
+        self._round_robin = RoundRobin()  # the partitions of keyless messages
 
     def __repr__(self) -> str:
         return f"<KafkaTransport {self.url}>"
@@ -359,10 +357,7 @@ class KafkaTransport:
     def _route(self, topic: str, key: Any, partition: int | None, count: int) -> int:
         """The partition a message goes to: as given, else murmur2 of the key, else round-robin."""
         if partition is None:
-            if key is not None:
-                return partition_for(key, count)
-            counter = self._round_robin.setdefault(topic, itertools.count())
-            return next(counter) % count
+            return self._round_robin.next(topic, count) if key is None else partition_for(key, count)
         if not 0 <= partition < count:
             raise TransportError(
                 f"Kafka {self.url}: cannot send to partition {partition} of topic {topic!r}: "
@@ -413,7 +408,15 @@ class KafkaTransport:
 
     async def send_values(self, topic: str, values: Sequence[Any]) -> None:
         """Append values without key or headers in order (round-robin over partitions), batched."""
-        await self.send_many(topic, [(None, value, None, None) for value in values])
+        check_values(topic, values, self.max_message_bytes)
+        if not set(map(type, values)) <= {bytes, type(None)}:  # else the value that is not bytes is named
+            for value in values:
+                check_bytes("value", value, topic)
+        if values:
+            producer = self._started_producer()
+            await self._ensure_topics([topic])
+            turns = self._round_robin.turns(topic, len(values), await self._partition_ids(producer, topic))
+            await self._pack(producer, topic, zip(turns, repeat(None), values, repeat(None)))
 
     async def send_many(
         self, topic: str, records: Sequence[tuple[Any, Any, int | None, Headers | None]]
@@ -438,21 +441,22 @@ class KafkaTransport:
                 check_bytes("value", value, topic)
             encoded = kafka_headers(headers, topic) if headers else None
             routed.append((self._route(topic, key, partition, count), key, value, encoded))
+        await self._pack(producer, topic, routed)
+
+    async def _pack(self, producer: Any, topic: str, routed: Iterable[tuple[int, Any, Any, Any]]) -> None:
+        """Send (partition, key, value, headers) records packed into one producer batch per partition."""
         open_batches: dict[int, Any] = {}
         futures: list[asyncio.Future[Any]] = []
         try:
-            timestamp_ms = round(time.time() * 1000)
-            for partition, key, value, encoded in routed:
+            stamp = round(time.time() * 1000)
+            for partition, key, value, headers in routed:
                 batch = open_batches.get(partition)
                 if batch is not None:
-                    if (
-                        batch.append(timestamp=timestamp_ms, key=key, value=value, headers=encoded)
-                        is not None
-                    ):
+                    if batch.append(timestamp=stamp, key=key, value=value, headers=headers) is not None:
                         continue
                     futures.append(await self._submit(producer, topic, partition, batch))  # it was full
                 batch = open_batches[partition] = producer.create_batch()
-                batch.append(timestamp=timestamp_ms, key=key, value=value, headers=encoded)  # always fits
+                batch.append(timestamp=stamp, key=key, value=value, headers=headers)  # always fits
             while open_batches:
                 partition, batch = open_batches.popitem()
                 futures.append(await self._submit(producer, topic, partition, batch))

@@ -23,6 +23,7 @@ __all__ = [
     "check_records",
     "check_size",
     "check_topic_name",
+    "check_values",
     "encode_message",
 ]
 
@@ -170,7 +171,16 @@ def check_records(topic: str, records: Sequence[Any], max_message_bytes: int) ->
         check_record(topic, key, value, partition, headers, max_message_bytes)
 
 
-def _plain_column(items: list[Any], quarter: int) -> bool:
+def check_values(topic: str, values: Sequence[Any], max_message_bytes: int) -> None:
+    """`check_records` for values without key, partition or headers: the values as one column, one by one
+    only where some value needs it."""
+    check_topic_name(topic)
+    if not _plain_column(values, max_message_bytes // 4):
+        for value in values:
+            check_record(topic, None, value, None, None, max_message_bytes)
+
+
+def _plain_column(items: Sequence[Any], quarter: int) -> bool:
     """Whether every one of ``items`` (keys, or values) is an object, or ASCII text or bytes of at most
     ``quarter`` (a few C-level passes, cheaper than a test per item)."""
     kinds = set(map(type, items))
