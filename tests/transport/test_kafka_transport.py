@@ -359,6 +359,28 @@ async def test_send_many_keeps_order_and_handles_tombstones_and_empty_records(
     assert sorted(rr) == [0, 0, 1, 1, 2, 2]
 
 
+async def test_send_values_refuses_a_bad_batch_whole_and_continues_the_round_robin(
+    transport: KafkaTransport, exit_stack: AsyncExitStack, kafka_topic_name: str
+) -> None:
+    topic = kafka_topic_name
+    await transport.create_topics([TopicSpec(topic, partitions=3)])
+    await transport.send_many(topic, [(None, b"first", None, None)] * 2)  # turns 0 and 1
+    with pytest.raises(EncodeError, match=f"value for topic {topic!r} is a str"):
+        await transport.send_values(topic, [b"ok", "text"])
+    with pytest.raises(EncodeError, match=f"topic {topic!r}"):
+        await transport.send_values(topic, [b"ok", b"x" * (transport.max_message_bytes + 1)])
+    await transport.send_values(topic, [b"%d" % i for i in range(7)])  # from turn 2 on
+    await transport.send_many(topic, [(None, b"last", None, None)])  # turn 9
+
+    consumer = await _member(exit_stack, transport, _group(), topic)
+    messages = await _take(consumer, 10)
+    await _nothing_more(consumer)  # neither refused batch sent anything
+    partitions = {m.value: m.partition for m in messages}
+    assert [partitions[b"%d" % i] for i in range(7)] == [2, 0, 1, 2, 0, 1, 2]
+    assert partitions[b"last"] == 0
+    assert all(m.key is None and not m.headers for m in messages)
+
+
 async def test_send_rejects_non_bytes_and_missing_partitions(
     transport: KafkaTransport, kafka_topic_name: str
 ) -> None:
