@@ -51,28 +51,33 @@ CodecArg: TypeAlias = str | Codec
 class JSONCodec:
     """Compact UTF-8 JSON from the standard library; values JSON lacks are written by `represent`.
 
-    The common case skips the standard library's per-call Python layers: one C encoder built once, and
-    UTF-8 text parsed by the C scanner in one step. Anything else (a failure, other encodings, whitespace
-    around the document) goes the standard way, so errors and results are those of `json`.
+    The standard library's per-call Python layers are skipped: the C encoder `json.JSONEncoder.encode`
+    builds for every call is kept for the next (each with its own circular-reference bookkeeping, used by one
+    call at a time, and dropped after a failure, which may leave that bookkeeping dirty), and UTF-8 bytes are
+    parsed by the C scanner in one step. Other input (other encodings, whitespace around the document, a
+    parse error) is decoded the standard way, so results and errors are those of `json`.
     """
 
     def __init__(self) -> None:
         self._encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=represent)
-        self._encode_once = _one_shot_encoder(self._encoder)
+        self._make_encoder = _c_encoder_factory(self._encoder)
+        self._spares: list[Callable[[Any, int], Any]] = []
+        """C encoders no call is using: a call takes one, and puts it back once it succeeded."""
         self._decoder = json.JSONDecoder()
 
     def dumps(self, obj: Any) -> bytes:
         """`obj` as JSON bytes."""
-        encode = self._encode_once
-        if encode is not None:
-            try:
-                return "".join(encode(obj, 0)).encode("utf-8")
-            except EncodeError:
-                raise
-            except Exception:  # the standard encoder below raises the error that names it
-                pass
+        make = self._make_encoder
         try:
-            return self._encoder.encode(obj).encode("utf-8")
+            if make is None:
+                return self._encoder.encode(obj).encode("utf-8")
+            try:
+                encode = self._spares.pop()
+            except IndexError:  # the first call, or others are encoding (other threads, or within this call)
+                encode = make()
+            text = "".join(encode(obj, 0))
+            self._spares.append(encode)
+            return text.encode("utf-8")
         except EncodeError:
             raise
         except (TypeError, ValueError, RecursionError) as exc:
@@ -96,30 +101,36 @@ class JSONCodec:
             raise DecodeError(f"invalid JSON: {exc}") from exc
 
 
-def _one_shot_encoder(encoder: json.JSONEncoder) -> Callable[[Any, int], Any] | None:
-    """The C encoder ``encoder`` builds for each call, built once (no circular-reference bookkeeping: a
-    cycle ends in RecursionError, and the standard encoder then names it); None where there is none."""
+def _c_encoder_factory(encoder: json.JSONEncoder) -> Callable[[], Callable[[Any, int], Any]] | None:
+    """What builds the C encoder ``encoder.encode`` builds for each call; None where there is none, or
+    where it does not write what ``encoder`` writes."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return None
-    try:
-        encode = make(
-            None,
-            encoder.default,
-            json.encoder.encode_basestring,
-            None,
-            encoder.key_separator,
-            encoder.item_separator,
-            encoder.sort_keys,
-            encoder.skipkeys,
-            encoder.allow_nan,
+
+    def build() -> Callable[[Any, int], Any]:
+        return cast(
+            "Callable[[Any, int], Any]",
+            make(
+                {},
+                encoder.default,
+                json.encoder.encode_basestring,
+                None,
+                encoder.key_separator,
+                encoder.item_separator,
+                encoder.sort_keys,
+                encoder.skipkeys,
+                encoder.allow_nan,
+            ),
         )
-        probe = {"a": [1, 2.5, None, True, "\u00e9"], "b": {}}
-        if "".join(encode(probe, 0)) != encoder.encode(probe):
+
+    probe = {"a": [1, 2.5, None, True, "\u00e9"], "b": {}}
+    try:
+        if "".join(build()(probe, 0)) != encoder.encode(probe):
             return None
     except Exception:
         return None
-    return cast("Callable[[Any, int], Any]", encode)
+    return build
 
 
 def _as_bytes(codec: str, obj: Any) -> bytes:

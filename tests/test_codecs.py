@@ -2,6 +2,9 @@
 
 import json
 import pickle
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -248,6 +251,40 @@ def test_json_encode_errors_name_the_problem() -> None:
     with pytest.raises(EncodeError, match="cannot encode dict: keys must be str"):
         encode_value({(1, 2): 3}, "json")
     assert encode_value({"ok": 1}, "json") == b'{"ok":1}'  # the encoder is sound after each failure
+
+
+def test_json_names_a_cycle_even_with_a_raised_recursion_limit() -> None:
+    script = (
+        "import sys; sys.setrecursionlimit(1_000_000)\n"
+        "from rxstream.codecs import JSONCodec\n"
+        "from rxstream.errors import EncodeError\n"
+        "d = {}; d['self'] = d\n"
+        "try:\n    JSONCodec().dumps(d)\nexcept EncodeError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "json codec cannot encode dict: Circular reference detected"
+
+
+def test_json_encodes_once_and_from_several_threads_at_a_time() -> None:
+    class FailsOnce(dict[str, int]):
+        calls = 0
+
+        def items(self) -> Any:
+            FailsOnce.calls += 1
+            if FailsOnce.calls == 1:
+                raise KeyError("first call")
+            return super().items()
+
+    codec = JSONCodec()
+    with pytest.raises(KeyError, match="first call"):  # raised as it came, not retried
+        codec.dumps({"m": FailsOnce(a=1)})
+    assert FailsOnce.calls == 1
+    shared = {"n": list(range(100)), "s": {"t": "x"}}
+    expected = json.dumps(shared, separators=(",", ":")).encode()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: [codec.dumps(shared) for _ in range(2_000)], range(8)))
+    assert all(data == expected for chunk in results for data in chunk)
 
 
 def test_json_cannot_encode_unknown_objects() -> None:

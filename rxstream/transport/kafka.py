@@ -6,9 +6,8 @@ milliseconds in Kafka. A message with ``partition=None`` and a key goes where Ka
 puts it (murmur2 of the key bytes, `rxstream.transport.partitioner`, as in every transport), so a key lands
 on the same partition from any transport or Kafka client; one without a key goes round-robin.
 
-Topics are never left to the broker's auto-creation (which would give them the broker's default partition
-count): the first `send`, `partitions_for` or consumer subscription of an unknown topic creates it with
-``default_partitions``.
+Topics are never left to the broker's auto-creation (with the broker's default partition count): the first
+`send`, `partitions_for` or consumer subscription of an unknown topic creates it with ``default_partitions``.
 
 Every failure of the broker surfaces as `rxstream.errors.TransportError` naming the URL and, where it
 applies, the topic and partition.
@@ -408,6 +407,7 @@ class KafkaTransport:
 
     async def send_values(self, topic: str, values: Sequence[Any]) -> None:
         """Append values without key or headers in order (round-robin over partitions), batched."""
+        values = list(values)  # as they are now: they are read while earlier batches go out
         check_values(topic, values, self.max_message_bytes)
         if not set(map(type, values)) <= {bytes, type(None)}:  # else the value that is not bytes is named
             for value in values:
