@@ -16,7 +16,7 @@ from ._replies import Replies
 from ._rx import SchedulerBase
 from ._timers import watch_broker
 from .agents import Agent, AgentFun
-from .channels import TOPIC_MAXSIZE, Channel, Topic
+from .channels import TOPIC_MAXSIZE, Channel, Topic, declare
 from .codecs import CodecArg
 from .consumer import Conductor
 from .discovery import discover
@@ -37,7 +37,7 @@ from .tables import SetTable as _SetTable
 from .tables import Table as _Table
 from .tables import TableManager
 from .transport import get_transport
-from .transport.base import TopicPartition, TopicSpec, Transport
+from .transport.base import TopicPartition, Transport
 from .transport.memory import MAX_PARTITION_BACKLOG, MAX_PARTITION_UNREAD
 from .transport.validation import check_topic_name
 from .urls import broker_url, redact
@@ -606,11 +606,7 @@ class App(AppSignals, FaustShapes):
         for agent in self.agents.values():
             agent.subscription()
         self.leader.subscribe()
-        specs: dict[str, TopicSpec] = {}
-        for topic in self.topics.values():
-            for spec in topic.specs(self.topic_partitions):
-                specs.setdefault(spec.name, spec)
-        await transport.create_topics(list(specs.values()))
+        await declare(transport, self.topics.values(), self.topic_partitions)
         await self._tables.start(consuming=self._conductor is not None)
         for agent in self.agents.values():
             await agent.start()

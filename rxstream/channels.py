@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._producer import BatchingProducer
@@ -35,7 +35,7 @@ from .transport.validation import MAX_MESSAGE_BYTES, check_encodable, encode_mes
 if TYPE_CHECKING:
     from .types import AppServices
 
-__all__ = ["Channel", "Topic"]
+__all__ = ["Channel", "Topic", "declare"]
 
 _new_tuple = tuple.__new__
 """``_new_tuple(RecordMetadata, fields)``: a `RecordMetadata` without the Python-level ``__new__`` of a named
@@ -231,8 +231,7 @@ class Topic(Channel[K, V]):
         """The started transport, with this topic created as declared (a send before start would not)."""
         transport = await self.app.producer()
         if not self._created:
-            await transport.create_topics(self.specs(self.app.topic_partitions))
-            self._created = True
+            await declare(transport, [self], self.app.topic_partitions)
         return transport
 
     async def maybe_declare(self) -> None:
@@ -412,3 +411,16 @@ def _with(message: Row, key: Any, value: Any) -> Row:
 
 def _raw(data: Any) -> bytes | None:
     return bytes(data) if isinstance(data, (bytes, bytearray)) else None
+
+
+async def declare(transport: Transport, topics: Iterable[Topic[Any, Any]], partitions: int) -> None:
+    """Create ``topics`` as declared (``partitions`` where they name none), in one call; each then knows it
+    exists, so its first send does not ask the broker again."""
+    topics = list(topics)
+    specs: dict[str, TopicSpec] = {}
+    for topic in topics:
+        for spec in topic.specs(partitions):
+            specs.setdefault(spec.name, spec)
+    await transport.create_topics(list(specs.values()))
+    for topic in topics:
+        topic._created = True

@@ -12,6 +12,7 @@ import rxstream
 from rxstream import App
 from rxstream.agents import own_topic_name
 from rxstream.errors import ConfigurationError
+from rxstream.transport.base import TopicSpec
 from rxstream.transport.validation import check_topic_name
 
 
@@ -67,3 +68,29 @@ async def test_ask_and_test_context_take_a_timedelta() -> None:
         restart_window=timedelta(minutes=1),
     )
     assert (agent.shutdown_timeout, agent.restart_window) == (2.0, 60.0)
+
+
+async def test_start_creates_the_declared_topics_once_and_their_first_sends_do_not_ask_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = new_app()
+    orders = app.topic("orders", partitions=2)
+    created: list[list[str]] = []
+    async with app:
+        transport = await app.producer()
+        create_topics = transport.create_topics
+
+        async def counted(specs: list[TopicSpec]) -> None:
+            created.append([spec.name for spec in specs])
+            await create_topics(specs)
+
+        monkeypatch.setattr(transport, "create_topics", counted)
+        await orders.send(value=1)
+        orders.buffer_nowait(2)
+        await orders.batching.flush()
+        late = app.topic("late", partitions=1)  # declared after start: created by its first send
+        await late.send(value=3)
+        await late.send(value=4)
+        ends = await transport.end_offsets("orders")
+    assert created == [["late", "late-dead-letter"]]
+    assert sum(ends.values()) == 2
