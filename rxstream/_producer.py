@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["BatchingProducer"]
 
 SEND_BATCH = 4096
-"""How many queued values make `BatchingProducer.send` wait until they are stored (the buffer's bound)."""
+"""How many queued values make `BatchingProducer.send` wait until the sender takes them as its next batch
+(once the batch in flight is stored): the buffer's bound."""
 
 
 _RAW_KEYS = frozenset({str, bytes, bytearray, memoryview})
@@ -49,6 +50,7 @@ class BatchingProducer:
         self._rounds = 0  # batches the sender took from the buffer
         self._rounds_done = 0  # ... and finished sending (stored, failed or cancelled)
         self._round_done: asyncio.Future[None] | None = None  # resolved when the batch in flight ends
+        self._taken: asyncio.Future[None] | None = None  # resolved when the sender takes the buffer
         self._send_failure: BaseException | None = None
         self._quarter = MAX_MESSAGE_BYTES // 4
         """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
@@ -116,7 +118,7 @@ class BatchingProducer:
         else:
             self._buffer_record((key, value, None, None))
         if len(buffer) >= SEND_BATCH:
-            await self.flush()
+            await self._room()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
@@ -172,6 +174,9 @@ class BatchingProducer:
                 batch, keyed = self._buffer, self._buffer_keyed
                 self._buffer, self._buffer_keyed = [], False
                 self._rounds += 1
+                taken, self._taken = self._taken, None
+                if taken is not None and not taken.done():
+                    taken.set_result(None)
                 try:
                     if keyed:
                         if self.prepare is not None:
@@ -203,6 +208,23 @@ class BatchingProducer:
             if done is None:
                 done = self._round_done = asyncio.get_running_loop().create_future()
             await asyncio.wait((done, sender), return_when=asyncio.FIRST_COMPLETED)
+        self._raise_failure()
+
+    async def _room(self) -> None:
+        """Wait until the sender takes the full buffer as its next batch: once the batch in flight is stored,
+        not until the buffer's own values are, so values are produced while a batch is on its way."""
+        while len(self._buffer) >= SEND_BATCH and self._send_failure is None:
+            sender = self._sender
+            if sender is None or sender.done():
+                sender = self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
+            taken = self._taken
+            if taken is None:
+                taken = self._taken = asyncio.get_running_loop().create_future()
+            await asyncio.wait((taken, sender), return_when=asyncio.FIRST_COMPLETED)
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        """Raise the failure of an earlier batch, naming the topic."""
         failure = self._send_failure
         if failure is not None:
             raise TransportError(f"sending to topic {self.name!r} failed: {failure}") from failure
