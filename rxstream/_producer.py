@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchingProducer"]
 
-SEND_BATCH = 16_384
+SEND_BATCH = 4096
 """How many queued values make `BatchingProducer.send` wait until the sender takes them as its next batch
 (once the batch in flight is stored): the buffer's bound."""
 
