@@ -49,8 +49,8 @@ class BatchingProducer:
         self._sender: asyncio.Task[None] | None = None  # the one task sending the buffer, batch after batch
         self._rounds = 0  # batches the sender took from the buffer
         self._rounds_done = 0  # ... and finished sending (stored, failed or cancelled)
-        self._round_done: asyncio.Future[None] | None = None  # resolved when the batch in flight ends
-        self._taken: asyncio.Future[None] | None = None  # resolved when the sender takes the buffer
+        self._progress: asyncio.Future[None] | None = None
+        """Resolved when the sender takes the buffer as a batch, and when a batch ends."""
         self._send_failure: BaseException | None = None
         self._quarter = MAX_MESSAGE_BYTES // 4
         """Values up to this many bytes or characters always fit a message (the transport's limit / 4)."""
@@ -174,9 +174,7 @@ class BatchingProducer:
                 batch, keyed = self._buffer, self._buffer_keyed
                 self._buffer, self._buffer_keyed = [], False
                 self._rounds += 1
-                taken, self._taken = self._taken, None
-                if taken is not None and not taken.done():
-                    taken.set_result(None)
+                self._progressed()
                 try:
                     if keyed:
                         if self.prepare is not None:
@@ -187,40 +185,40 @@ class BatchingProducer:
                     self.app.monitor.sent_values(self.name, len(batch))
                 finally:
                     self._rounds_done += 1
-                    done, self._round_done = self._round_done, None
-                    if done is not None and not done.done():
-                        done.set_result(None)
+                    self._progressed()
         except Exception as exc:
             self._send_failure = exc
             self.app.send_failed(exc, self.name)
             raise
 
+    def _progressed(self) -> None:
+        """Wake whoever waits for the sender's next step."""
+        progress, self._progress = self._progress, None
+        if progress is not None and not progress.done():
+            progress.set_result(None)
+
     async def flush(self) -> None:
         """Wait until everything queued now is stored (the app does this before every commit)."""
         target = self._rounds + (1 if self._buffer else 0)
-        while self._rounds_done < target and self._send_failure is None:
-            sender = self._sender
-            if sender is None or sender.done():
-                if not self._buffer:
-                    break  # the batch with our values ended: stored, or failed (raised below)
-                sender = self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
-            done = self._round_done
-            if done is None:
-                done = self._round_done = asyncio.get_running_loop().create_future()
-            await asyncio.wait((done, sender), return_when=asyncio.FIRST_COMPLETED)
-        self._raise_failure()
+        await self._until(lambda: self._rounds_done >= target)
 
     async def _room(self) -> None:
         """Wait until the sender takes the full buffer as its next batch: once the batch in flight is stored,
         not until the buffer's own values are, so values are produced while a batch is on its way."""
-        while len(self._buffer) >= SEND_BATCH and self._send_failure is None:
+        await self._until(lambda: len(self._buffer) < SEND_BATCH)
+
+    async def _until(self, settled: Callable[[], bool]) -> None:
+        """Wait, keeping a sender going, until ``settled()``; a failed batch raises its failure."""
+        while not settled() and self._send_failure is None:
             sender = self._sender
             if sender is None or sender.done():
+                if not self._buffer:
+                    break  # the batch waited for ended: stored, or failed (raised below)
                 sender = self._sender = self.app.spawn(self._send_rounds(), f"send to {self.name}")
-            taken = self._taken
-            if taken is None:
-                taken = self._taken = asyncio.get_running_loop().create_future()
-            await asyncio.wait((taken, sender), return_when=asyncio.FIRST_COMPLETED)
+            progress = self._progress
+            if progress is None:
+                progress = self._progress = asyncio.get_running_loop().create_future()
+            await asyncio.wait((progress, sender), return_when=asyncio.FIRST_COMPLETED)
         self._raise_failure()
 
     def _raise_failure(self) -> None:
