@@ -10,7 +10,6 @@ differs: per value (map, then filter) instead of the map over the whole batch fi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from operator import length_hint
 from typing import Any
 
 from reactivex import Observable
@@ -19,7 +18,7 @@ from .._core.sift import sift_at
 from .batch import Batch, failed
 from .flow import Context, Operator
 from .operators import batchwise, filter_values, is_async, map_values
-from .unapplied import Unapplied
+from .unapplied import Unapplied, filter_failed, map_failed
 
 Step = Callable[[Context], Operator]
 
@@ -96,22 +95,20 @@ def _plain(
     fun: Callable[[Any], Any], keeps: Callable[[Any], Any], batch: Batch
 ) -> tuple[Batch | None, Exception | None]:
     """Values without references: the kept results only."""
-    values = batch.values
     out: list[Any] = []
     append = out.append
-    remaining = iter(values)
+    remaining = iter(batch.values)
     y = None
     try:
         for x in remaining:
             try:
                 y = fun(x)
             except Exception as exc:
-                at = len(values) - length_hint(remaining) - 1
-                return Batch(out), failed(exc, batch, at, "map")
+                return Batch(out), map_failed(exc, batch, remaining)
             if keeps(y):
                 append(y)
     except Exception as exc:
-        return Batch(out), failed(exc, Batch([y]), 0, "filter")  # the mapped value the filter raised on
+        return Batch(out), filter_failed(exc, y)
     return Batch(out), None
 
 

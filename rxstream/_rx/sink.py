@@ -29,7 +29,7 @@ from ..events import (
 from .batch import ACK_EVERY, Batch
 from .fencing import admitted, fenced, tail
 from .flow import Context
-from .unapplied import Unapplied
+from .unapplied import Unapplied, filter_failed, map_failed
 
 logger = logging.getLogger(__name__)
 
@@ -206,13 +206,13 @@ async def iterate(
                         try:
                             y = fun(x)
                         except Exception as exc:
-                            batch.map_failed(exc, remaining)
+                            map_failed(exc, batch, remaining)
                             raise
                         try:
                             if not keeps(y):
                                 continue
                         except Exception as exc:
-                            batch.filter_failed(exc, y)
+                            filter_failed(exc, y)
                             raise
                         yield y
                     continue

@@ -14,7 +14,7 @@ from typing import Any
 
 from .batch import Batch, failed
 
-__all__ = ["Unapplied"]
+__all__ = ["Unapplied", "filter_failed", "map_failed"]
 
 
 class Unapplied(Batch):
@@ -27,11 +27,12 @@ class Unapplied(Batch):
         self.fun = fun
         self.keeps = keeps
 
-    def map_failed(self, exc: Exception, remaining: Iterator[Any]) -> None:
-        """Annotate ``exc``, raised by the map on the value before what ``remaining`` has left."""
-        failed(exc, self, len(self.values) - length_hint(remaining) - 1, "map")
 
-    @staticmethod
-    def filter_failed(exc: Exception, mapped: Any) -> None:
-        """Annotate ``exc``, raised by the filter on the mapped value ``mapped``."""
-        failed(exc, Batch([mapped]), 0, "filter")
+def map_failed(exc: Exception, batch: Batch, remaining: Iterator[Any]) -> Exception:
+    """Annotate ``exc``, raised by the map on the value of ``batch`` before what ``remaining`` has left."""
+    return failed(exc, batch, len(batch.values) - length_hint(remaining) - 1, "map")
+
+
+def filter_failed(exc: Exception, mapped: Any) -> Exception:
+    """Annotate ``exc``, raised by the filter on the mapped value ``mapped``."""
+    return failed(exc, Batch([mapped]), 0, "filter")
