@@ -141,6 +141,16 @@ async def _topics(bootstrap: str, *names: str) -> None:
         await admin.close()
 
 
+async def _drop_topics(bootstrap: str, *names: str) -> None:
+    """Delete a run's topics, so every run meets a broker holding the same partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
+
+
 async def _prefill(bootstrap: str, topic: str, n: int) -> None:
     """N JSON orders, packed into batches round-robin over the partitions."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
@@ -203,6 +213,7 @@ async def through_app(bootstrap: str, n: int) -> float:
 
     async with app:
         done = await _until_complete(bootstrap, sink, n, 600)
+    await _drop_topics(bootstrap, source, sink)
     return done - first[0]
 
 
@@ -233,6 +244,7 @@ async def through_aiokafka(bootstrap: str, n: int) -> float:
         await asyncio.gather(task, return_exceptions=True)
         await consumer.stop()
         await producer.stop()
+    await _drop_topics(bootstrap, source, sink)
     return done - first[0]
 
 
@@ -296,6 +308,7 @@ async def through_confluent(bootstrap: str, n: int) -> float:
     finally:
         loop.call_soon(stop.set)
         await running
+    await _drop_topics(bootstrap, source, sink)
     return done - first[0]
 
 
