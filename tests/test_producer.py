@@ -47,6 +47,7 @@ async def test_a_full_buffer_waits_for_the_batch_in_flight_not_for_its_own_value
     topic = app.topic("out", partitions=1)
     async with app:
         transport = app.transport
+        assert isinstance(transport, MemoryTransport)
         gates = [asyncio.Event(), asyncio.Event()]  # the first two batches are held until let through
         batches: list[int] = []
         send_values = transport.send_values
@@ -70,7 +71,7 @@ async def test_a_full_buffer_waits_for_the_batch_in_flight_not_for_its_own_value
             assert await transport.end_offsets("out") == {("out", 0): SEND_BATCH}
             gates[1].set()
             await topic.batching.flush()
-            log = transport.broker.existing_topic("out").partition(0).log  # type: ignore[attr-defined]
+            log = transport.broker.existing_topic("out").partition(0).log
             assert [row[5] for row in log] == list(range(2 * SEND_BATCH))
         finally:  # let held batches through, so the app can stop whatever happened
             for gate in gates:
