@@ -118,18 +118,19 @@ class PartitionLog:
 
     def _extend_columns(self, records: PartitionRecords, stamp: float) -> None:
         """Append one partition's records given as columns: runs without headers built at C level."""
-        keys, values = records.keys, records.values
+        count = len(records.keys)
+        keys, values = iter(records.keys), iter(records.values)  # each record read once, in order
         topic, index = self.tp
         done = 0
         for at, headers in sorted(records.headers.items()):
             if at > done:
-                self._extend_plain(at - done, islice(keys, done, at), islice(values, done, at), stamp)
+                self._extend_plain(at - done, islice(keys, at - done), islice(values, at - done), stamp)
             offset = self.base + len(self.log)
             copied = dict(headers) if headers else None
-            self.log.append((topic, index, offset, stamp, keys[at], values[at], copied, None, None))
+            self.log.append((topic, index, offset, stamp, next(keys), next(values), copied, None, None))
             done = at + 1
-        if done < len(keys):
-            self._extend_plain(len(keys) - done, islice(keys, done, None), islice(values, done, None), stamp)
+        if done < count:
+            self._extend_plain(count - done, keys, values, stamp)
 
     def extend_values(self, values: Sequence[Any], stamp: float) -> None:
         """Append values without key or headers as rows with the next offsets."""
