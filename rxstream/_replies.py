@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import TYPE_CHECKING, Any, cast
 
+from ._core.rows import Rows
 from ._rx import Batch, sources_of
 from .consumer import Conductor
 from .events import HEADERS, Event, Headers, headers_of, is_row
@@ -118,6 +119,8 @@ def asks_in(refs: Sequence[Ref] | None) -> bool:
     """Whether any message of a batch has headers (only those can be asks waiting for a reply)."""
     if refs is None:
         return False
+    if type(refs) is Rows:
+        return refs.with_headers()
     try:
         # C-level when every reference is a message; any other kind of reference raises TypeError
         return any(map(headers_of, cast("Sequence[Row]", refs)))

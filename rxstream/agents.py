@@ -16,6 +16,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from ._core.rows import Rows
 from ._replies import CORRELATION_ID, REPLY_TO, asks_in
 from ._rx import failure_of, sources_of
 from ._rx.sink import Cursor, refuse_output
@@ -548,6 +549,8 @@ def _keys_in(refs: Sequence[Any] | None) -> bool:
     """Whether any message of a batch has a key (values of a batch without keys take the keyless path)."""
     if not refs:
         return False
+    if type(refs) is Rows:
+        return refs.keyed()
     try:
         # C-level when every reference is a message; any other kind of reference raises TypeError
         return any(map(operator.is_not, map(_key_of, refs), repeat(None)))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._core.rows import Rows
 from ._producer import BatchingProducer
 from .codecs import CodecArg, decode_value, encode_value, get_codec
 from .durations import Duration, seconds
@@ -276,11 +277,13 @@ class Topic(Channel[K, V]):
             return message
         return _with(message, key, value)
 
-    def decode_batch(self, messages: list[Row]) -> tuple[list[Row], list[Any], list[tuple[Row, DecodeError]]]:
+    def decode_batch(
+        self, messages: Sequence[Row]
+    ) -> tuple[Sequence[Row], list[Any], list[tuple[Row, DecodeError]]]:
         """Decode a fetched batch: the good messages, their values, and the ones that failed with why."""
         plain_bytes = False
         if self._plain:
-            values = list(map(value_of, messages))
+            values = messages.values() if type(messages) is Rows else list(map(value_of, messages))
             if bytes not in map(type, values):
                 return messages, values, []
             plain_bytes = self.app.transport.needs_bytes and self.value_serializer != "raw"

@@ -296,7 +296,7 @@ class Conductor:
             for wait in waits:
                 wait.cancel()
 
-    def _dispatch(self, tp: TopicPartition, messages: list[Row]) -> None:
+    def _dispatch(self, tp: TopicPartition, messages: Sequence[Row]) -> None:
         topic = self.topics.get(tp.topic)
         readers = self.readers.get(tp.topic)
         if topic is None or not readers or tp in self._rewinding:

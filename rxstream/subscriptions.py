@@ -158,7 +158,7 @@ class Subscription:
         self,
         topic: str,
         partition: int,
-        messages: list[Row],
+        messages: Sequence[Row],
         first: int,
         last: int,
         fetched: Sequence[Row] | None = None,

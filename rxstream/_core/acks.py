@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ..events import OFFSET, PARTITION, TOPIC, Row, offset_of
 from ..offsets import OffsetTracker
 from .redelivery import Redeliveries
+from .rows import Rows
 
 __all__ = ["Acknowledgments", "Held", "ack_run"]
 
@@ -16,6 +17,9 @@ _partition_of = operator.itemgetter(TOPIC, PARTITION)
 
 def ack_run(tracker: OffsetTracker, messages: Sequence[Row]) -> None:
     """Acknowledge an increasing run of one partition's messages: one range when it has no gap."""
+    if type(messages) is Rows:
+        tracker.ack_many(messages.offsets())
+        return
     first, last = messages[0][OFFSET], messages[-1][OFFSET]
     if last - first + 1 == len(messages):
         tracker.ack_many(range(first, last + 1))
@@ -137,8 +141,9 @@ class Acknowledgments:
         """
         last = rows[-1]
         tracker = self._trackers.get(last[TOPIC], {}).get(last[PARTITION])
+        offsets = rows.offsets() if type(rows) is Rows else map(offset_of, rows)
         if tracker is not None and not (
-            tracker.committable > last[OFFSET] or all(map(tracker.is_acked, map(offset_of, rows)))
+            tracker.committable > last[OFFSET] or all(map(tracker.is_acked, offsets))
         ):
             return False
         if self._superseded:  # their offsets are done: a late ack of an original can harm nothing now

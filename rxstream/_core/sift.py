@@ -7,11 +7,14 @@ from itertools import compress
 
 from ..events import Acknowledger
 from .refs import Ref, SharedRefs
+from .rows import Rows
 
 __all__ = ["Sifted", "move_shared_refs", "shares_refs", "sift", "sift_at"]
 
 
-def sift(refs: Sequence[Ref], mask: Sequence[object], acker: Acknowledger) -> tuple[list[Ref], Acknowledger]:
+def sift(
+    refs: Sequence[Ref], mask: Sequence[object], acker: Acknowledger
+) -> tuple[Sequence[Ref], Acknowledger]:
     """The references of the values whose mask is truthy, and the acknowledger of those.
 
     The references of the others are acknowledged at once when no kept value precedes them, else together
@@ -20,14 +23,25 @@ def sift(refs: Sequence[Ref], mask: Sequence[object], acker: Acknowledger) -> tu
     one contiguous run. After a flat_map, a dropped last item's reference moves to the last kept item of the
     same input, so the input is acknowledged once that item is done.
     """
+    if type(refs) is Rows:
+        return sift_at(refs, list(compress(range(len(refs)), mask)), acker)
     kept = list(compress(refs, mask))
     if len(kept) == len(refs):
         return kept, acker
     return _sifted(refs, list(compress(range(len(refs)), mask)), kept, acker, mask)
 
 
-def sift_at(refs: Sequence[Ref], positions: list[int], acker: Acknowledger) -> tuple[list[Ref], Acknowledger]:
-    """`sift` of the references at ``positions`` (increasing indexes into ``refs``)."""
+def sift_at(
+    refs: Sequence[Ref], positions: list[int], acker: Acknowledger
+) -> tuple[Sequence[Ref], Acknowledger]:
+    """`sift` of the references at ``positions`` (increasing indexes into ``refs``).
+
+    Fetched messages held as columns (`Rows`) stay so: no message's row is built to be kept.
+    """
+    if type(refs) is Rows:
+        if len(positions) == len(refs):
+            return refs, acker
+        return _sifted(refs, positions, refs.take(positions), acker, None)
     if len(positions) == len(refs):
         return list(refs), acker
     return _sifted(refs, positions, [refs[i] for i in positions], acker, None)
@@ -36,10 +50,10 @@ def sift_at(refs: Sequence[Ref], positions: list[int], acker: Acknowledger) -> t
 def _sifted(
     refs: Sequence[Ref],
     positions: list[int],
-    kept: list[Ref],
+    kept: Sequence[Ref],
     acker: Acknowledger,
     mask: Sequence[object] | None,
-) -> tuple[list[Ref], Acknowledger]:
+) -> tuple[Sequence[Ref], Acknowledger]:
     """`sift` once some references are known to be dropped (``mask``: built from ``positions`` if None)."""
     if not positions:
         acker.ack(refs)
@@ -50,6 +64,7 @@ def _sifted(
             mask = [False] * len(refs)
             for i in positions:
                 mask[i] = True
+        kept = list(kept)
         moved = move_shared_refs(refs, mask, kept)
     first, last = positions[0], positions[-1]
     if first:
@@ -98,7 +113,12 @@ class Sifted:
     __slots__ = ("acker", "done", "kept", "moved", "next", "positions", "refs", "released", "shared")
 
     def __init__(
-        self, acker: Acknowledger, refs: Sequence[Ref], positions: list[int], kept: list[Ref], moved: set[int]
+        self,
+        acker: Acknowledger,
+        refs: Sequence[Ref],
+        positions: list[int],
+        kept: Sequence[Ref],
+        moved: set[int],
     ) -> None:
         self.acker = acker
         self.refs = refs

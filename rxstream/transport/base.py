@@ -80,7 +80,7 @@ class Consumer(Protocol):
     async def stop(self) -> None:
         """Leave the group (partitions go to the other members)."""
 
-    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Row]]:
+    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, Sequence[Row]]:
         """Rows of assigned, unpaused partitions in offset order; waits up to ``timeout`` s for some."""
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

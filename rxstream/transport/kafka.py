@@ -685,7 +685,7 @@ class KafkaConsumer:
             )
         return self._consumer
 
-    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Row]]:
+    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, Sequence[Row]]:
         """Up to ``max_records`` messages of assigned, unpaused partitions; waits up to ``timeout`` s."""
         if max_records < 1:
             raise ConfigurationError(f"max_records must be at least 1, got {max_records}")

@@ -297,7 +297,7 @@ class MemoryConsumer:
             await self._broker.rebalance(self._group, leaving=self)
         self.transport._forget(self)
 
-    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, list[Row]]:
+    async def getmany(self, timeout: float, max_records: int) -> dict[TopicPartition, Sequence[Row]]:
         """Up to ``max_records`` messages of assigned, unpaused partitions, waiting up to ``timeout`` s."""
         if max_records < 1:
             raise ConfigurationError(f"max_records must be at least 1, got {max_records}")
@@ -444,11 +444,11 @@ class MemoryConsumer:
         self._owned[tp].wake_senders()
         self._wake()
 
-    def _fetch(self, max_records: int) -> dict[TopicPartition, list[Row]]:
+    def _fetch(self, max_records: int) -> dict[TopicPartition, Sequence[Row]]:
         """Slice fetchable partitions' logs from their positions, starting where the last call stopped."""
         fetchable = self._fetchable
         count = len(fetchable)
-        batch: dict[TopicPartition, list[Row]] = {}
+        batch: dict[TopicPartition, Sequence[Row]] = {}
         if not count:
             return batch
         positions = self._positions
@@ -460,16 +460,13 @@ class MemoryConsumer:
             position = positions[tp]
             if position < part.first:
                 position = self._reset_trimmed(tp, part, position)
-            log = part.log
-            first = position - base
-            if first >= len(log):
+            if position >= base + len(part.values):
                 continue
-            last = min(len(log), first + remaining)
-            batch[tp] = log[first:last]
-            positions[tp] = base + last
+            rows = batch[tp] = part.read(position, remaining)
+            positions[tp] = position + len(rows)
             if part.space_waiters:
                 part.wake_senders()
-            remaining -= last - first
+            remaining -= len(rows)
             if not remaining:
                 self._next = (start + step + 1) % count
                 return batch

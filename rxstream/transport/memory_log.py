@@ -1,7 +1,8 @@
-"""The memory transport's partitioned log: rows at absolute offsets, the floors consumer groups hold it at.
+"""The memory transport's partitioned log: messages at absolute offsets, the floors groups hold it at.
 
-A partition keeps its messages as plain tuples in `Message` field order from ``base`` on; what every known
-group committed past is trimmed, and ``room`` says how many more fit before some group lags
+A partition keeps its messages as columns (keys, values, timestamps, headers) from ``base`` on, and hands a
+fetch over as `Rows`: no tuple per message is built to store or read one. What every known group committed
+past is trimmed, and ``room`` says how many more fit before some group lags
 ``max_partition_backlog`` behind its commits, or some reader ``max_partition_unread`` behind what it
 fetched. A topic routes records to its partitions (explicit partition, key hash, or round-robin for keyless
 records and bare values). `Transactions` keeps each transactional id's epoch, so a partition's new owner
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable, Sequence
-from itertools import islice, repeat
+from collections.abc import Sequence
+from itertools import repeat
 from operator import countOf, itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._core.rows import Columns, Rows
 from ..errors import ConfigurationError, TransactionFencedError
 from ..events import Headers, Row
 from .base import TopicPartition
@@ -54,16 +56,39 @@ LONG_LOG = 65_536
 class PartitionLog:
     """One partition's log (offsets from ``base`` on), the groups holding it back and who waits on it."""
 
-    __slots__ = ("base", "compacting", "first", "floors", "log", "low", "readers", "space_waiters", "tp")
+    __slots__ = (
+        "base",
+        "compacting",
+        "first",
+        "floors",
+        "headers",
+        "keys",
+        "last_headers",
+        "last_keyed",
+        "low",
+        "readers",
+        "space_waiters",
+        "stamps",
+        "tp",
+        "values",
+    )
 
     def __init__(self, tp: TopicPartition, compacting: bool = False) -> None:
         self.tp = tp
         self.compacting = compacting
         """A compacted topic (a table changelog) never makes senders wait: readers that never commit
         (table recovery, global-table readers) must not hold its writers back."""
-        self.log: list[Row] = []
+        self.keys: list[Any] = []
+        self.values: list[Any] = []
+        self.stamps: list[float] = []
+        self.headers: list[Headers | None] = []
+        """The messages as columns, ``[i]`` of each at offset ``base + i``."""
+        self.last_keyed = -1
+        self.last_headers = -1
+        """The offset of the last message appended with a key, with headers (-1: none yet): a fetch from
+        past it knows that none of its messages has one without looking."""
         self.base = 0
-        """The offset of ``log[0]``."""
+        """The offset of each column's first place."""
         self.first = 0
         """The first offset retained: a long log's places before it hold None until they are dropped."""
         self.floors: dict[str, int] = {}
@@ -77,14 +102,14 @@ class PartitionLog:
     @property
     def end(self) -> int:
         """The offset the next appended message gets."""
-        return self.base + len(self.log)
+        return self.base + len(self.values)
 
     def room(self, max_backlog: int, max_unread: int = sys.maxsize) -> int:
         """How many messages fit before some known group lags ``max_backlog`` behind its commit, or some
         reader has ``max_unread`` it did not fetch yet (no group, no reader: no limit)."""
         if self.compacting:
             return sys.maxsize
-        end = self.base + len(self.log)
+        end = self.base + len(self.values)
         low = self.low
         room = sys.maxsize if low is None else max_backlog - (end - max(low, self.base))
         readers = self.readers
@@ -100,59 +125,69 @@ class PartitionLog:
             resolve(fut)
 
     def extend(self, records: Sequence[Record], stamp: float) -> None:
-        """Append records as rows with the next offsets."""
+        """Append records (key, value, partition, headers) with the next offsets."""
         if type(records) is PartitionRecords:
             self._extend_columns(records, stamp)
             return
+        n = len(records)
+        last = self.base + len(self.values) + n - 1
+        if not _all_none(records, 0):
+            self.last_keyed = last
+        self.keys.extend(map(_key_of, records))
+        self.values.extend(map(_value_of, records))
+        self.stamps.extend(repeat(stamp, n))
         if _all_none(records, 3):
-            self._extend_plain(len(records), map(_key_of, records), map(_value_of, records), stamp)
-            return
-        topic, index = self.tp
-        start = self.base + len(self.log)
-        self.log.extend(
-            [
-                (topic, index, offset, stamp, key, value, dict(headers) if headers else None, None, None)
-                for offset, (key, value, _, headers) in enumerate(records, start)
-            ]
-        )
+            self.headers.extend(repeat(None, n))
+        else:
+            self.last_headers = last
+            self.headers.extend([dict(r[3]) if r[3] else None for r in records])
 
     def _extend_columns(self, records: PartitionRecords, stamp: float) -> None:
-        """Append one partition's records given as columns: runs without headers built at C level."""
-        count = len(records.keys)
-        keys, values = iter(records.keys), iter(records.values)  # each record read once, in order
-        topic, index = self.tp
-        done = 0
-        for at, headers in sorted(records.headers.items()):
-            if at > done:
-                self._extend_plain(at - done, islice(keys, at - done), islice(values, at - done), stamp)
-            offset = self.base + len(self.log)
-            copied = dict(headers) if headers else None
-            self.log.append((topic, index, offset, stamp, next(keys), next(values), copied, None, None))
-            done = at + 1
-        if done < count:
-            self._extend_plain(count - done, keys, values, stamp)
+        """Append one partition's records given as columns."""
+        n = len(records.keys)
+        last = self.base + len(self.values) + n - 1
+        if countOf(records.keys, None) != n:
+            self.last_keyed = last
+        if records.headers:
+            self.last_headers = last
+        self.keys.extend(records.keys)
+        self.values.extend(records.values)
+        self.stamps.extend(repeat(stamp, n))
+        at = len(self.headers)
+        self.headers.extend(repeat(None, n))
+        for i, headers in records.headers.items():
+            if headers:
+                self.headers[at + i] = dict(headers)
 
     def extend_values(self, values: Sequence[Any], stamp: float) -> None:
-        """Append values without key or headers as rows with the next offsets."""
-        self._extend_plain(len(values), repeat(None), values, stamp)
+        """Append values without key or headers with the next offsets."""
+        n = len(values)
+        self.keys.extend(repeat(None, n))
+        self.values.extend(values)
+        self.stamps.extend(repeat(stamp, n))
+        self.headers.extend(repeat(None, n))
 
-    def _extend_plain(self, n: int, keys: Iterable[Any], values: Iterable[Any], stamp: float) -> None:
-        """Append ``n`` header-less rows, built at C level from keys and values."""
-        topic, index = self.tp
-        start = self.base + len(self.log)
-        self.log.extend(
-            zip(
-                repeat(topic),
-                repeat(index),
-                range(start, start + n),
-                repeat(stamp),
-                keys,
-                values,
-                repeat(None),
-                repeat(None),
-                repeat(None),
-            )
+    def read(self, offset: int, limit: int) -> Rows:
+        """Up to ``limit`` messages from ``offset`` on (retained, not past the end)."""
+        i = offset - self.base
+        j = min(len(self.values), i + limit)
+        columns = Columns(
+            self.tp.topic,
+            self.tp.partition,
+            offset,
+            self.keys[i:j],
+            self.values[i:j],
+            self.stamps[i:j],
+            self.headers[i:j],
         )
+        columns.any_keys = self.last_keyed >= offset and None  # None: some may have one, count when asked
+        columns.any_headers = self.last_headers >= offset and None
+        return Rows(columns, range(j - i))
+
+    @property
+    def log(self) -> list[Row]:
+        """The retained messages as rows (built on each call: for inspection, not for the hot path)."""
+        return list(self.read(self.first, sys.maxsize))
 
     def set_floor(self, group_id: str, offset: int) -> None:
         """Record where ``group_id`` now needs this partition from; trims and wakes senders if room grew."""
@@ -175,20 +210,23 @@ class PartitionLog:
         """Drop the messages before ``offset`` (offsets stay absolute: ``first``, then ``base``, move).
 
         Cutting the head of a list moves every remaining pointer, so in a log longer than `LONG_LOG` the
-        rows are freed by emptying their places, which are cut once as many as the rows that remain.
+        messages are freed by emptying their places, which are cut once as many as the messages that remain.
         """
         start = self.first - self.base
         cut = offset - self.base
         if cut <= start:
             return
         self.first = offset
-        log = self.log
-        remaining = len(log) - cut
+        columns: tuple[list[Any], ...] = (self.keys, self.values, self.stamps, self.headers)
+        remaining = len(self.values) - cut
         if remaining <= LONG_LOG or cut >= remaining:
-            del log[:cut]
+            for column in columns:
+                del column[:cut]
             self.base = offset
         else:
-            log[start:cut] = [None] * (cut - start)  # type: ignore[list-item]
+            emptied = [None] * (cut - start)
+            for column in columns:
+                column[start:cut] = emptied
 
 
 class TopicLog:

@@ -1,4 +1,4 @@
-"""A long memory:// partition frees trimmed rows at once and drops their places in slices, out of sight."""
+"""A long memory:// partition frees trimmed messages at once and drops their places in slices."""
 
 from __future__ import annotations
 
@@ -17,17 +17,20 @@ def test_a_long_log_empties_trimmed_places_and_cuts_them_once_as_many_as_remain(
 ) -> None:
     monkeypatch.setattr(memory_log, "LONG_LOG", 4)
     part = PartitionLog(TopicPartition("orders", 0))
-    part.extend_values(list(range(20)), 0.0)
+    part.extend_values(list(range(100, 120)), 0.0)
     part.set_floor("g", 5)
-    assert (part.first, part.base, len(part.log), part.end) == (5, 0, 20, 20)
-    assert part.log[:5] == [None] * 5 and part.log[5][2] == 5  # the trimmed rows are freed already
+    assert (part.first, part.base, len(part.values), part.end) == (5, 0, 20, 20)
+    assert part.values[:6] == [None] * 5 + [105]  # the trimmed messages are freed already
+    assert [row[2] for row in part.log] == list(range(5, 20))
     part.set_floor("g", 9)
-    assert (part.first, part.base, len(part.log)) == (9, 0, 20)
-    assert part.log[:9] == [None] * 9 and part.log[9][2] == 9
+    assert (part.first, part.base, len(part.values)) == (9, 0, 20)
+    assert part.values[:10] == [None] * 9 + [109]
     part.set_floor("g", 10)  # as many trimmed as remain: their places are cut in one slice
-    assert (part.first, part.base, [row[2] for row in part.log]) == (10, 10, list(range(10, 20)))
+    assert (part.first, part.base, part.values) == (10, 10, list(range(110, 120)))
+    assert [row[2] for row in part.log] == list(range(10, 20))
     part.set_floor("g", 17)  # few remain: cut at once
-    assert (part.first, part.base, [row[2] for row in part.log]) == (17, 17, [17, 18, 19])
+    assert (part.first, part.base, part.values) == (17, 17, [117, 118, 119])
+    assert all(len(column) == 3 for column in (part.keys, part.stamps, part.headers))
     assert part.room(100) == 100 - 3
 
 

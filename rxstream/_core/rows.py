@@ -1,0 +1,175 @@
+"""One partition's fetched messages held as columns: a message's row is built the first time it is read.
+
+A log that stores its messages as columns hands a fetch over as `Rows`, a read-only sequence of `Row`. The
+hot paths read what they need from the columns (the values, whether any message has a key or headers, the
+offsets) without building a tuple per message; anything else reads rows, each built once and kept, so a
+message read twice is the same object (acknowledgments hold messages back by identity).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator, Sequence
+from operator import countOf
+from typing import Any, overload
+
+from ..events import Headers, Row
+
+__all__ = ["Columns", "Rows"]
+
+
+class Columns:
+    """One fetch's columns (``start``: the offset of their first message) and the rows built from them."""
+
+    __slots__ = (
+        "any_headers",
+        "any_keys",
+        "built",
+        "headers",
+        "keys",
+        "partition",
+        "stamps",
+        "start",
+        "topic",
+        "values",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        start: int,
+        keys: list[Any],
+        values: list[Any],
+        stamps: list[float],
+        headers: list[Headers | None],
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.start = start
+        self.keys = keys
+        self.values = values
+        self.stamps = stamps
+        self.headers = headers
+        self.built: dict[int, Row] = {}
+        self.any_keys: bool | None = None
+        self.any_headers: bool | None = None
+        """Whether any message has a key, headers; None until asked."""
+
+    def row(self, j: int) -> Row:
+        """The row of message ``j`` of the fetch, built once."""
+        row = self.built.get(j)
+        if row is None:
+            row = self.built[j] = (
+                self.topic,
+                self.partition,
+                self.start + j,
+                self.stamps[j],
+                self.keys[j],
+                self.values[j],
+                self.headers[j],
+                None,
+                None,
+            )
+        return row
+
+
+class Rows(Sequence[Row]):
+    """Messages of one fetch in offset order: ``places`` (plus ``shift``) are theirs among its columns.
+
+    Slices and `take` share the fetch's columns and built rows.
+    """
+
+    __slots__ = ("columns", "places", "shift")
+
+    def __init__(self, columns: Columns, places: Sequence[int], shift: int = 0) -> None:
+        self.columns = columns
+        self.places = places
+        self.shift = shift
+
+    @classmethod
+    def of(
+        cls,
+        topic: str,
+        partition: int,
+        start: int,
+        keys: list[Any],
+        values: list[Any],
+        stamps: list[float],
+        headers: list[Headers | None],
+    ) -> Rows:
+        """Every message of a fetch, the first at offset ``start``."""
+        return cls(Columns(topic, partition, start, keys, values, stamps, headers), range(len(values)))
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+    @overload
+    def __getitem__(self, i: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Rows: ...
+
+    def __getitem__(self, i: int | slice) -> Row | Rows:
+        if type(i) is slice:
+            return Rows(self.columns, self.places[i], self.shift)
+        return self.columns.row(self.places[i] + self.shift)
+
+    def __iter__(self) -> Iterator[Row]:
+        row, shift = self.columns.row, self.shift
+        return (row(j + shift) for j in self.places)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Rows, list, tuple)):
+            return len(self) == len(other) and all(map(operator.eq, self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # a sequence compared by content, as a list is
+
+    def __repr__(self) -> str:
+        return f"<Rows of {self.columns.topic}[{self.columns.partition}], {len(self.places)} messages>"
+
+    def take(self, positions: list[int]) -> Rows:
+        """The messages at ``positions`` (increasing indexes into this sequence)."""
+        places = self.places
+        if type(places) is range and places.step == 1:
+            return Rows(self.columns, positions, self.shift + places.start)
+        return Rows(self.columns, [places[i] for i in positions], self.shift)
+
+    def values(self) -> list[Any]:
+        """The messages' values, in order."""
+        return self._column(self.columns.values)
+
+    def offsets(self) -> Sequence[int]:
+        """The messages' offsets, in order."""
+        places = self.places
+        start = self.columns.start + self.shift
+        if type(places) is range:
+            return range(places.start + start, places.stop + start, places.step)
+        return [start + j for j in places]
+
+    def keyed(self) -> bool:
+        """Whether any of the messages has a key."""
+        columns = self.columns
+        if columns.any_keys is None:
+            columns.any_keys = countOf(columns.keys, None) != len(columns.keys)
+        return columns.any_keys and _any(self._column(columns.keys))
+
+    def with_headers(self) -> bool:
+        """Whether any of the messages has headers."""
+        columns = self.columns
+        if columns.any_headers is None:
+            columns.any_headers = countOf(columns.headers, None) != len(columns.headers)
+        return columns.any_headers and _any(self._column(columns.headers))
+
+    def _column(self, column: list[Any]) -> list[Any]:
+        """This sequence's entries of one of the fetch's columns."""
+        places, shift = self.places, self.shift
+        if type(places) is range and places.step == 1:
+            return column[places.start + shift : places.stop + shift]
+        return [column[j + shift] for j in places]
+
+
+def _any(entries: list[Any]) -> bool:
+    """Whether any entry is not None (a C-level count)."""
+    return countOf(entries, None) != len(entries)
