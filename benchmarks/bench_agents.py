@@ -2,8 +2,7 @@
 through a channel hand-off to an agent.
 
 Run: python benchmarks/bench_agents.py [--events N] [--repeat R] [--monitor]
-The source topic is filled first; the clock runs from app start until every result is in the sink topic,
-each timed run starting from a collected heap.
+The source topic is filled first; the clock runs from app start until every result is in the sink topic.
 The baseline is a plain `async for` loop over an async generator doing the same map and filter and
 appending to a list, measured in the same run; RSS is reported with the log filled and at its peak.
 The channel hand-off sends each value with one `await channel.send(value=...)` to an agent doing the same
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import resource
 import statistics
 import time
@@ -39,7 +37,6 @@ async def baseline(n: int) -> float:
             yield i
 
     out: list[int] = []
-    gc.collect()
     start = time.perf_counter()
     async for x in source():
         y = double(x)
@@ -68,7 +65,6 @@ async def pipeline(n: int, monitor: bool = True) -> float:
     for i in range(0, n, chunk):
         await source.send_many(range(i, min(n, i + chunk)))
     FILLED_RSS.append(current_rss_mib())
-    gc.collect()  # the fill's objects are its own to collect: the first collection would walk the whole log
     start = time.perf_counter()
     async with app:
         while sum((await app.transport.end_offsets("sink")).values()) < expected:

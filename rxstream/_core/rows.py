@@ -9,6 +9,7 @@ message read twice is the same object (acknowledgments hold messages back by ide
 from __future__ import annotations
 
 import operator
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from operator import countOf
 from typing import Any, overload
@@ -19,7 +20,11 @@ __all__ = ["Columns", "Rows"]
 
 
 class Columns:
-    """One fetch's columns (``start``: the offset of their first message) and the rows built from them."""
+    """One fetch's columns (``start``: the offset of their first message) and the rows built from them.
+
+    ``keys`` and ``headers`` are None when no message of the fetch has one; timestamps come as runs,
+    ``stamps[k]`` from offset ``stamp_starts[k]`` on.
+    """
 
     __slots__ = (
         "any_headers",
@@ -28,6 +33,7 @@ class Columns:
         "headers",
         "keys",
         "partition",
+        "stamp_starts",
         "stamps",
         "start",
         "topic",
@@ -39,35 +45,39 @@ class Columns:
         topic: str,
         partition: int,
         start: int,
-        keys: list[Any],
         values: list[Any],
-        stamps: list[float],
-        headers: list[Headers | None],
+        keys: list[Any] | None = None,
+        headers: list[Headers | None] | None = None,
+        stamp_starts: Sequence[int] = (0,),
+        stamps: Sequence[float] = (0.0,),
     ) -> None:
         self.topic = topic
         self.partition = partition
         self.start = start
-        self.keys = keys
         self.values = values
-        self.stamps = stamps
+        self.keys = keys
         self.headers = headers
+        self.stamp_starts = stamp_starts
+        self.stamps = stamps
         self.built: dict[int, Row] = {}
-        self.any_keys: bool | None = None
-        self.any_headers: bool | None = None
+        self.any_keys: bool | None = None if keys is not None else False
+        self.any_headers: bool | None = None if headers is not None else False
         """Whether any message has a key, headers; None until asked."""
 
     def row(self, j: int) -> Row:
         """The row of message ``j`` of the fetch, built once."""
         row = self.built.get(j)
         if row is None:
+            offset = self.start + j
+            keys, headers = self.keys, self.headers
             row = self.built[j] = (
                 self.topic,
                 self.partition,
-                self.start + j,
-                self.stamps[j],
-                self.keys[j],
+                offset,
+                self.stamps[bisect_right(self.stamp_starts, offset) - 1],
+                None if keys is None else keys[j],
                 self.values[j],
-                self.headers[j],
+                None if headers is None else headers[j],
                 None,
                 None,
             )
@@ -86,20 +96,6 @@ class Rows(Sequence[Row]):
         self.columns = columns
         self.places = places
         self.shift = shift
-
-    @classmethod
-    def of(
-        cls,
-        topic: str,
-        partition: int,
-        start: int,
-        keys: list[Any],
-        values: list[Any],
-        stamps: list[float],
-        headers: list[Headers | None],
-    ) -> Rows:
-        """Every message of a fetch, the first at offset ``start``."""
-        return cls(Columns(topic, partition, start, keys, values, stamps, headers), range(len(values)))
 
     def __len__(self) -> int:
         return len(self.places)
@@ -151,16 +147,22 @@ class Rows(Sequence[Row]):
     def keyed(self) -> bool:
         """Whether any of the messages has a key."""
         columns = self.columns
+        keys = columns.keys
+        if keys is None:
+            return False
         if columns.any_keys is None:
-            columns.any_keys = countOf(columns.keys, None) != len(columns.keys)
-        return columns.any_keys and _any(self._column(columns.keys))
+            columns.any_keys = _any(keys)
+        return columns.any_keys and _any(self._column(keys))
 
     def with_headers(self) -> bool:
         """Whether any of the messages has headers."""
         columns = self.columns
+        headers = columns.headers
+        if headers is None:
+            return False
         if columns.any_headers is None:
-            columns.any_headers = countOf(columns.headers, None) != len(columns.headers)
-        return columns.any_headers and _any(self._column(columns.headers))
+            columns.any_headers = _any(headers)
+        return columns.any_headers and _any(self._column(headers))
 
     def _column(self, column: list[Any]) -> list[Any]:
         """This sequence's entries of one of the fetch's columns."""

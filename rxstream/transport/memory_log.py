@@ -1,7 +1,8 @@
 """The memory transport's partitioned log: messages at absolute offsets, the floors groups hold it at.
 
-A partition keeps its messages as columns (keys, values, timestamps, headers) from ``base`` on, and hands a
-fetch over as `Rows`: no tuple per message is built to store or read one. What every known group committed
+A partition keeps its messages as columns from ``base`` on (values; keys and headers once a message has
+some; timestamps as one run per send call) and hands a fetch over as `Rows`: no tuple per message is built
+to store or read one. What every known group committed
 past is trimmed, and ``room`` says how many more fit before some group lags
 ``max_partition_backlog`` behind its commits, or some reader ``max_partition_unread`` behind what it
 fetched. A topic routes records to its partitions (explicit partition, key hash, or round-robin for keyless
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import repeat
 from operator import countOf, itemgetter
@@ -68,6 +70,7 @@ class PartitionLog:
         "low",
         "readers",
         "space_waiters",
+        "stamp_starts",
         "stamps",
         "tp",
         "values",
@@ -78,17 +81,20 @@ class PartitionLog:
         self.compacting = compacting
         """A compacted topic (a table changelog) never makes senders wait: readers that never commit
         (table recovery, global-table readers) must not hold its writers back."""
-        self.keys: list[Any] = []
         self.values: list[Any] = []
+        """The messages' values, ``[i]`` at offset ``base + i``."""
+        self.keys: list[Any] | None = None
+        self.headers: list[Headers | None] | None = None
+        """Keys and headers in the same places; each None while no message appended so far had one."""
+        self.stamp_starts: list[int] = []
         self.stamps: list[float] = []
-        self.headers: list[Headers | None] = []
-        """The messages as columns, ``[i]`` of each at offset ``base + i``."""
+        """Timestamps as runs: ``stamps[k]`` from offset ``stamp_starts[k]`` on (one per send call)."""
         self.last_keyed = -1
         self.last_headers = -1
         """The offset of the last message appended with a key, with headers (-1: none yet): a fetch from
         past it knows that none of its messages has one without looking."""
         self.base = 0
-        """The offset of each column's first place."""
+        """The offset of the first place of the columns."""
         self.first = 0
         """The first offset retained: a long log's places before it hold None until they are dropped."""
         self.floors: dict[str, int] = {}
@@ -130,58 +136,93 @@ class PartitionLog:
             self._extend_columns(records, stamp)
             return
         n = len(records)
-        last = self.base + len(self.values) + n - 1
+        if not n:
+            return
+        last = self._stamp(n, stamp)
         if not _all_none(records, 0):
             self.last_keyed = last
-        self.keys.extend(map(_key_of, records))
-        self.values.extend(map(_value_of, records))
-        self.stamps.extend(repeat(stamp, n))
-        if _all_none(records, 3):
-            self.headers.extend(repeat(None, n))
-        else:
+            self._keys().extend(map(_key_of, records))
+        elif self.keys is not None:
+            self.keys.extend(repeat(None, n))
+        if not _all_none(records, 3):
             self.last_headers = last
-            self.headers.extend([dict(r[3]) if r[3] else None for r in records])
+            self._headers().extend([dict(r[3]) if r[3] else None for r in records])
+        elif self.headers is not None:
+            self.headers.extend(repeat(None, n))
+        self.values.extend(map(_value_of, records))
 
     def _extend_columns(self, records: PartitionRecords, stamp: float) -> None:
         """Append one partition's records given as columns."""
         n = len(records.keys)
-        last = self.base + len(self.values) + n - 1
+        if not n:
+            return
+        last = self._stamp(n, stamp)
         if countOf(records.keys, None) != n:
             self.last_keyed = last
-        if records.headers:
+            self._keys().extend(records.keys)
+        elif self.keys is not None:
+            self.keys.extend(repeat(None, n))
+        given = {i: dict(headers) for i, headers in records.headers.items() if headers}
+        if given:
             self.last_headers = last
-        self.keys.extend(records.keys)
+            headers = self._headers()
+            at = len(headers)
+            headers.extend(repeat(None, n))
+            for i, copied in given.items():
+                headers[at + i] = copied
+        elif self.headers is not None:
+            self.headers.extend(repeat(None, n))
         self.values.extend(records.values)
-        self.stamps.extend(repeat(stamp, n))
-        at = len(self.headers)
-        self.headers.extend(repeat(None, n))
-        for i, headers in records.headers.items():
-            if headers:
-                self.headers[at + i] = dict(headers)
 
     def extend_values(self, values: Sequence[Any], stamp: float) -> None:
         """Append values without key or headers with the next offsets."""
         n = len(values)
-        self.keys.extend(repeat(None, n))
+        if not n:
+            return
+        self._stamp(n, stamp)
+        if self.keys is not None:
+            self.keys.extend(repeat(None, n))
+        if self.headers is not None:
+            self.headers.extend(repeat(None, n))
         self.values.extend(values)
-        self.stamps.extend(repeat(stamp, n))
-        self.headers.extend(repeat(None, n))
+
+    def _stamp(self, n: int, stamp: float) -> int:
+        """Give the next ``n`` offsets ``stamp`` (call before their values are appended); the last of them."""
+        start = self.base + len(self.values)
+        if not self.stamps or self.stamps[-1] != stamp:
+            self.stamp_starts.append(start)
+            self.stamps.append(stamp)
+        return start + n - 1
+
+    def _keys(self) -> list[Any]:
+        """The keys column, made (None in every place so far) when the first key comes."""
+        if self.keys is None:
+            self.keys = [None] * len(self.values)
+        return self.keys
+
+    def _headers(self) -> list[Headers | None]:
+        """The headers column, made (None in every place so far) when the first headers come."""
+        if self.headers is None:
+            self.headers = [None] * len(self.values)
+        return self.headers
 
     def read(self, offset: int, limit: int) -> Rows:
         """Up to ``limit`` messages from ``offset`` on (retained, not past the end)."""
         i = offset - self.base
         j = min(len(self.values), i + limit)
+        starts = self.stamp_starts
+        runs = slice(bisect_right(starts, offset) - 1, bisect_left(starts, self.base + j))
+        keys, headers = self.keys, self.headers
         columns = Columns(
             self.tp.topic,
             self.tp.partition,
             offset,
-            self.keys[i:j],
             self.values[i:j],
-            self.stamps[i:j],
-            self.headers[i:j],
+            None if keys is None or self.last_keyed < offset else keys[i:j],
+            None if headers is None or self.last_headers < offset else headers[i:j],
+            starts[runs],
+            self.stamps[runs],
         )
-        columns.any_keys = self.last_keyed >= offset and None  # None: some may have one, count when asked
-        columns.any_headers = self.last_headers >= offset and None
         return Rows(columns, range(j - i))
 
     @property
@@ -217,7 +258,7 @@ class PartitionLog:
         if cut <= start:
             return
         self.first = offset
-        columns: tuple[list[Any], ...] = (self.keys, self.values, self.stamps, self.headers)
+        columns = [column for column in (self.values, self.keys, self.headers) if column is not None]
         remaining = len(self.values) - cut
         if remaining <= LONG_LOG or cut >= remaining:
             for column in columns:
@@ -227,6 +268,9 @@ class PartitionLog:
             emptied = [None] * (cut - start)
             for column in columns:
                 column[start:cut] = emptied
+        runs = bisect_right(self.stamp_starts, offset) - 1  # the runs that end before ``offset``
+        if runs > 0:
+            del self.stamp_starts[:runs], self.stamps[:runs]
 
 
 class TopicLog:

@@ -7,22 +7,25 @@ from collections.abc import Sequence
 from rxstream._core.acks import Acknowledgments, ack_run
 from rxstream._core.redelivery import Redeliveries
 from rxstream._core.refs import Ref
-from rxstream._core.rows import Rows
+from rxstream._core.rows import Columns, Rows
 from rxstream._core.sift import Sifted, sift, sift_at
 from rxstream.offsets import OffsetTracker
 
 
 def fetched(n: int = 8, start: int = 100, keys: bool = False, headers: bool = False) -> Rows:
-    """``n`` messages of orders[3] from offset ``start``: value ``10 * i``, a key and headers if asked."""
-    return Rows.of(
+    """``n`` messages of orders[3] from offset ``start``: value ``10 * i``, the last with a key and headers
+    if asked; sent at 1.5 s, from the fifth on at 2.5 s."""
+    columns = Columns(
         "orders",
         3,
         start,
-        [f"k{i}" if keys and i == n - 1 else None for i in range(n)],
         [10 * i for i in range(n)],
-        [1.5 + i for i in range(n)],
-        [{"reply-to": "r"} if headers and i == n - 1 else None for i in range(n)],
+        [f"k{i}" if i == n - 1 else None for i in range(n)] if keys else None,
+        [{"reply-to": "r"} if i == n - 1 else None for i in range(n)] if headers else None,
+        [start - 10, start + 4],
+        [1.5, 2.5],
     )
+    return Rows(columns, range(n))
 
 
 class Recorder:
@@ -43,10 +46,11 @@ def test_a_row_is_built_on_first_read_with_every_field_and_is_the_same_object_af
     rows = fetched(keys=True, headers=True)
     assert not rows.columns.built
     last = rows[-1]
-    assert last == ("orders", 3, 107, 8.5, "k7", 70, {"reply-to": "r"}, None, None)
+    assert last == ("orders", 3, 107, 2.5, "k7", 70, {"reply-to": "r"}, None, None)
     assert rows[7] is last and rows[1:][-1] is last
     assert rows[0] == ("orders", 3, 100, 1.5, None, 0, None, None, None)
-    assert len(rows.columns.built) == 2
+    assert (rows[3][3], rows[4][3]) == (1.5, 2.5)
+    assert len(rows.columns.built) == 4
     assert list(rows)[-1] is last and len(rows.columns.built) == 8
 
 
