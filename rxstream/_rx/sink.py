@@ -114,7 +114,7 @@ class Cursor:
         if refs is not None and index < len(refs):
             ref = refs[index]
             if type(ref) is tuple:
-                return ref  # the common cases, without a call
+                return ref  # the common cases
             if type(ref) is Event:
                 return ref.message
         ref = batch.ref_at(index)

@@ -171,7 +171,7 @@ class Table(MutableMapping[Any, Any]):
         # the hot path of counting: what MemoryStore.set and ChangelogTopic.put (Queued.add) do, done here
         cursor = event_source()
         try:
-            row = cursor.batch.refs[cursor.index]  # `Cursor.current_row`'s common case, without a call
+            row = cursor.batch.refs[cursor.index]  # `Cursor.current_row`'s common case
         except (AttributeError, IndexError, TypeError):
             row = None
         if type(row) is not tuple:
