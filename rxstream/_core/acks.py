@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from ..events import OFFSET, PARTITION, TOPIC, Row, offset_of
 from ..offsets import OffsetTracker
 from .redelivery import Redeliveries
-from .rows import Rows
+from .rows import Rows, placed
 
 __all__ = ["Acknowledgments", "Held", "ack_run"]
 
@@ -51,6 +51,8 @@ class Held:
         self.rows.pop(id(row), None)
 
     def discard_all(self, rows: Sequence[Row]) -> None:
+        if not self.rows:
+            return
         pop = self.rows.pop
         for row in rows:
             pop(id(row), None)
@@ -139,12 +141,9 @@ class Acknowledgments:
 
         A batch of a partition that moved away counts as done.
         """
-        last = rows[-1]
-        tracker = self._trackers.get(last[TOPIC], {}).get(last[PARTITION])
-        offsets = rows.offsets() if type(rows) is Rows else map(offset_of, rows)
-        if tracker is not None and not (
-            tracker.committable > last[OFFSET] or all(map(tracker.is_acked, offsets))
-        ):
+        topic, partition, last, offsets = placed(rows)
+        tracker = self._trackers.get(topic, {}).get(partition)
+        if tracker is not None and not (tracker.committable > last or all(map(tracker.is_acked, offsets))):
             return False
         if self._superseded:  # their offsets are done: a late ack of an original can harm nothing now
             self._superseded.discard_all(rows)
@@ -156,11 +155,12 @@ class Acknowledgments:
         Those neither done nor held back, in order; none when the partition moved away. Originals among
         ``rows`` are let go: a copy handed back stands for them.
         """
-        first = rows[0]
-        tracker = self._trackers.get(first[TOPIC], {}).get(first[PARTITION])
+        topic, partition, _, offsets = placed(rows)
+        tracker = self._trackers.get(topic, {}).get(partition)
         if tracker is None:
             return []
-        left = [m for m in rows if not tracker.is_acked(m[OFFSET]) and not self.holds(m)]
+        undone = [rows[i] for i, offset in enumerate(offsets) if not tracker.is_acked(offset)]
+        left = [m for m in undone if not self.holds(m)]
         self._superseded.discard_all(rows)
         return left
 

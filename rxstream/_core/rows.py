@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from operator import countOf
 from typing import Any, overload
 
-from ..events import Headers, Row
+from ..events import OFFSET, PARTITION, TOPIC, Headers, Row, offset_of
 
-__all__ = ["Columns", "Rows"]
+__all__ = ["Columns", "Rows", "placed", "same_message"]
 
 
 class Columns:
@@ -125,6 +125,10 @@ class Rows(Sequence[Row]):
     def __repr__(self) -> str:
         return f"<Rows of {self.columns.topic}[{self.columns.partition}], {len(self.places)} messages>"
 
+    def place(self, i: int) -> int:
+        """Where message ``i`` of this sequence sits among the fetch's columns."""
+        return self.places[i] + self.shift
+
     def take(self, positions: list[int]) -> Rows:
         """The messages at ``positions`` (increasing indexes into this sequence)."""
         places = self.places
@@ -175,3 +179,20 @@ class Rows(Sequence[Row]):
 def _any(entries: list[Any]) -> bool:
     """Whether any entry is not None (a C-level count)."""
     return countOf(entries, None) != len(entries)
+
+
+def placed(rows: Sequence[Row]) -> tuple[str, int, int, Iterable[int]]:
+    """A one-partition batch's topic, partition, last offset and offsets (from its columns if it has them)."""
+    if type(rows) is Rows:
+        columns = rows.columns
+        offsets = rows.offsets()
+        return columns.topic, columns.partition, offsets[-1], offsets
+    last = rows[-1]
+    return last[TOPIC], last[PARTITION], last[OFFSET], map(offset_of, rows)
+
+
+def same_message(a: Sequence[Any], i: int, b: Sequence[Any], j: int) -> bool:
+    """Whether ``a[i]`` and ``b[j]`` are one message (in `Rows` of one fetch: one place, no row built)."""
+    if type(a) is Rows and type(b) is Rows:
+        return a.columns is b.columns and a.place(i) == b.place(j)
+    return a[i] is b[j]

@@ -7,7 +7,7 @@ from itertools import compress
 
 from ..events import Acknowledger
 from .refs import Ref, SharedRefs
-from .rows import Rows
+from .rows import Rows, same_message
 
 __all__ = ["Sifted", "move_shared_refs", "shares_refs", "sift", "sift_at"]
 
@@ -140,9 +140,9 @@ class Sifted:
         if not n:
             return
         kept, k = self.kept, self.next
-        if k + n <= len(kept) and refs[0] is kept[k] and refs[-1] is kept[k + n - 1]:
+        if k + n <= len(kept) and same_message(refs, 0, kept, k) and same_message(refs, -1, kept, k + n - 1):
             self.next = k + n
-        elif n <= len(kept) and refs[0] is kept[0] and refs[-1] is kept[n - 1]:
+        elif n <= len(kept) and same_message(refs, 0, kept, 0) and same_message(refs, -1, kept, n - 1):
             self.next = max(k, n)
         else:
             if not self.released:
