@@ -149,24 +149,18 @@ class Rows(Sequence[Row]):
         return [start + j for j in places]
 
     def keyed(self) -> bool:
-        """Whether any of the messages has a key."""
-        columns = self.columns
-        keys = columns.keys
-        if keys is None:
-            return False
+        """Whether any of the messages has a key (the fetch's column is counted once, then this view's)."""
+        columns, keys = self.columns, self.columns.keys
         if columns.any_keys is None:
             columns.any_keys = _any(keys)
-        return columns.any_keys and _any(self._column(keys))
+        return columns.any_keys and keys is not None and _any(self._column(keys))
 
     def with_headers(self) -> bool:
-        """Whether any of the messages has headers."""
-        columns = self.columns
-        headers = columns.headers
-        if headers is None:
-            return False
+        """Whether any of the messages has headers (as `keyed` finds keys)."""
+        columns, headers = self.columns, self.columns.headers
         if columns.any_headers is None:
             columns.any_headers = _any(headers)
-        return columns.any_headers and _any(self._column(headers))
+        return columns.any_headers and headers is not None and _any(self._column(headers))
 
     def _column(self, column: list[Any]) -> list[Any]:
         """This sequence's entries of one of the fetch's columns."""
@@ -176,9 +170,9 @@ class Rows(Sequence[Row]):
         return [column[j + shift] for j in places]
 
 
-def _any(entries: list[Any]) -> bool:
-    """Whether any entry is not None (a C-level count)."""
-    return countOf(entries, None) != len(entries)
+def _any(entries: list[Any] | None) -> bool:
+    """Whether there are entries and any is not None (a C-level count)."""
+    return entries is not None and countOf(entries, None) != len(entries)
 
 
 def placed(rows: Sequence[Row]) -> tuple[str, int, int, Iterable[int]]:
