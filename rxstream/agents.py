@@ -569,6 +569,8 @@ def _key_of_source(source: Any) -> Any:
 def _key_at(batch: Any, index: int) -> Any:
     """The key of the event behind value ``index`` of ``batch`` (the last one, for a value of several)."""
     refs = batch.refs
+    if type(refs) is Rows:
+        return refs.key_at(index)
     ref = refs[index] if index < len(refs) else None
     if ref is None:
         ref = batch.ref_at(index)

@@ -76,4 +76,4 @@ def through_operator(
 
 def _with_keys(batch: Batch) -> Batch:
     """The batch's values as (event key, value) pairs."""
-    return batch.derive(list(zip(map(batch.key_at, range(len(batch.values))), batch.values, strict=True)))
+    return batch.derive(list(zip(batch.keys(), batch.values, strict=True)))

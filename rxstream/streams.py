@@ -178,7 +178,7 @@ class Stream(Generic[T]):
         """(key, value) pairs; the key is the message key (None for values without a message)."""
 
         def pairs(batch: Batch) -> Batch:
-            return batch.derive([(batch.key_at(i), v) for i, v in enumerate(batch.values)])
+            return batch.derive(list(zip(batch.keys(), batch.values, strict=True)))
 
         return self._then("items()", lambda ctx: _rx.transform(pairs))
 

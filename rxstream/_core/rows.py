@@ -69,12 +69,12 @@ class Columns:
         row = self.built.get(j)
         if row is None:
             offset = self.start + j
-            keys, headers = self.keys, self.headers
+            keys, headers, stamps = self.keys, self.headers, self.stamps
             row = self.built[j] = (
                 self.topic,
                 self.partition,
                 offset,
-                self.stamps[bisect_right(self.stamp_starts, offset) - 1],
+                stamps[0] if len(stamps) == 1 else stamps[bisect_right(self.stamp_starts, offset) - 1],
                 None if keys is None else keys[j],
                 self.values[j],
                 None if headers is None else headers[j],
@@ -109,7 +109,10 @@ class Rows(Sequence[Row]):
     def __getitem__(self, i: int | slice) -> Row | Rows:
         if type(i) is slice:
             return Rows(self.columns, self.places[i], self.shift)
-        return self.columns.row(self.places[i] + self.shift)
+        j = self.places[i] + self.shift
+        columns = self.columns
+        row = columns.built.get(j)
+        return columns.row(j) if row is None else row
 
     def __iter__(self) -> Iterator[Row]:
         row, shift = self.columns.row, self.shift
@@ -128,6 +131,20 @@ class Rows(Sequence[Row]):
     def place(self, i: int) -> int:
         """Where message ``i`` of this sequence sits among the fetch's columns."""
         return self.places[i] + self.shift
+
+    def key_at(self, i: int) -> Any:
+        """The key of message ``i``, read from the columns."""
+        keys = self.columns.keys
+        return None if keys is None else keys[self.places[i] + self.shift]
+
+    def keys(self) -> list[Any]:
+        """The messages' keys, in order."""
+        keys = self.columns.keys
+        return [None] * len(self.places) if keys is None else self._column(keys)
+
+    def offset_at(self, i: int) -> int:
+        """The offset of message ``i``, read without its row."""
+        return self.columns.start + self.places[i] + self.shift
 
     def take(self, positions: list[int]) -> Rows:
         """The messages at ``positions`` (increasing indexes into this sequence)."""

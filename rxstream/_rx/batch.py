@@ -8,6 +8,7 @@ from typing import Any
 
 from .._core.fence import GroupLeases
 from .._core.refs import GROUP_ACKER, Group, Item, Pair, Ref, Source, describe_ref, last_source
+from .._core.rows import Rows
 from ..events import (
     KEY,
     TIMESTAMP,
@@ -72,6 +73,8 @@ class Batch:
         refs = self.refs
         if refs is None:
             return None
+        if type(refs) is Rows:  # one message per value
+            return refs[i]
         if i < len(refs) and refs[i] is not None:
             return refs[i]  # the common case in O(1): islice below skips its first i items one by one
         for ref in islice(refs, i, None):
@@ -95,7 +98,17 @@ class Batch:
 
     def key_at(self, i: int) -> Any:
         """The message key of value ``i`` (None when it has no message)."""
+        refs = self.refs
+        if type(refs) is Rows:  # one message per value: the key is in the fetch's columns
+            return refs.key_at(i)
         return _key_of(self.ref_at(i))
+
+    def keys(self) -> list[Any]:
+        """The message key of every value, in order."""
+        refs = self.refs
+        if type(refs) is Rows:
+            return refs.keys()
+        return list(map(self.key_at, range(len(self.values))))
 
     def __len__(self) -> int:
         return len(self.values)

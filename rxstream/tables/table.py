@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Mutable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from .._core.rows import Rows
 from ..codecs import decode_value
 from ..durations import Duration
 from ..errors import ConfigurationError, DecodeError, TableError
@@ -170,13 +171,24 @@ class Table(MutableMapping[Any, Any]):
     def __setitem__(self, key: Any, value: Any) -> None:
         # the hot path of counting: what MemoryStore.set and ChangelogTopic.put (Queued.add) do, done here
         cursor = event_source()
+        values = self._values
         try:
-            row = cursor.batch.refs[cursor.index]  # `Cursor.current_row`'s common case
+            refs, index = cursor.batch.refs, cursor.index
+            if type(refs) is Rows and values is not None and value is not None and not self.use_partitioner:
+                columns, partition = refs.columns, refs.columns.partition  # a memory fetch: no row needed
+                queued = self._queued.get(partition)
+                if queued is not None and queued.topic == columns.topic and partition not in self._revoked:
+                    values[key] = value
+                    self._partition_of[key] = partition
+                    queued.keys.append(key)
+                    queued.values.append(value)
+                    queued.offsets.append(columns.start + refs.places[index] + refs.shift)
+                    return
+            row = refs[index]  # `Cursor.current_row`'s common case
         except (AttributeError, IndexError, TypeError):
             row = None
         if type(row) is not tuple:
             row = row.message if type(row) is Event else current_source()
-        values = self._values
         if row is not None and values is not None and value is not None and not self.use_partitioner:
             partition = row[PARTITION]
             if partition < self._partitions and partition not in self._revoked:

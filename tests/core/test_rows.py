@@ -66,6 +66,16 @@ def test_slices_and_takes_read_the_columns_of_their_own_messages() -> None:
     assert rows == list(rows) and kept == [rows[2], rows[5]] and kept != rows
 
 
+def test_keys_and_offsets_are_read_from_the_columns_of_each_view() -> None:
+    marked = fetched(keys=True)
+    kept = marked[4:].take([0, 3])
+    assert (kept.keys(), kept.key_at(1)) == ([None, "k7"], "k7")
+    assert (kept.offset_at(0), kept.offset_at(-1)) == (104, 107)
+    plain = fetched()[2:5]
+    assert (plain.keys(), plain.key_at(0), plain.offset_at(2)) == ([None, None, None], None, 104)
+    assert not marked.columns.built and not plain.columns.built
+
+
 def test_keys_and_headers_are_found_only_among_the_views_own_messages() -> None:
     plain = fetched()
     assert not plain.keyed() and not plain.with_headers()

@@ -53,6 +53,7 @@ async def test_each_message_of_a_mixed_fetch_arrives_with_its_own_key_headers_of
     app = new_app("mixed")
     source = app.topic("source", partitions=1)
     seen: list[tuple[Any, ...]] = []
+    pairs: list[tuple[Any, Any]] = []
 
     @app.agent(source)
     async def record(stream: Stream[Any]) -> None:
@@ -60,13 +61,18 @@ async def test_each_message_of_a_mixed_fetch_arrives_with_its_own_key_headers_of
             event = current_event()
             seen.append((event.message.offset, event.key, value, dict(event.headers or {}), event.timestamp))
 
+    @app.agent(source)
+    async def keyed(stream: Stream[Any]) -> None:
+        async for key, value in stream.items():
+            pairs.append((key, value))
+
     await source.send_many(["a", "b"])  # keyless, before the log has a key or headers column
     await source.send(key="k", value="c", headers={"h": "1"})
     await source.send_many(["d"])
     await source.send(key="m", value="e")
     async with app:
         async with asyncio.timeout(5):
-            while len(seen) < 5:
+            while len(seen) < 5 or len(pairs) < 5:
                 await asyncio.sleep(0.005)
     assert [entry[:4] for entry in seen] == [
         (0, None, "a", {}),
@@ -75,5 +81,6 @@ async def test_each_message_of_a_mixed_fetch_arrives_with_its_own_key_headers_of
         (3, None, "d", {}),
         (4, "m", "e", {}),
     ]
+    assert pairs == [(None, "a"), (None, "b"), ("k", "c"), (None, "d"), ("m", "e")]
     stamps = [entry[4] for entry in seen]
     assert stamps[0] == stamps[1] and stamps == sorted(stamps) and len(set(stamps)) >= 3
