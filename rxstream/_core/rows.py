@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from operator import countOf
 from typing import Any, overload
 
@@ -131,6 +132,30 @@ class Rows(Sequence[Row]):
     def place(self, i: int) -> int:
         """Where message ``i`` of this sequence sits among the fetch's columns."""
         return self.places[i] + self.shift
+
+    def listed(self) -> list[Row]:
+        """Every message's row, in order, for a reader that goes through a batch's events: the rows not
+        built yet are built together at C level; a row built before stays the same object."""
+        columns, places, shift = self.columns, self.places, self.shift
+        if type(places) is not range or places.step != 1 or len(columns.stamps) != 1:
+            return list(map(columns.row, (j + shift for j in places)))
+        start, stop = places.start + shift, places.stop + shift
+        keys, headers, none = columns.keys, columns.headers, repeat(None)
+        rows = zip(
+            repeat(columns.topic),
+            repeat(columns.partition),
+            range(columns.start + start, columns.start + stop),
+            repeat(columns.stamps[0]),
+            none if keys is None else keys[start:stop],
+            columns.values[start:stop],
+            none if headers is None else headers[start:stop],
+            none,
+            none,
+        )
+        built = dict(zip(range(start, stop), rows, strict=True))
+        built.update(columns.built)
+        columns.built = built
+        return list(map(built.__getitem__, range(start, stop)))
 
     def key_at(self, i: int) -> Any:
         """The key of message ``i``, read from the columns."""

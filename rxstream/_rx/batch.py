@@ -85,6 +85,8 @@ class Batch:
     def event_at(self, i: int) -> Event:
         """Materialise the event of value ``i``."""
         value = self.values[i]
+        if type(self.refs) is Rows:  # a reader of events reads them all: the fetch's rows, built at once
+            self.refs = self.refs.listed()
         ref = self.ref_at(i)
         match ref:
             case tuple() | Event():

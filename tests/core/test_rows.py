@@ -66,6 +66,21 @@ def test_slices_and_takes_read_the_columns_of_their_own_messages() -> None:
     assert rows == list(rows) and kept == [rows[2], rows[5]] and kept != rows
 
 
+def test_listing_builds_the_rest_at_once_and_keeps_the_rows_handed_out_before() -> None:
+    for runs in ([90], [90, 104]):  # one send call, or two (then each row is built on its own)
+        columns = Columns(
+            "orders", 3, 100, [10 * i for i in range(8)], None, None, runs, [1.5, 2.5][: len(runs)]
+        )
+        rows = Rows(columns, range(8))
+        early = rows[3]
+        listed = rows[2:6].listed()
+        assert [row[2] for row in listed] == [102, 103, 104, 105]
+        assert listed[1] is early and listed[2] is rows[4] and rows[5] is listed[3]
+        assert listed[0] == ("orders", 3, 102, 1.5, None, 20, None, None, None)
+        assert listed[3][3] == (2.5 if len(runs) == 2 else 1.5)
+        assert sorted(columns.built) == [2, 3, 4, 5]
+
+
 def test_keys_and_offsets_are_read_from_the_columns_of_each_view() -> None:
     marked = fetched(keys=True)
     kept = marked[4:].take([0, 3])
