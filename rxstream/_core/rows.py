@@ -116,8 +116,7 @@ class Rows(Sequence[Row]):
         return columns.row(j) if row is None else row
 
     def __iter__(self) -> Iterator[Row]:
-        row, shift = self.columns.row, self.shift
-        return (row(j + shift) for j in self.places)
+        return iter(self.listed())  # whoever iterates reads every row: built together
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (Rows, list, tuple)):

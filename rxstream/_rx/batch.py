@@ -74,7 +74,7 @@ class Batch:
         if refs is None:
             return None
         if type(refs) is Rows:  # one message per value
-            return refs[i]
+            return refs[i] if i < len(refs) else None
         if i < len(refs) and refs[i] is not None:
             return refs[i]  # the common case in O(1): islice below skips its first i items one by one
         for ref in islice(refs, i, None):
@@ -102,7 +102,7 @@ class Batch:
         """The message key of value ``i`` (None when it has no message)."""
         refs = self.refs
         if type(refs) is Rows:  # one message per value: the key is in the fetch's columns
-            return refs.key_at(i)
+            return refs.key_at(i) if i < len(refs) else None
         return _key_of(self.ref_at(i))
 
     def keys(self) -> list[Any]:
