@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from operator import countOf
 from typing import Any, overload
 
@@ -64,6 +64,19 @@ class Columns:
         self.any_keys: bool | None = None if keys is not None else False
         self.any_headers: bool | None = None if headers is not None else False
         """Whether any message has a key, headers; None until asked."""
+
+    def stamped(self, first: int, stop: int) -> Iterator[float]:
+        """The timestamps of offsets ``first..stop-1``, a run at a time."""
+        starts, stamps = self.stamp_starts, self.stamps
+        if len(stamps) == 1:
+            return repeat(stamps[0], stop - first)
+        k = bisect_right(starts, first) - 1
+        runs = []
+        while first < stop:
+            end = min(starts[k + 1], stop) if k + 1 < len(starts) else stop
+            runs.append(repeat(stamps[k], end - first))
+            first, k = end, k + 1
+        return chain.from_iterable(runs)
 
     def row(self, j: int) -> Row:
         """The row of message ``j`` of the fetch, built once."""
@@ -136,7 +149,7 @@ class Rows(Sequence[Row]):
         """Every message's row, in order, for a reader that goes through a batch's events: the rows not
         built yet are built together at C level; a row built before stays the same object."""
         columns, places, shift = self.columns, self.places, self.shift
-        if type(places) is not range or places.step != 1 or len(columns.stamps) != 1:
+        if type(places) is not range or places.step != 1:
             return list(map(columns.row, (j + shift for j in places)))
         start, stop = places.start + shift, places.stop + shift
         keys, headers, none = columns.keys, columns.headers, repeat(None)
@@ -144,7 +157,7 @@ class Rows(Sequence[Row]):
             repeat(columns.topic),
             repeat(columns.partition),
             range(columns.start + start, columns.start + stop),
-            repeat(columns.stamps[0]),
+            columns.stamped(columns.start + start, columns.start + stop),
             none if keys is None else keys[start:stop],
             columns.values[start:stop],
             none if headers is None else headers[start:stop],
