@@ -23,8 +23,8 @@ NO_HEADERS: Headers = MappingProxyType({})
 class Message(NamedTuple):
     """One record as a transport delivered it: where it lives, when it was written, its key and value.
 
-    Transports hand records over as `Row` tuples in these fields' order (the memory log stores plain
-    tuples, which the garbage collector skips); `Message.of` names one.
+    Transports hand records over as `Row` tuples in these fields' order (the memory log builds them from
+    its columns when they are read); `Message.of` names one.
     """
 
     topic: str

@@ -3,10 +3,9 @@
 Every transport opened on the same URL shares one `MemoryBroker` (``memory://`` is the default log,
 ``memory://name`` a separate one), so two workers of an app in one process share topics, committed offsets
 and consumer groups, and split partitions as Kafka members would. Keys and values are stored as the Python
-objects that were sent (``needs_bytes`` is false). The log (`rxstream.transport.memory_log`) holds plain
-tuples in `Message` field order (headers None when there are none), which the garbage collector skips when
-their keys and values are atomic (numbers, strings, bytes), so a large log costs no collection time;
-consumers receive those very tuples, shared by every group.
+objects that were sent (``needs_bytes`` is false). The log (`rxstream.transport.memory_log`) keeps them
+in columns, a few list places per message; a consumer receives a fetch as `Rows` over slices of those
+columns, whose `Message`-ordered tuples (headers None when there are none) are built only when read.
 
 Memory is bounded per partition, twice; a send beyond either bound waits, it never drops:
 
