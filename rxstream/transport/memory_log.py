@@ -2,12 +2,11 @@
 
 A partition keeps its messages as columns from ``base`` on (values; keys and headers once a message has
 some; timestamps as one run per send call) and hands a fetch over as `Rows`: no tuple per message is built
-to store or read one. What every known group committed
-past is trimmed, and ``room`` says how many more fit before some group lags
-``max_partition_backlog`` behind its commits, or some reader ``max_partition_unread`` behind what it
-fetched. A topic routes records to its partitions (explicit partition, key hash, or round-robin for keyless
-records and bare values). `Transactions` keeps each transactional id's epoch, so a partition's new owner
-fences the old one.
+to store or read one. What every known group committed past is trimmed, and ``room`` says how many more
+fit before some group lags ``max_partition_backlog`` behind its commits, or some reader
+``max_partition_unread`` behind what it fetched. A topic routes records to its partitions (explicit
+partition, key hash, or round-robin for keyless records and bare values). `Transactions` keeps each
+transactional id's epoch, so a partition's new owner fences the old one.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import countOf, itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -135,76 +134,57 @@ class PartitionLog:
         if type(records) is PartitionRecords:
             self._extend_columns(records, stamp)
             return
-        n = len(records)
-        if not n:
-            return
-        last = self._stamp(n, stamp)
-        if not _all_none(records, 0):
-            self.last_keyed = last
-            self._keys().extend(map(_key_of, records))
-        elif self.keys is not None:
-            self.keys.extend(repeat(None, n))
-        if not _all_none(records, 3):
-            self.last_headers = last
-            self._headers().extend([dict(r[3]) if r[3] else None for r in records])
-        elif self.headers is not None:
-            self.headers.extend(repeat(None, n))
-        self.values.extend(map(_value_of, records))
+        keys = None if _all_none(records, 0) else map(_key_of, records)
+        headers = None if _all_none(records, 3) else [dict(r[3]) if r[3] else None for r in records]
+        self._append(len(records), stamp, map(_value_of, records), keys, headers)
 
     def _extend_columns(self, records: PartitionRecords, stamp: float) -> None:
         """Append one partition's records given as columns."""
         n = len(records.keys)
-        if not n:
-            return
-        last = self._stamp(n, stamp)
-        if countOf(records.keys, None) != n:
-            self.last_keyed = last
-            self._keys().extend(records.keys)
-        elif self.keys is not None:
-            self.keys.extend(repeat(None, n))
-        given = {i: dict(headers) for i, headers in records.headers.items() if headers}
-        if given:
-            self.last_headers = last
-            headers = self._headers()
-            at = len(headers)
-            headers.extend(repeat(None, n))
-            for i, copied in given.items():
-                headers[at + i] = copied
-        elif self.headers is not None:
-            self.headers.extend(repeat(None, n))
-        self.values.extend(records.values)
+        headers: list[Headers | None] | None = None
+        for i, given in records.headers.items():
+            if given:
+                if headers is None:
+                    headers = [None] * n
+                headers[i] = dict(given)
+        keys = None if countOf(records.keys, None) == n else records.keys
+        self._append(n, stamp, records.values, keys, headers)
 
     def extend_values(self, values: Sequence[Any], stamp: float) -> None:
         """Append values without key or headers with the next offsets."""
-        n = len(values)
+        self._append(len(values), stamp, values, None, None)
+
+    def _append(
+        self,
+        n: int,
+        stamp: float,
+        values: Iterable[Any],
+        keys: Iterable[Any] | None,
+        headers: Iterable[Headers | None] | None,
+    ) -> None:
+        """Append ``n`` messages sent at ``stamp``: their values, keys and headers (None: none of them has
+        any). The keys and headers columns are made, None in every place so far, when the first ones come."""
         if not n:
             return
-        self._stamp(n, stamp)
-        if self.keys is not None:
-            self.keys.extend(repeat(None, n))
-        if self.headers is not None:
-            self.headers.extend(repeat(None, n))
-        self.values.extend(values)
-
-    def _stamp(self, n: int, stamp: float) -> int:
-        """Give the next ``n`` offsets ``stamp`` (call before their values are appended); the last of them."""
         start = self.base + len(self.values)
         if not self.stamps or self.stamps[-1] != stamp:
             self.stamp_starts.append(start)
             self.stamps.append(stamp)
-        return start + n - 1
-
-    def _keys(self) -> list[Any]:
-        """The keys column, made (None in every place so far) when the first key comes."""
-        if self.keys is None:
-            self.keys = [None] * len(self.values)
-        return self.keys
-
-    def _headers(self) -> list[Headers | None]:
-        """The headers column, made (None in every place so far) when the first headers come."""
-        if self.headers is None:
-            self.headers = [None] * len(self.values)
-        return self.headers
+        if keys is not None:
+            self.last_keyed = start + n - 1
+            if self.keys is None:
+                self.keys = [None] * len(self.values)
+            self.keys.extend(keys)
+        elif self.keys is not None:
+            self.keys.extend(repeat(None, n))
+        if headers is not None:
+            self.last_headers = start + n - 1
+            if self.headers is None:
+                self.headers = [None] * len(self.values)
+            self.headers.extend(headers)
+        elif self.headers is not None:
+            self.headers.extend(repeat(None, n))
+        self.values.extend(values)
 
     def read(self, offset: int, limit: int) -> Rows:
         """Up to ``limit`` messages from ``offset`` on (retained, not past the end)."""
