@@ -570,7 +570,7 @@ def _key_at(batch: Any, index: int) -> Any:
     """The key of the event behind value ``index`` of ``batch`` (the last one, for a value of several)."""
     refs = batch.refs
     if type(refs) is Rows:
-        return refs.key_at(index) if index < len(refs) else None
+        return batch.key_at(index)
     ref = refs[index] if index < len(refs) else None
     if ref is None:
         ref = batch.ref_at(index)

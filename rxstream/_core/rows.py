@@ -136,8 +136,6 @@ class Rows(Sequence[Row]):
             return len(self) == len(other) and all(map(operator.eq, self, other))
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]  # a sequence compared by content, as a list is
-
     def __repr__(self) -> str:
         return f"<Rows of {self.columns.topic}[{self.columns.partition}], {len(self.places)} messages>"
 
